@@ -1,2 +1,8 @@
 //! backupmanager: runs rsync jobs on in-process cron schedules and chains machines safely
 //! through lock files. See DESIGN.md for the architecture (parse → build → run).
+
+pub mod cli;
+pub mod commands;
+pub mod config;
+pub mod exit;
+pub mod schedule;

@@ -1,0 +1,4 @@
+//! One file per subcommand. Each takes validated arguments and returns an exit code.
+
+pub mod next;
+pub mod validate;

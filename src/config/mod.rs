@@ -1,0 +1,228 @@
+//! The configuration: YAML files → typed, validated values.
+//!
+//! Data flows one way: [`load`] reads the main file and its drop-ins, [`yaml`] turns text into a
+//! spanned tree, [`decode`] turns the tree into the types below while collecting *every* problem
+//! as a [`Diagnostic`] with `file:line:col`, and only a config without errors is handed on. The
+//! daemon and `run-job` therefore only ever see validated values.
+//!
+//! This module is plain data. It knows nothing of running, locking or scheduling beyond parsing a
+//! schedule expression; it never touches the network and only reads the filesystem to load files and
+//! to warn about a source that does not exist.
+
+pub mod decode;
+pub mod diag;
+pub mod duration;
+pub mod words;
+pub mod yaml;
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use crate::schedule::Schedule;
+pub use diag::{Diagnostic, Severity, Span};
+
+/// Where the packaged config lives; `--config` and `BACKUPMANAGER_CONFIG` override it.
+pub const DEFAULT_PATH: &str = "/etc/backupmanager/backupmanager.yaml";
+/// Drop-in job files read when the main file has no `include:`.
+pub const DEFAULT_INCLUDE: &str = "jobs.d/*.yaml";
+
+/// A validated configuration.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// The main file it was read from.
+    pub main_file: PathBuf,
+    /// Every file that contributed (main file first, then drop-ins in sorted order).
+    pub files: Vec<PathBuf>,
+    /// Directory for the pid file and runtime state (per-job run locks, ssh control sockets).
+    pub pid_file_dir: PathBuf,
+    /// Directory for persistent state (last run times, run history).
+    pub state_dir: PathBuf,
+    /// Time zone schedules are evaluated in.
+    pub timezone: Zone,
+    pub jobs: Vec<Job>,
+}
+
+impl Config {
+    pub fn job(&self, id: &str) -> Option<&Job> {
+        self.jobs.iter().find(|j| j.id == id)
+    }
+}
+
+/// The zone schedules use: the system's (`TZ` honoured) unless `timezone:` names one.
+#[derive(Debug, Clone)]
+pub struct Zone {
+    /// The IANA name, or `None` for the system zone.
+    pub name: Option<String>,
+    pub tz: jiff::tz::TimeZone,
+}
+
+impl Zone {
+    pub fn system() -> Zone {
+        Zone {
+            name: None,
+            tz: jiff::tz::TimeZone::system(),
+        }
+    }
+}
+
+/// One job: its schedule, its lock files, what it waits for and what it copies.
+#[derive(Debug, Clone)]
+pub struct Job {
+    pub id: String,
+    /// Where the job is defined (its `id` value).
+    pub origin: Span,
+    pub enabled: bool,
+    pub schedule: Schedule,
+    /// The destination host of the syncs; `None` means every sync is local.
+    pub remote: Option<Remote>,
+    pub ssh: SshSettings,
+    pub lock_files: Vec<LockFile>,
+    pub blocks_on: Vec<Blocker>,
+    pub syncs: Vec<Sync>,
+    /// Give up (exit 75, *blocked*) after waiting this long for blockers; `None` waits forever.
+    pub max_wait: Option<Duration>,
+    /// How many times a sync that failed transiently is retried.
+    pub retries: u32,
+    /// How often a held lock file's mtime is refreshed.
+    pub lock_heartbeat: Duration,
+    /// A lock file of ours whose mtime is older than this is considered abandoned.
+    pub stale_after: Duration,
+}
+
+/// `user@host:port` for SSH. `user` and `port` left out mean ssh's own defaults (and `~/.ssh/config`).
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Remote {
+    pub user: Option<String>,
+    pub host: String,
+    pub port: Option<u16>,
+}
+
+impl Remote {
+    /// Same machine and sshd, whoever logs in.
+    pub fn same_endpoint(&self, other: &Remote) -> bool {
+        self.host == other.host && self.port.unwrap_or(22) == other.port.unwrap_or(22)
+    }
+}
+
+impl std::fmt::Display for Remote {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        if let Some(u) = &self.user {
+            write!(f, "{u}@")?;
+        }
+        write!(f, "{}", self.host)?;
+        if let Some(p) = self.port {
+            write!(f, ":{p}")?;
+        }
+        Ok(())
+    }
+}
+
+/// Per-job SSH settings, used alike for lock checks and for rsync's transport.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SshSettings {
+    pub identity_file: Option<PathBuf>,
+    pub known_hosts_file: Option<PathBuf>,
+    /// Extra `-o Key=Value` options.
+    pub options: Vec<String>,
+}
+
+/// Where a lock file lives.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Location {
+    Local,
+    Remote(Remote),
+}
+
+impl Location {
+    pub fn same_place(&self, other: &Location) -> bool {
+        match (self, other) {
+            (Location::Local, Location::Local) => true,
+            (Location::Remote(a), Location::Remote(b)) => a.same_endpoint(b),
+            _ => false,
+        }
+    }
+}
+
+impl std::fmt::Display for Location {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Location::Local => f.write_str("local"),
+            Location::Remote(r) => write!(f, "{r}"),
+        }
+    }
+}
+
+/// A lock file the job creates while it runs.
+#[derive(Debug, Clone)]
+pub struct LockFile {
+    pub location: Location,
+    pub path: String,
+    pub span: Span,
+}
+
+/// A lock file that must be absent before the job starts.
+#[derive(Debug, Clone)]
+pub struct Blocker {
+    pub location: Location,
+    pub path: String,
+    /// Re-check interval while the blocker is present.
+    pub wait_time: Duration,
+    /// For a lock file written by another program: treat it as abandoned when its mtime is older
+    /// than this. Without it such a file blocks for as long as it exists.
+    pub stale_after: Option<Duration>,
+    pub span: Span,
+}
+
+/// One rsync invocation.
+#[derive(Debug, Clone)]
+pub struct Sync {
+    pub source: String,
+    pub dest: String,
+    /// `opts` as written in the file.
+    pub opts: Vec<String>,
+    /// `opts` split into arguments (see [`words::split`]).
+    pub args: Vec<String>,
+    /// Run even when a `--delete` sync's source is missing or empty.
+    pub allow_empty_source: bool,
+    pub span: Span,
+}
+
+impl Sync {
+    pub fn deletes(&self) -> bool {
+        self.args.iter().any(|a| words::is_delete_opt(a))
+    }
+}
+
+/// What a load produced: the config when there were no errors, and every diagnostic either way.
+#[derive(Debug)]
+pub struct Loaded {
+    pub config: Option<Config>,
+    pub diagnostics: Vec<Diagnostic>,
+    /// Text of every file read, for rendering source lines under diagnostics.
+    pub sources: BTreeMap<PathBuf, String>,
+}
+
+impl Loaded {
+    pub fn errors(&self) -> usize {
+        self.diagnostics.iter().filter(|d| d.is_error()).count()
+    }
+
+    pub fn warnings(&self) -> usize {
+        self.diagnostics.len() - self.errors()
+    }
+
+    /// Every diagnostic rendered with its source line, errors and warnings in file order.
+    pub fn render(&self) -> String {
+        self.diagnostics
+            .iter()
+            .map(|d| d.render(self.sources.get(&d.span.file).map(String::as_str)))
+            .collect::<Vec<_>>()
+            .join("\n")
+    }
+}
+
+/// Reads and validates the configuration rooted at `path`.
+pub fn load(path: &Path) -> Loaded {
+    decode::load(path)
+}

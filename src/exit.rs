@@ -1,0 +1,12 @@
+//! Exit codes, decided in one place (sysexits.h where one fits).
+
+/// Success.
+pub const OK: i32 = 0;
+/// A job ran and failed (rsync error, refused to sync, lock trouble).
+pub const FAILED: i32 = 1;
+/// Wrong command-line usage (clap uses this too).
+pub const USAGE: i32 = 2;
+/// EX_TEMPFAIL: a job was blocked (max_wait passed, or --no-wait) and did not run.
+pub const BLOCKED: i32 = 75;
+/// EX_CONFIG: the configuration is invalid.
+pub const CONFIG: i32 = 78;
