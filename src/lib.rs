@@ -5,4 +5,6 @@ pub mod cli;
 pub mod commands;
 pub mod config;
 pub mod exit;
+pub mod rsync;
 pub mod schedule;
+pub mod ssh;
