@@ -5,6 +5,7 @@ pub mod cli;
 pub mod commands;
 pub mod config;
 pub mod exit;
+pub mod lock;
 pub mod rsync;
 pub mod schedule;
 pub mod ssh;
