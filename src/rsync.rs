@@ -17,6 +17,8 @@
 //!   `--info=stats2`); stats are then `None`.
 //! * `-h` would print stats as `3.01M`; `--no-human-readable` is appended after the user's
 //!   options (last one wins) so the numbers stay exact.
+//! * The group is only signalled while rsync (the group leader) runs or is exited but not yet
+//!   reaped, so its pid/pgid cannot have been recycled for someone else's group.
 
 use std::collections::VecDeque;
 use std::ffi::OsString;
