@@ -17,6 +17,8 @@
 //!   `--info=stats2`); stats are then `None`.
 //! * `-h` would print stats as `3.01M`; `--no-human-readable` is appended after the user's
 //!   options (last one wins) so the numbers stay exact.
+//! * The group is only signalled while rsync (the group leader) runs or is exited but not yet
+//!   reaped, so its pid/pgid cannot have been recycled for someone else's group.
 
 use std::collections::VecDeque;
 use std::ffi::OsString;
@@ -355,50 +357,64 @@ impl RunningRsync {
         (self.child.stdout.take(), self.child.stderr.take())
     }
 
-    /// Non-blocking: has rsync exited? Reaps it if so.
+    /// Has rsync exited? Checked WITHOUT reaping (`waitid(WNOWAIT)`): while rsync is an
+    /// unreaped zombie its pid, which is also the group id, cannot be reused, so signalling
+    /// the group is guaranteed to reach only processes we started.
+    fn exited_unreaped(&self) -> bool {
+        use nix::sys::wait::{waitid, Id, WaitPidFlag, WaitStatus};
+        let flags = WaitPidFlag::WEXITED | WaitPidFlag::WNOHANG | WaitPidFlag::WNOWAIT;
+        !matches!(
+            waitid(Id::Pid(self.pgid), flags),
+            Ok(WaitStatus::StillAlive)
+        )
+    }
+
+    /// SIGKILL whatever is left in the group (rsync must be exited but not yet reaped),
+    /// then reap rsync.
+    fn reap(&mut self) -> std::io::Result<ExitStatus> {
+        self.signal_group(Signal::SIGKILL);
+        let st = self.child.wait()?;
+        self.reaped = Some(st);
+        Ok(st)
+    }
+
+    /// Non-blocking: has rsync exited? If so, kills any straggler in its group (an ssh it
+    /// left behind) and reaps it.
     pub fn try_wait(&mut self) -> std::io::Result<Option<ExitStatus>> {
         if let Some(st) = self.reaped {
             return Ok(Some(st));
         }
-        let st = self.child.try_wait()?;
-        self.reaped = st;
-        Ok(st)
+        if !self.exited_unreaped() {
+            return Ok(None);
+        }
+        self.reap().map(Some)
     }
 
     fn signal_group(&self, sig: Signal) {
-        // The group outlives rsync itself if a child (ssh) is still in it, so signal the
-        // group even after rsync was reaped; ESRCH just means it is empty.
-        let _ = killpg(self.pgid, sig);
+        // Only called while rsync is unreaped (see exited_unreaped); ESRCH = group empty.
+        if self.reaped.is_none() {
+            let _ = killpg(self.pgid, sig);
+        }
     }
 
-    /// SIGTERM the process group, wait up to `grace` for rsync, then SIGKILL the group;
-    /// rsync is reaped on return.
+    /// SIGTERM the process group, wait up to `grace` for rsync to exit, then SIGKILL the
+    /// group; rsync is reaped on return.
     pub fn terminate(&mut self, grace: Duration) {
+        if self.reaped.is_some() {
+            return;
+        }
         self.signal_group(Signal::SIGTERM);
         let deadline = Instant::now() + grace;
-        while Instant::now() < deadline {
-            match self.try_wait() {
-                Ok(Some(_)) | Err(_) => break,
-                Ok(None) => std::thread::sleep(Duration::from_millis(10)),
-            }
+        while Instant::now() < deadline && !self.exited_unreaped() {
+            std::thread::sleep(Duration::from_millis(10));
         }
-        // Kill stragglers (rsync if it ignored SIGTERM, or its ssh).
-        self.signal_group(Signal::SIGKILL);
-        if self.reaped.is_none() {
-            if let Ok(st) = self.child.wait() {
-                self.reaped = Some(st);
-            }
-        }
+        // Kill stragglers (rsync if it ignored SIGTERM, or its ssh), then reap.
+        let _ = self.reap();
     }
 }
 
 impl Drop for RunningRsync {
     fn drop(&mut self) {
-        if self.reaped.is_some() {
-            // rsync is gone; make sure nothing it left in its group lingers.
-            self.signal_group(Signal::SIGKILL);
-            return;
-        }
         self.terminate(DROP_GRACE);
     }
 }
@@ -520,7 +536,7 @@ pub fn run(
         }
         std::thread::sleep(Duration::from_millis(10));
     };
-    drop(proc); // kills anything rsync left in its group
+    drop(proc); // already reaped (stragglers were killed then): a no-op
     let stderr_tail: Vec<String> = err_tail.into();
     match status.code() {
         Some(code) => Ok(RsyncResult {

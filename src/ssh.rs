@@ -148,7 +148,7 @@ impl fmt::Display for SshTarget {
 /// honoured.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SshConfig {
-    /// `-i FILE -o IdentitiesOnly=yes`.
+    /// `-o IdentityFile="FILE" -o IdentitiesOnly=yes` (see [`ssh_args`] for why not `-i`).
     pub identity_file: Option<PathBuf>,
     /// `-o UserKnownHostsFile=FILE`.
     pub known_hosts_file: Option<PathBuf>,
@@ -239,7 +239,7 @@ fn control_path(cfg: &SshConfig) -> Option<PathBuf> {
 /// Arguments after the program name and before the destination/command.
 ///
 /// Order: `BatchMode=yes`, `StrictHostKeyChecking=yes` (see the module doc), ConnectTimeout,
-/// identity, known_hosts, ControlMaster trio, `-p`, `-l`, then `extra_options`.
+/// `IdentityFile` + `IdentitiesOnly`, known_hosts, ControlMaster trio, `-p`, `-l`, then `extra_options`.
 pub fn ssh_args(target: &SshTarget, cfg: &SshConfig) -> Vec<OsString> {
     let mut a: Vec<OsString> = Vec::new();
     let opt = |v: OsString, a: &mut Vec<OsString>| {
@@ -253,8 +253,10 @@ pub fn ssh_args(target: &SshTarget, cfg: &SshConfig) -> Vec<OsString> {
         &mut a,
     );
     if let Some(id) = &cfg.identity_file {
-        a.push("-i".into());
-        a.push(escape_percent(id.as_os_str()));
+        // Not `-i FILE`: ssh stat()s a `-i` path literally but later %-expands it, so a path
+        // containing `%` cannot be written for `-i` at all. `-o IdentityFile="…"` is only
+        // tokenised and expanded, so quoting + `%%` round-trips any path.
+        opt(config_value("IdentityFile", id), &mut a);
         opt("IdentitiesOnly=yes".into(), &mut a);
     }
     if let Some(kh) = &cfg.known_hosts_file {
@@ -681,8 +683,8 @@ mod tests {
                 "StrictHostKeyChecking=yes",
                 "-o",
                 "ConnectTimeout=3",
-                "-i",
-                "/k/id 1%%",
+                "-o",
+                "IdentityFile=\"/k/id 1%%\"",
                 "-o",
                 "IdentitiesOnly=yes",
                 "-o",
@@ -711,9 +713,10 @@ mod tests {
             port: None,
         };
         let cfg = SshConfig {
-            control_dir: Some(PathBuf::from(
-                "/".repeat(1) + &"d".repeat(MAX_CONTROL_DIR_LEN),
-            )),
+            control_dir: Some(PathBuf::from(format!(
+                "/{}",
+                "d".repeat(MAX_CONTROL_DIR_LEN)
+            ))),
             ..SshConfig::default()
         };
         let a = strs(&ssh_args(&t, &cfg));
@@ -754,7 +757,7 @@ mod tests {
         assert_eq!(
             rsync_rsh(&t, &cfg),
             "ssh -o BatchMode=yes -o StrictHostKeyChecking=yes -o ConnectTimeout=10 \
-             -i '/k/my key' -o IdentitiesOnly=yes -p 22 -l root"
+             -o 'IdentityFile=\"/k/my key\"' -o IdentitiesOnly=yes -p 22 -l root"
         );
     }
 
