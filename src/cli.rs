@@ -15,6 +15,14 @@ pub struct Cli {
     #[arg(long, short = 'c', global = true, env = "BACKUPMANAGER_CONFIG", default_value = DEFAULT_PATH, value_name = "PATH")]
     pub config: PathBuf,
 
+    /// Log level or filter (error, warn, info, debug, trace; RUST_LOG syntax). Default: RUST_LOG, else info.
+    #[arg(long, global = true, value_name = "LEVEL")]
+    pub log_level: Option<String>,
+
+    /// Log format on stderr.
+    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
+
     #[command(subcommand)]
     pub command: Command,
 }
@@ -28,6 +36,22 @@ pub enum Command {
         /// Output format: readable text (stderr) or one JSON document (stdout).
         #[arg(long, value_enum, default_value_t = Format::Text)]
         format: Format,
+    },
+    /// Run one job now: wait for its blockers, take its locks, run its syncs, release.
+    ///
+    /// Exits 0 on success, 1 when the run failed, 75 when it was blocked (max_wait passed, or
+    /// --no-wait), 78 when the config is invalid.
+    RunJob {
+        /// The job's id.
+        #[arg(value_name = "JOB_ID")]
+        id: String,
+        /// Report lock and blocker state without waiting or locking, then run rsync with
+        /// --dry-run --itemize-changes.
+        #[arg(long)]
+        dry_run: bool,
+        /// Do not wait: end as blocked (exit 75) if a blocker or another run holds it up.
+        #[arg(long)]
+        no_wait: bool,
     },
     /// Print upcoming fire times of jobs, or of a cron expression.
     ///
@@ -47,6 +71,12 @@ pub enum Command {
         #[arg(long, short = 'n', default_value_t = 5)]
         count: usize,
     },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    Text,
+    Json,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

@@ -6,6 +6,8 @@ pub mod commands;
 pub mod config;
 pub mod exit;
 pub mod lock;
+pub mod logging;
 pub mod rsync;
+pub mod runner;
 pub mod schedule;
 pub mod ssh;

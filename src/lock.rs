@@ -134,7 +134,9 @@ fn process_start(pid: u32) -> Option<u64> {
 
 /// True when `pid` runs and is the same process that started at `start` ticks.
 fn process_alive(pid: u32, start: u64) -> bool {
-    let Ok(p) = i32::try_from(pid) else { return false };
+    let Ok(p) = i32::try_from(pid) else {
+        return false;
+    };
     match nix::sys::signal::kill(nix::unistd::Pid::from_raw(p), None) {
         Ok(()) | Err(nix::errno::Errno::EPERM) => process_start(pid).is_none_or(|s| s == start),
         Err(_) => false,
@@ -144,7 +146,9 @@ fn process_alive(pid: u32, start: u64) -> bool {
 /// `n` random bytes as hex, from the kernel.
 pub fn random_hex(n: usize) -> String {
     let mut buf = vec![0u8; n];
-    if let Err(e) = fs::File::open("/dev/urandom").and_then(|mut f| std::io::Read::read_exact(&mut f, &mut buf)) {
+    if let Err(e) =
+        fs::File::open("/dev/urandom").and_then(|mut f| std::io::Read::read_exact(&mut f, &mut buf))
+    {
         panic!("cannot read /dev/urandom: {e}");
     }
     buf.iter().map(|b| format!("{b:02x}")).collect()
@@ -176,7 +180,11 @@ impl fmt::Display for Observed {
                 r.job, r.run_id, r.pid, r.host, r.started
             ),
             Holder::Foreign(first) if first.is_empty() => {
-                write!(f, "a file not written by backupmanager (empty, {}s old)", self.age.as_secs())
+                write!(
+                    f,
+                    "a file not written by backupmanager (empty, {}s old)",
+                    self.age.as_secs()
+                )
             }
             Holder::Foreign(first) => write!(
                 f,
@@ -218,7 +226,11 @@ pub fn judge(
             if local_file && r.host == me.host && r.boot_id != me.boot_id {
                 return Verdict::Stale(format!("{} has rebooted since it was written", r.host));
             }
-            let lease = if r.lease_secs > 0 { Duration::from_secs(r.lease_secs) } else { default_lease };
+            let lease = if r.lease_secs > 0 {
+                Duration::from_secs(r.lease_secs)
+            } else {
+                default_lease
+            };
             if obs.age > lease {
                 Verdict::Stale(format!(
                     "it was last refreshed {}s ago, longer than its lease of {}s",
@@ -256,7 +268,11 @@ pub enum LockError {
         source: SshError,
     },
     #[error("lock file {path} on {target}: {message}")]
-    Remote { path: String, target: String, message: String },
+    Remote {
+        path: String,
+        target: String,
+        message: String,
+    },
 }
 
 /// Where lock files live: this host, or one reached over SSH.
@@ -294,7 +310,11 @@ impl Place {
             Place::Local => create_local(path, record),
             Place::Remote { target, ssh } => {
                 let p = Path::new(path);
-                let parent = p.parent().unwrap_or(Path::new("/")).to_string_lossy().into_owned();
+                let parent = p
+                    .parent()
+                    .unwrap_or(Path::new("/"))
+                    .to_string_lossy()
+                    .into_owned();
                 let tmp = format!("{path}.bm-{}", record.token);
                 let script = format!(
                     "umask 022; p={p}; t={t}; mkdir -p -- {d} || exit 3; \
@@ -362,8 +382,12 @@ impl Place {
         match self {
             Place::Local => match read_prefix(Path::new(path)) {
                 Ok(text) if Record::parse(&text).is_some_and(|r| r.token == token) => {
-                    let f = fs::File::options().append(true).open(path).map_err(|e| io_err(path, e))?;
-                    f.set_modified(SystemTime::now()).map_err(|e| io_err(path, e))?;
+                    let f = fs::File::options()
+                        .append(true)
+                        .open(path)
+                        .map_err(|e| io_err(path, e))?;
+                    f.set_modified(SystemTime::now())
+                        .map_err(|e| io_err(path, e))?;
                     Ok(true)
                 }
                 Ok(_) => Ok(false),
@@ -381,18 +405,29 @@ impl Place {
         }
     }
 
-    fn remote(&self, target: &SshTarget, ssh: &SshConfig, path: &str, script: &str) -> Result<String, LockError> {
-        let out = run_remote(target, ssh, script, REMOTE_TIMEOUT).map_err(|source| LockError::Ssh {
-            path: path.into(),
-            target: target.to_string(),
-            source,
-        })?;
+    fn remote(
+        &self,
+        target: &SshTarget,
+        ssh: &SshConfig,
+        path: &str,
+        script: &str,
+    ) -> Result<String, LockError> {
+        let out =
+            run_remote(target, ssh, script, REMOTE_TIMEOUT).map_err(|source| LockError::Ssh {
+                path: path.into(),
+                target: target.to_string(),
+                source,
+            })?;
         if !out.success() {
             let err = out.stderr_lossy();
             return Err(LockError::Remote {
                 path: path.into(),
                 target: target.to_string(),
-                message: format!("remote command failed (exit {}): {}", out.status, err.trim()),
+                message: format!(
+                    "remote command failed (exit {}): {}",
+                    out.status,
+                    err.trim()
+                ),
             });
         }
         Ok(out.stdout_lossy())
@@ -432,13 +467,18 @@ fn holder_of(text: &str) -> Holder {
 }
 
 fn io_err(path: &str, source: std::io::Error) -> LockError {
-    LockError::Io { path: path.into(), source }
+    LockError::Io {
+        path: path.into(),
+        source,
+    }
 }
 
 fn read_prefix(path: &Path) -> std::io::Result<String> {
     use std::io::Read;
     let mut buf = Vec::new();
-    fs::File::open(path)?.take(MAX_READ as u64).read_to_end(&mut buf)?;
+    fs::File::open(path)?
+        .take(MAX_READ as u64)
+        .read_to_end(&mut buf)?;
     Ok(String::from_utf8_lossy(&buf).into_owned())
 }
 
@@ -460,7 +500,10 @@ fn observe_local(path: &str) -> Result<Option<Observed>, LockError> {
         .ok()
         .and_then(|m| SystemTime::now().duration_since(m).ok())
         .unwrap_or_default();
-    Ok(Some(Observed { holder: holder_of(&text), age }))
+    Ok(Some(Observed {
+        holder: holder_of(&text),
+        age,
+    }))
 }
 
 fn create_local(path: &str, record: &Record) -> Result<Created, LockError> {
@@ -475,7 +518,9 @@ fn create_local(path: &str, record: &Record) -> Result<Created, LockError> {
         .mode(0o644)
         .open(&tmp)
         .map_err(|e| io_err(path, e))?;
-    let written = f.write_all(record.to_line().as_bytes()).and_then(|()| f.sync_all());
+    let written = f
+        .write_all(record.to_line().as_bytes())
+        .and_then(|()| f.sync_all());
     drop(f);
     if let Err(e) = written {
         let _ = fs::remove_file(&tmp);
@@ -512,7 +557,10 @@ mod tests {
         assert_eq!(me.boot_id.len(), 36);
         assert!(me.pid_ns.starts_with("pid:["));
         assert!(process_alive(me.pid, me.pid_start));
-        assert!(!process_alive(me.pid, me.pid_start + 1), "a different start time is another process");
+        assert!(
+            !process_alive(me.pid, me.pid_start + 1),
+            "a different start time is another process"
+        );
     }
 
     #[test]
@@ -522,7 +570,9 @@ mod tests {
         let a = Record::new(&me(), "j", "run-a", Duration::from_secs(600));
         let b = Record::new(&me(), "j", "run-b", Duration::from_secs(600));
         assert_eq!(Place::Local.create(&path, &a).unwrap(), Created::Yes);
-        let Created::Exists(Some(obs)) = Place::Local.create(&path, &b).unwrap() else { panic!() };
+        let Created::Exists(Some(obs)) = Place::Local.create(&path, &b).unwrap() else {
+            panic!()
+        };
         assert_eq!(obs.holder, Holder::Ours(a.clone()));
         assert!(!Place::Local.remove_if_token(&path, &b.token).unwrap());
         assert!(Path::new(&path).exists());
@@ -552,26 +602,48 @@ mod tests {
         let me = me();
         let lease = Duration::from_secs(600);
         let live = Record::new(&me, "j", "r", lease);
-        let obs = |r: Record, age| Observed { holder: Holder::Ours(r), age: Duration::from_secs(age) };
+        let obs = |r: Record, age| Observed {
+            holder: Holder::Ours(r),
+            age: Duration::from_secs(age),
+        };
         // Same kernel: the process decides, not the age.
-        assert_eq!(judge(&obs(live.clone(), 99_999), &me, true, lease, None), Verdict::Live);
+        assert_eq!(
+            judge(&obs(live.clone(), 99_999), &me, true, lease, None),
+            Verdict::Live
+        );
         let mut dead = live.clone();
         dead.pid = u32::MAX - 1;
-        assert!(matches!(judge(&obs(dead, 0), &me, true, lease, None), Verdict::Stale(s) if s.contains("is gone")));
+        assert!(
+            matches!(judge(&obs(dead, 0), &me, true, lease, None), Verdict::Stale(s) if s.contains("is gone"))
+        );
         // Written by this host before a reboot.
         let mut old_boot = live.clone();
         old_boot.boot_id = "00000000-0000-0000-0000-000000000000".into();
-        assert!(matches!(judge(&obs(old_boot.clone(), 0), &me, true, lease, None), Verdict::Stale(s) if s.contains("rebooted")));
+        assert!(
+            matches!(judge(&obs(old_boot.clone(), 0), &me, true, lease, None), Verdict::Stale(s) if s.contains("rebooted"))
+        );
         // Another machine: the lease decides.
         let mut other = old_boot;
         other.host = "elsewhere".into();
         other.lease_secs = 60;
-        assert_eq!(judge(&obs(other.clone(), 59), &me, false, lease, None), Verdict::Live);
-        assert!(matches!(judge(&obs(other, 61), &me, false, lease, None), Verdict::Stale(_)));
+        assert_eq!(
+            judge(&obs(other.clone(), 59), &me, false, lease, None),
+            Verdict::Live
+        );
+        assert!(matches!(
+            judge(&obs(other, 61), &me, false, lease, None),
+            Verdict::Stale(_)
+        ));
         // Someone else's file: only a blocks_on stale_after can discount it.
-        let foreign = Observed { holder: Holder::Foreign("x".into()), age: Duration::from_secs(1_000_000) };
+        let foreign = Observed {
+            holder: Holder::Foreign("x".into()),
+            age: Duration::from_secs(1_000_000),
+        };
         assert_eq!(judge(&foreign, &me, true, lease, None), Verdict::Live);
-        assert!(matches!(judge(&foreign, &me, true, lease, Some(Duration::from_secs(60))), Verdict::Stale(_)));
+        assert!(matches!(
+            judge(&foreign, &me, true, lease, Some(Duration::from_secs(60))),
+            Verdict::Stale(_)
+        ));
     }
 
     #[test]
@@ -583,6 +655,9 @@ mod tests {
         assert_eq!(o.holder, Holder::Ours(r));
         assert_eq!(parse_observation("ABSENT\n"), None);
         let o = parse_observation("PRESENT\n1000\n2000\n").unwrap();
-        assert_eq!((o.age, o.holder), (Duration::ZERO, Holder::Foreign(String::new())));
+        assert_eq!(
+            (o.age, o.holder),
+            (Duration::ZERO, Holder::Foreign(String::new()))
+        );
     }
 }

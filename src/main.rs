@@ -4,10 +4,24 @@ use clap::Parser;
 
 use backupmanager::cli::{Cli, Command};
 use backupmanager::commands;
+use backupmanager::runner::RunOptions;
 
 fn main() {
     let cli = Cli::parse();
+    backupmanager::logging::init(cli.log_level.as_deref(), cli.log_format);
     let code = match &cli.command {
+        Command::RunJob {
+            id,
+            dry_run,
+            no_wait,
+        } => commands::run_job::run(
+            &cli.config,
+            id,
+            RunOptions {
+                dry_run: *dry_run,
+                no_wait: *no_wait,
+            },
+        ),
         Command::Validate { format } => commands::validate::run(&cli.config, *format),
         Command::Next {
             jobs,

@@ -101,7 +101,11 @@ pub fn run_job(config: &Config, job: &Job, opts: RunOptions, cancel: &AtomicBool
         waited: Duration::ZERO,
         syncs: Vec::new(),
     };
-    let result = if opts.dry_run { run.dry_run() } else { run.real_run(opts.no_wait) };
+    let result = if opts.dry_run {
+        run.dry_run()
+    } else {
+        run.real_run(opts.no_wait)
+    };
     let outcome = RunOutcome {
         job: job.id.clone(),
         run_id,
@@ -112,10 +116,30 @@ pub fn run_job(config: &Config, job: &Job, opts: RunOptions, cancel: &AtomicBool
     };
     let ms = outcome.duration.as_millis() as u64;
     match &outcome.result {
-        RunResult::Success => info!(phase = "end", result = "success", duration_ms = ms, "run succeeded"),
-        RunResult::Failed(m) => error!(phase = "end", result = "failed", duration_ms = ms, "run failed: {m}"),
-        RunResult::Blocked(m) => warn!(phase = "end", result = "blocked", duration_ms = ms, "run blocked: {m}"),
-        RunResult::Cancelled => warn!(phase = "end", result = "cancelled", duration_ms = ms, "run cancelled"),
+        RunResult::Success => info!(
+            phase = "end",
+            result = "success",
+            duration_ms = ms,
+            "run succeeded"
+        ),
+        RunResult::Failed(m) => error!(
+            phase = "end",
+            result = "failed",
+            duration_ms = ms,
+            "run failed: {m}"
+        ),
+        RunResult::Blocked(m) => warn!(
+            phase = "end",
+            result = "blocked",
+            duration_ms = ms,
+            "run blocked: {m}"
+        ),
+        RunResult::Cancelled => warn!(
+            phase = "end",
+            result = "cancelled",
+            duration_ms = ms,
+            "run cancelled"
+        ),
     }
     outcome
 }
@@ -132,7 +156,11 @@ pub fn ssh_config(config: &Config, job: &Job) -> SshConfig {
 }
 
 fn target(r: &Remote) -> SshTarget {
-    SshTarget { user: r.user.clone(), host: r.host.clone(), port: r.port }
+    SshTarget {
+        user: r.user.clone(),
+        host: r.host.clone(),
+        port: r.port,
+    }
 }
 
 fn new_run_id() -> String {
@@ -162,7 +190,10 @@ impl Run<'_> {
     fn place(&self, loc: &Location) -> Place {
         match loc {
             Location::Local => Place::Local,
-            Location::Remote(r) => Place::Remote { target: target(r), ssh: self.ssh.clone() },
+            Location::Remote(r) => Place::Remote {
+                target: target(r),
+                ssh: self.ssh.clone(),
+            },
         }
     }
 
@@ -173,7 +204,8 @@ impl Run<'_> {
     fn prepare_runtime_dir(&self) -> Result<(), String> {
         let dir = &self.config.pid_file_dir;
         for d in [dir.join("jobs"), dir.join("ssh")] {
-            fs::create_dir_all(&d).map_err(|e| format!("cannot create runtime directory {}: {e}", d.display()))?;
+            fs::create_dir_all(&d)
+                .map_err(|e| format!("cannot create runtime directory {}: {e}", d.display()))?;
         }
         use std::os::unix::fs::PermissionsExt;
         let _ = fs::set_permissions(dir.join("ssh"), fs::Permissions::from_mode(0o700));
@@ -199,15 +231,25 @@ impl Run<'_> {
     }
 
     /// The per-job kernel lock: one run of a job per host.
-    fn take_run_lock(&mut self, no_wait: bool, deadline: Option<Instant>) -> Result<fs::File, RunResult> {
-        let path = self.config.pid_file_dir.join("jobs").join(format!("{}.run", self.job.id));
+    fn take_run_lock(
+        &mut self,
+        no_wait: bool,
+        deadline: Option<Instant>,
+    ) -> Result<fs::File, RunResult> {
+        let path = self
+            .config
+            .pid_file_dir
+            .join("jobs")
+            .join(format!("{}.run", self.job.id));
         let file = fs::File::options()
             .read(true)
             .write(true)
             .create(true)
             .truncate(false)
             .open(&path)
-            .map_err(|e| RunResult::Failed(format!("cannot open run lock {}: {e}", path.display())))?;
+            .map_err(|e| {
+                RunResult::Failed(format!("cannot open run lock {}: {e}", path.display()))
+            })?;
         let mut logged = false;
         let wait_start = Instant::now();
         loop {
@@ -215,11 +257,18 @@ impl Run<'_> {
                 Ok(()) => break,
                 Err(fs::TryLockError::WouldBlock) => {}
                 Err(fs::TryLockError::Error(e)) => {
-                    return Err(RunResult::Failed(format!("cannot lock {}: {e}", path.display())));
+                    return Err(RunResult::Failed(format!(
+                        "cannot lock {}: {e}",
+                        path.display()
+                    )));
                 }
             }
             let holder = fs::read_to_string(&path).unwrap_or_default();
-            let reason = format!("another run of job {} is in progress on this host ({})", self.job.id, holder.trim());
+            let reason = format!(
+                "another run of job {} is in progress on this host ({})",
+                self.job.id,
+                holder.trim()
+            );
             if no_wait {
                 return Err(RunResult::Blocked(reason));
             }
@@ -242,14 +291,24 @@ impl Run<'_> {
     }
 
     /// Own locks first, then blockers; back off and retry while blocked.
-    fn acquire(&mut self, no_wait: bool, deadline: Option<Instant>) -> Result<HeldLocks, RunResult> {
+    fn acquire(
+        &mut self,
+        no_wait: bool,
+        deadline: Option<Instant>,
+    ) -> Result<HeldLocks, RunResult> {
         let local_paths: Vec<&str> = self
             .job
             .lock_files
             .iter()
             .filter(|l| l.location == Location::Local)
             .map(|l| l.path.as_str())
-            .chain(self.job.blocks_on.iter().filter(|b| b.location == Location::Local).map(|b| b.path.as_str()))
+            .chain(
+                self.job
+                    .blocks_on
+                    .iter()
+                    .filter(|b| b.location == Location::Local)
+                    .map(|b| b.path.as_str()),
+            )
             .collect();
         // Watch before the first check, so a removal between check and wait is not missed.
         let mut watcher = Watcher::new(&local_paths);
@@ -274,7 +333,12 @@ impl Run<'_> {
                 return Err(RunResult::Blocked(blocked.reason));
             }
             if blocked.reason != last_reason {
-                info!(phase = "wait", "waiting: {} (re-checking every {}s)", blocked.reason, blocked.retry.as_secs());
+                info!(
+                    phase = "wait",
+                    "waiting: {} (re-checking every {}s)",
+                    blocked.reason,
+                    blocked.retry.as_secs()
+                );
                 last_reason = blocked.reason.clone();
             }
             let now = Instant::now();
@@ -304,7 +368,13 @@ impl Run<'_> {
     /// taken in this pass is released before returning.
     fn attempt(&mut self) -> Result<HeldLocks, Attempt> {
         let mut held = HeldLocks::default();
-        let retry_default = self.job.blocks_on.iter().map(|b| b.wait_time).min().unwrap_or(DEFAULT_RETRY);
+        let retry_default = self
+            .job
+            .blocks_on
+            .iter()
+            .map(|b| b.wait_time)
+            .min()
+            .unwrap_or(DEFAULT_RETRY);
         for l in &self.job.lock_files {
             let place = self.place(&l.location);
             let record = Record::new(&self.me, &self.job.id, &self.run_id, self.job.stale_after);
@@ -319,11 +389,15 @@ impl Run<'_> {
                     Ok(Created::Exists(None)) => continue,
                     Ok(Created::Exists(Some(obs))) => match self.judge(&place, &obs, None) {
                         Verdict::Stale(why) => {
-                            self.break_stale(&place, &l.path, &obs, &why).map_err(Attempt::Failed)?;
+                            self.break_stale(&place, &l.path, &obs, &why)
+                                .map_err(Attempt::Failed)?;
                         }
                         Verdict::Live => {
                             return Err(Attempt::Blocked(Blocked {
-                                reason: format!("own lock file {} on {} is held by {}", l.path, place, obs),
+                                reason: format!(
+                                    "own lock file {} on {} is held by {}",
+                                    l.path, place, obs
+                                ),
                                 retry: retry_default,
                             }));
                         }
@@ -354,9 +428,16 @@ impl Run<'_> {
                 }
                 Verdict::Stale(why) => {
                     if matches!(obs.holder, lock::Holder::Ours(_)) {
-                        self.break_stale(&place, &b.path, &obs, &why).map_err(Attempt::Failed)?;
+                        self.break_stale(&place, &b.path, &obs, &why)
+                            .map_err(Attempt::Failed)?;
                     } else {
-                        warn!(phase = "lock", "ignoring blocker {} on {}: {} ({why}); it is not ours, so it stays", b.path, place, obs);
+                        warn!(
+                            phase = "lock",
+                            "ignoring blocker {} on {}: {} ({why}); it is not ours, so it stays",
+                            b.path,
+                            place,
+                            obs
+                        );
                     }
                 }
             }
@@ -364,16 +445,38 @@ impl Run<'_> {
         Ok(held)
     }
 
-    fn judge(&self, place: &Place, obs: &Observed, foreign_stale_after: Option<Duration>) -> Verdict {
-        lock::judge(obs, &self.me, place.is_local(), self.job.stale_after, foreign_stale_after)
+    fn judge(
+        &self,
+        place: &Place,
+        obs: &Observed,
+        foreign_stale_after: Option<Duration>,
+    ) -> Verdict {
+        lock::judge(
+            obs,
+            &self.me,
+            place.is_local(),
+            self.job.stale_after,
+            foreign_stale_after,
+        )
     }
 
     /// Removes an abandoned backupmanager lock, only if it is still the one we judged.
-    fn break_stale(&self, place: &Place, path: &str, obs: &Observed, why: &str) -> Result<(), String> {
-        let lock::Holder::Ours(rec) = &obs.holder else { return Ok(()) };
+    fn break_stale(
+        &self,
+        place: &Place,
+        path: &str,
+        obs: &Observed,
+        why: &str,
+    ) -> Result<(), String> {
+        let lock::Holder::Ours(rec) = &obs.holder else {
+            return Ok(());
+        };
         match place.remove_if_token(path, &rec.token) {
             Ok(true) => {
-                warn!(phase = "lock", "removed stale lock {} on {} left by {}: {why}", path, place, obs);
+                warn!(
+                    phase = "lock",
+                    "removed stale lock {} on {} left by {}: {why}", path, place, obs
+                );
                 Ok(())
             }
             Ok(false) => Ok(()),
@@ -386,7 +489,14 @@ impl Run<'_> {
             let place = self.place(&l.location);
             match place.observe(&l.path) {
                 Ok(None) => info!(phase = "dry-run", "lock {} on {}: free", l.path, place),
-                Ok(Some(o)) => info!(phase = "dry-run", "lock {} on {}: held by {} ({:?})", l.path, place, o, self.judge(&place, &o, None)),
+                Ok(Some(o)) => info!(
+                    phase = "dry-run",
+                    "lock {} on {}: held by {} ({:?})",
+                    l.path,
+                    place,
+                    o,
+                    self.judge(&place, &o, None)
+                ),
                 Err(e) => return RunResult::Failed(format!("cannot check lock: {e}")),
             }
         }
@@ -394,22 +504,31 @@ impl Run<'_> {
             let place = self.place(&b.location);
             match place.observe(&b.path) {
                 Ok(None) => info!(phase = "dry-run", "blocker {} on {}: absent", b.path, place),
-                Ok(Some(o)) => info!(phase = "dry-run", "blocker {} on {}: present, {} ({:?})", b.path, place, o, self.judge(&place, &o, b.stale_after)),
+                Ok(Some(o)) => info!(
+                    phase = "dry-run",
+                    "blocker {} on {}: present, {} ({:?})",
+                    b.path,
+                    place,
+                    o,
+                    self.judge(&place, &o, b.stale_after)
+                ),
                 Err(e) => return RunResult::Failed(format!("cannot check blocker: {e}")),
             }
         }
         self.run_syncs(true)
     }
 
-    /// Runs the syncs while a heartbeat keeps the held locks fresh.
+    /// Runs the syncs while a heartbeat keeps the held locks fresh. A lock that is no longer ours
+    /// stops the run through its cancel flag (each run has its own).
     fn sync_all(&mut self, held: &HeldLocks) -> RunResult {
         let (stop_tx, stop_rx) = mpsc::channel::<()>();
         let lost = AtomicBool::new(false);
         let heartbeat = self.job.lock_heartbeat;
-        let stop_syncs = AtomicBool::new(false);
+        let cancel = self.cancel;
         std::thread::scope(|s| {
             if !held.locks.is_empty() {
-                s.spawn(|| {
+                let lost = &lost;
+                s.spawn(move || {
                     while let Err(mpsc::RecvTimeoutError::Timeout) = stop_rx.recv_timeout(heartbeat) {
                         for (place, path, token) in &held.locks {
                             match place.touch_if_token(path, token) {
@@ -417,7 +536,7 @@ impl Run<'_> {
                                 Ok(false) => {
                                     error!(phase = "lock", "lock {path} on {place} is no longer ours; stopping the run");
                                     lost.store(true, Ordering::SeqCst);
-                                    stop_syncs.store(true, Ordering::SeqCst);
+                                    cancel.store(true, Ordering::SeqCst);
                                 }
                                 Err(e) => warn!(phase = "lock", "cannot refresh lock {path} on {place}: {e}"),
                             }
@@ -425,43 +544,33 @@ impl Run<'_> {
                     }
                 });
             }
-            // Forward an outside cancel to the syncs while they run.
-            let result = {
-                let forward = Forward { from: self.cancel, to: &stop_syncs };
-                self.run_syncs_with(false, &stop_syncs, &forward)
-            };
+            let result = self.run_syncs(false);
             drop(stop_tx);
             if lost.load(Ordering::SeqCst) {
-                return RunResult::Failed("a lock file of this run was removed or taken over while it ran".into());
+                return RunResult::Failed(
+                    "a lock file of this run was removed or taken over while it ran".into(),
+                );
             }
             result
         })
     }
 
     fn run_syncs(&mut self, dry_run: bool) -> RunResult {
-        let stop = AtomicBool::new(false);
-        let forward = Forward { from: self.cancel, to: &stop };
-        self.run_syncs_with(dry_run, &stop, &forward)
-    }
-
-    fn run_syncs_with(&mut self, dry_run: bool, stop: &AtomicBool, forward: &Forward<'_>) -> RunResult {
         for (i, sync) in self.job.syncs.iter().enumerate() {
-            forward.check();
-            if stop.load(Ordering::SeqCst) {
+            if self.cancelled() {
                 return RunResult::Cancelled;
             }
             if let Err(m) = empty_source_guard(sync) {
                 return RunResult::Failed(format!("sync {i}: {m}"));
             }
-            match self.run_one(i, sync, dry_run, stop, forward) {
-                Ok(()) => {}
-                Err(r) => return r,
+            if let Err(r) = self.run_one(i, sync, dry_run) {
+                return r;
             }
         }
         RunResult::Success
     }
 
-    fn run_one(&mut self, i: usize, sync: &Sync, dry_run: bool, stop: &AtomicBool, forward: &Forward<'_>) -> Result<(), RunResult> {
+    fn run_one(&mut self, i: usize, sync: &Sync, dry_run: bool) -> Result<(), RunResult> {
         let mut cmd = RsyncCommand::new(sync.source.clone(), sync.dest.clone());
         cmd.opts = sync.args.clone();
         cmd.dry_run = dry_run;
@@ -474,20 +583,19 @@ impl Run<'_> {
         let mut attempt = 0;
         loop {
             attempt += 1;
-            info!(phase = "sync", sync = i, "sync {i} starting: {} -> {}{}", cmd.source, cmd.dest, if attempt > 1 { format!(" (attempt {attempt})") } else { String::new() });
-            let result = std::thread::scope(|s| {
-                // Watch the outside cancel flag while rsync runs (rsync polls `stop`).
-                let done = AtomicBool::new(false);
-                s.spawn(|| {
-                    while !done.load(Ordering::SeqCst) {
-                        forward.check();
-                        std::thread::sleep(Duration::from_millis(100));
-                    }
-                });
-                let r = rsync::run(&cmd, |stream, line| log_line(i, stream, line), stop);
-                done.store(true, Ordering::SeqCst);
-                r
-            });
+            info!(
+                phase = "sync",
+                sync = i,
+                "sync {i} starting: {} -> {}{}",
+                cmd.source,
+                cmd.dest,
+                if attempt > 1 {
+                    format!(" (attempt {attempt})")
+                } else {
+                    String::new()
+                }
+            );
+            let result = rsync::run(&cmd, |stream, line| log_line(i, stream, line), self.cancel);
             let res = match result {
                 Ok(r) => r,
                 Err(rsync::RsyncError::Cancelled { .. }) => return Err(RunResult::Cancelled),
@@ -503,18 +611,37 @@ impl Run<'_> {
             };
             match res.class {
                 ExitClass::Ok | ExitClass::Vanished => {
-                    let (files, bytes) = res.stats.as_ref().map_or((0, 0), |s| (s.files_transferred, s.total_size));
+                    let (files, bytes) = res
+                        .stats
+                        .as_ref()
+                        .map_or((0, 0), |s| (s.files_transferred, s.total_size));
                     if res.class == ExitClass::Vanished {
                         warn!(phase = "sync", sync = i, exit_code = 24, "sync {i}: some source files vanished during the transfer (normal for live data)");
                     }
-                    info!(phase = "sync", sync = i, result = "ok", exit_code = res.exit_code, duration_ms = ms, files, bytes, "sync {i} done: {files} file(s) transferred, {bytes} bytes in the tree");
+                    info!(
+                        phase = "sync",
+                        sync = i,
+                        result = "ok",
+                        exit_code = res.exit_code,
+                        duration_ms = ms,
+                        files,
+                        bytes,
+                        "sync {i} done: {files} file(s) transferred, {bytes} bytes in the tree"
+                    );
                     self.syncs.push(report);
                     return Ok(());
                 }
                 ExitClass::Transient(code) if attempt < max_attempts => {
                     let backoff = (Duration::from_secs(5) * 2u32.pow(attempt - 1)).min(MAX_BACKOFF);
-                    warn!(phase = "sync", sync = i, exit_code = code, "sync {i} failed transiently: {}; retrying in {}s", res.message(), backoff.as_secs());
-                    if sleep_cancellable(backoff, stop) {
+                    warn!(
+                        phase = "sync",
+                        sync = i,
+                        exit_code = code,
+                        "sync {i} failed transiently: {}; retrying in {}s",
+                        res.message(),
+                        backoff.as_secs()
+                    );
+                    if sleep_cancellable(backoff, self.cancel) {
                         return Err(RunResult::Cancelled);
                     }
                 }
@@ -527,7 +654,9 @@ impl Run<'_> {
                     };
                     return Err(RunResult::Failed(format!(
                         "sync {i} ({} -> {}) failed after {attempt} attempt(s): {}{hint}",
-                        sync.source, sync.dest, res.message()
+                        sync.source,
+                        sync.dest,
+                        res.message()
                     )));
                 }
             }
@@ -540,22 +669,12 @@ enum Attempt {
     Failed(String),
 }
 
-/// Copies an outside cancel into a run-local stop flag (the heartbeat may also set the latter).
-struct Forward<'a> {
-    from: &'a AtomicBool,
-    to: &'a AtomicBool,
-}
-
-impl Forward<'_> {
-    fn check(&self) {
-        if self.from.load(Ordering::SeqCst) {
-            self.to.store(true, Ordering::SeqCst);
-        }
-    }
-}
-
 fn log_line(sync: usize, stream: Stream, line: &str) {
     match stream {
+        // The --stats block is parsed into the sync summary; keep it out of the info log.
+        Stream::Stdout if line.trim().is_empty() || RsyncStats::default().parse_line(line) => {
+            tracing::debug!(phase = "rsync", sync, channel = "stdout", "{line}")
+        }
         Stream::Stdout => info!(phase = "rsync", sync, channel = "stdout", "{line}"),
         Stream::Stderr => warn!(phase = "rsync", sync, channel = "stderr", "{line}"),
     }
@@ -660,12 +779,19 @@ impl Watcher {
         let mut watched: Vec<PathBuf> = Vec::new();
         for p in paths {
             let p = Path::new(p);
-            let (Some(dir), Some(name)) = (p.parent(), p.file_name()) else { continue };
+            let (Some(dir), Some(name)) = (p.parent(), p.file_name()) else {
+                continue;
+            };
             names.push(name.to_os_string());
             if !watched.iter().any(|w| w == dir) {
                 // A missing directory cannot hold a blocker yet; polling covers it appearing.
                 if inotify
-                    .add_watch(dir, AddWatchFlags::IN_DELETE | AddWatchFlags::IN_MOVED_FROM | AddWatchFlags::IN_DELETE_SELF)
+                    .add_watch(
+                        dir,
+                        AddWatchFlags::IN_DELETE
+                            | AddWatchFlags::IN_MOVED_FROM
+                            | AddWatchFlags::IN_DELETE_SELF,
+                    )
                     .is_ok()
                 {
                     watched.push(dir.to_path_buf());
@@ -696,11 +822,15 @@ impl Watcher {
             }
             // Slices of at most 250 ms keep a cancel prompt without a signal pipe.
             let slice = (end - now).min(Duration::from_millis(250));
-            let timeout = PollTimeout::try_from(slice.as_millis() as i32).unwrap_or(PollTimeout::MAX);
+            let timeout =
+                PollTimeout::try_from(slice.as_millis() as i32).unwrap_or(PollTimeout::MAX);
             let mut fds = [PollFd::new(self.inotify.as_fd(), PollFlags::POLLIN)];
             if matches!(nix::poll::poll(&mut fds, timeout), Ok(n) if n > 0) {
                 if let Ok(events) = self.inotify.read_events() {
-                    if events.iter().any(|e| e.mask.contains(AddWatchFlags::IN_DELETE_SELF) || e.name.as_ref().is_some_and(|n| self.names.contains(n))) {
+                    if events.iter().any(|e| {
+                        e.mask.contains(AddWatchFlags::IN_DELETE_SELF)
+                            || e.name.as_ref().is_some_and(|n| self.names.contains(n))
+                    }) {
                         return false;
                     }
                 }
@@ -729,8 +859,14 @@ mod tests {
         let d = std::env::temp_dir().join(format!("bm-guard-{}", lock::random_hex(4)));
         fs::create_dir_all(&d).unwrap();
         let src = format!("{}/", d.display());
-        assert!(empty_source_guard(&sync(&src, &["-a", "--delete"], false)).unwrap_err().contains("is empty"));
-        assert!(empty_source_guard(&sync("/nonexistent-src/", &["--delete-after"], false)).unwrap_err().contains("does not exist"));
+        assert!(empty_source_guard(&sync(&src, &["-a", "--delete"], false))
+            .unwrap_err()
+            .contains("is empty"));
+        assert!(
+            empty_source_guard(&sync("/nonexistent-src/", &["--delete-after"], false))
+                .unwrap_err()
+                .contains("does not exist")
+        );
         assert!(empty_source_guard(&sync(&src, &["-a"], false)).is_ok());
         assert!(empty_source_guard(&sync(&src, &["--delete"], true)).is_ok());
         fs::write(d.join("f"), "x").unwrap();

@@ -1,4 +1,5 @@
 //! One file per subcommand. Each takes validated arguments and returns an exit code.
 
 pub mod next;
+pub mod run_job;
 pub mod validate;
