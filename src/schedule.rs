@@ -70,7 +70,8 @@
 //! logic) tracks a "virtual" local clock and distinguishes two kinds of job by their text:
 //!
 //! * A **fixed-time job** is one whose minute and hour fields both do not start with `*`
-//!   (`30 2 * * *`, and every macro except `@hourly` and `@reboot`, which has no time).
+//!   (`30 2 * * *`, and every macro except `@hourly`, whose hour is `*`; `@reboot` has no
+//!   time at all but, lacking star flags in cronie too, reports fixed-time).
 //!   [`Schedule::is_fixed_time`] tells which kind a schedule is.
 //!   * When the clock springs forward over its time, it runs once, at the first instant after
 //!     the gap (the transition itself). `0,30 2 * * *` on a 02:00→03:00 night gives a single
@@ -88,6 +89,18 @@
 //!
 //! Whatever the zone, the fire times returned are strictly increasing in real time, fall on
 //! local minute boundaries (seconds 0) and lie strictly after `after`.
+//!
+//! # Where we knowingly differ from cronie
+//!
+//! * cronie's spring-forward catch-up starts a fixed-time job once per skipped matching
+//!   minute, so `0,30 2 * * *` runs twice in a row at 03:00 (its queue is drained between the
+//!   virtual minutes). A schedule yields instants, and two runs at one instant are one run.
+//!   cronie's catch-up is also best-effort: if it overruns the real minute it drops the rest.
+//! * The catch-up and the repeat suppression are computed from the time zone's transitions,
+//!   not from a daemon's memory. A daemon that starts in the middle of a repeated hour with
+//!   cronie runs fixed-time jobs on that second pass; here they stay suppressed.
+//! * cronie 1.7's random values (`~`, `0~30`) are rejected: a schedule here is
+//!   deterministic. Reversed ranges and `a/n` are rejected as explained above.
 //!
 //! # Evaluation
 //!

@@ -438,3 +438,133 @@ fn parse_item(text: &str, at: usize, spec: &FieldSpec) -> Result<u64, CronError>
     }
     Ok(bits)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::super::{CronError, Schedule};
+
+    #[test]
+    fn accepts() {
+        for expr in [
+            "* * * * *",
+            "\t0  2\t* *  *  ",
+            "*/15 * * * *",
+            "0-59/15 0-23 1-31 1-12 0-7",
+            "5,10-20/5,*/25 * * * *",
+            "0 0 * * MON-FRI",
+            "0 0 * Jan-mar,DEC *",
+            "0 0 * * fri-sun",
+            "0 0 * * 5-0",
+            "0 0 * * 7",
+            "00 02 01 01 00",
+            "*/90 * * * *",
+            "0 */99999999999 * * *",
+            "@yearly",
+            "@annually",
+            "@monthly",
+            "@weekly",
+            "@daily",
+            "@midnight",
+            "@hourly",
+            "@reboot",
+            "  @daily  ",
+        ] {
+            if let Err(e) = Schedule::parse(expr) {
+                panic!("{expr:?} rejected: {e}");
+            }
+        }
+    }
+
+    #[test]
+    fn rejects() {
+        // (expression, field, offset, message fragment)
+        let cases: &[(&str, Option<&str>, usize, &str)] = &[
+            ("", None, 0, "empty expression"),
+            ("   ", None, 0, "empty expression"),
+            ("* * * *", None, 0, "expected 5 fields (minute hour day-of-month month day-of-week), found 4"),
+            (
+                "0 * * * * *",
+                None,
+                10,
+                "expected 5 fields (minute hour day-of-month month day-of-week), found 6: seconds and year fields are not supported",
+            ),
+            ("0 0 * * * * 2026", None, 10, "found 7: seconds and year"),
+            ("1 2 3 4 5 6 7 8", None, 10, "found 8"),
+            ("@fortnightly", None, 0, "unknown macro @fortnightly (known: @yearly @annually @monthly @weekly @daily @midnight @hourly @reboot)"),
+            ("@DAILY", None, 0, "unknown macro @DAILY"),
+            ("@", None, 0, "unknown macro @ "),
+            ("@daily 0", None, 7, "a macro stands alone"),
+            ("60 * * * *", Some("minute"), 0, "value 60 is out of range 0-59"),
+            ("* 24 * * *", Some("hour"), 2, "value 24 is out of range 0-23"),
+            ("* * 0 * *", Some("day-of-month"), 4, "value 0 is out of range 1-31"),
+            ("* * 32 * *", Some("day-of-month"), 4, "value 32 is out of range 1-31"),
+            ("* * * 13 *", Some("month"), 6, "value 13 is out of range 1-12"),
+            ("* * * 0 *", Some("month"), 6, "value 0 is out of range 1-12"),
+            ("* * * * 8", Some("day-of-week"), 8, "value 8 is out of range 0-7 (0 and 7 are Sunday)"),
+            ("1,99999999999 * * * *", Some("minute"), 2, "value 99999999999 is out of range 0-59"),
+            ("0-60 * * * *", Some("minute"), 2, "value 60 is out of range"),
+            ("*/0 * * * *", Some("minute"), 2, "step must be at least 1"),
+            ("1-5/0 * * * *", Some("minute"), 4, "step must be at least 1"),
+            ("*/ * * * *", Some("minute"), 2, "missing step after `/`"),
+            ("*/x * * * *", Some("minute"), 2, "step must be a number, found `x`"),
+            ("* * * */feb *", Some("month"), 8, "step must be a number"),
+            ("5-1 * * * *", Some("minute"), 0, "range 5-1 is reversed"),
+            ("* 22-2 * * *", Some("hour"), 2, "range 22-2 is reversed"),
+            ("* * * dec-jan *", Some("month"), 6, "range dec-jan is reversed"),
+            ("* * * * sat-mon", Some("day-of-week"), 8, "range sat-mon is reversed"),
+            ("* * * * fri-sun/2", Some("day-of-week"), 8, "range fri-sun is reversed"),
+            ("5/10 * * * *", Some("minute"), 0, "`5/10`: a step needs `*` or a range before it; write `5-59/10`"),
+            ("* * * * 1/2", Some("day-of-week"), 8, "write `1-7/2`"),
+            ("1,,2 * * * *", Some("minute"), 2, "empty list item"),
+            (",1 * * * *", Some("minute"), 0, "empty list item"),
+            ("* * * * 1,", Some("day-of-week"), 10, "empty list item"),
+            ("* * L * *", Some("day-of-month"), 4, "`L` is not supported by cron (Quartz syntax)"),
+            ("* * * * 5L", Some("day-of-week"), 8, "`L` is not supported by cron (Quartz syntax)"),
+            ("* * LW * *", Some("day-of-month"), 4, "`L` is not supported"),
+            ("* * 15W * *", Some("day-of-month"), 4, "`W` is not supported by cron (Quartz syntax)"),
+            ("* * * * 6#3", Some("day-of-week"), 9, "`#` is not supported by cron (Quartz syntax)"),
+            ("* * ? * *", Some("day-of-month"), 4, "`?` is not supported by cron (Quartz syntax)"),
+            ("* * * * ?", Some("day-of-week"), 8, "`?` is not supported"),
+            ("H * * * *", Some("minute"), 0, "`H` is not supported by cron (Jenkins syntax)"),
+            ("H/15 * * * *", Some("minute"), 0, "`H` is not supported"),
+            ("0~30 * * * *", Some("minute"), 1, "`~` (random value) is not supported"),
+            ("* * * * monday", Some("day-of-week"), 8, "unknown day name `monday`"),
+            ("* * * january *", Some("month"), 6, "unknown month name `january`"),
+            ("mon * * * *", Some("minute"), 0, "`mon` is not a number (minute must be 0-59)"),
+            ("5x * * * *", Some("minute"), 0, "`5x` is not a number"),
+            ("-5 * * * *", Some("minute"), 0, "negative numbers are not allowed"),
+            ("*5 * * * *", Some("minute"), 1, "unexpected `5` after `*`"),
+            ("*-5 * * * *", Some("minute"), 1, "unexpected `-` after `*`"),
+            ("1-2-3 * * * *", Some("minute"), 3, "unexpected `-` after `1-2`"),
+            ("1-5/2/3 * * * *", Some("minute"), 5, "unexpected `/` after `1-5/2`"),
+            ("1- * * * *", Some("minute"), 2, "missing value"),
+            ("1.5 * * * *", Some("minute"), 1, "unexpected `.` after `1`"),
+            ("* * * * 1;2", Some("day-of-week"), 9, "unexpected `;` after `1`"),
+            ("é * * * *", Some("minute"), 0, "expected a value, found `é`"),
+        ];
+        for &(expr, field, offset, fragment) in cases {
+            let err: CronError = match Schedule::parse(expr) {
+                Ok(s) => panic!("{expr:?} accepted: {s:?}"),
+                Err(e) => e,
+            };
+            assert_eq!(err.field, field, "{expr:?}: {err}");
+            assert!(
+                err.message.contains(fragment),
+                "{expr:?}: {:?} lacks {fragment:?}",
+                err.message
+            );
+            assert_eq!(err.offset, offset, "{expr:?}: {err}");
+            let first = err.message.chars().next().unwrap();
+            assert!(
+                !first.is_uppercase(),
+                "{expr:?}: message starts upper-case: {err}"
+            );
+        }
+    }
+
+    #[test]
+    fn offsets_are_relative_to_the_trimmed_expression() {
+        let e = Schedule::parse("   0 0 * * 9").unwrap_err();
+        assert_eq!((e.field, e.offset), (Some("day-of-week"), 8));
+    }
+}
