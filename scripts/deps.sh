@@ -1,0 +1,17 @@
+# Sourced by scripts/test and scripts/demo: installs the system tools backupmanager and its
+# tests use, with apt-get, when they are missing. A fresh Debian/Ubuntu machine has none of them.
+bm_need_tools() {
+  local missing=()
+  command -v rsync >/dev/null || missing+=(rsync)
+  command -v ssh >/dev/null || missing+=(openssh-client)
+  command -v ssh-keygen >/dev/null || missing+=(openssh-client)
+  [ -x /usr/sbin/sshd ] || missing+=(openssh-server)
+  command -v unshare >/dev/null || missing+=(util-linux)
+  command -v ip >/dev/null || missing+=(iproute2)
+  [ ${#missing[@]} -eq 0 ] && return 0
+  local sudo=()
+  [ "$(id -u)" = 0 ] || sudo=(sudo)
+  echo "installing: ${missing[*]}" >&2
+  "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get update -qq >&2
+  "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >&2
+}
