@@ -37,6 +37,11 @@ pub enum Command {
         #[arg(long, value_enum, default_value_t = Format::Text)]
         format: Format,
     },
+    /// Run the scheduler: every enabled job on its cron schedule, until SIGTERM.
+    ///
+    /// This is what the systemd service runs (Type=notify). SIGHUP reloads the config; an
+    /// invalid one is logged and the running one kept. Exits 78 if the config is invalid at start.
+    Daemon,
     /// Run one job now: wait for its blockers, take its locks, run its syncs, release.
     ///
     /// Exits 0 on success, 1 when the run failed, 75 when it was blocked (max_wait passed, or

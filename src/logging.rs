@@ -1,4 +1,7 @@
-//! Logging setup: readable lines on stderr by default, JSON lines for log shippers.
+//! Logging setup. Under systemd (stderr is the journal: `JOURNAL_STREAM` names stderr's device and
+//! inode) events go to journald natively, with structured fields (`JOB_ID`, `RUN_ID`, `SYNC`,
+//! `PHASE`, `RESULT`, `EXIT_CODE`, `DURATION_MS`), so `journalctl -u backupmanager JOB_ID=nightly`
+//! works. Otherwise readable lines on stderr, or JSON lines (`--log-format json`) for log shippers.
 //! The level comes from `--log-level`, else `RUST_LOG`, else `info`.
 
 use std::io::IsTerminal;
@@ -8,10 +11,23 @@ use tracing_subscriber::EnvFilter;
 use crate::cli::LogFormat;
 
 pub fn init(level: Option<&str>, format: LogFormat) {
-    let filter = match level {
+    let filter = || match level {
         Some(l) => EnvFilter::new(l),
         None => EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")),
     };
+    if format == LogFormat::Text && stderr_is_journal() {
+        if let Ok(layer) = tracing_journald::layer() {
+            use tracing_subscriber::layer::SubscriberExt;
+            let layer = layer
+                .with_field_prefix(None)
+                .with_syslog_identifier("backupmanager".into());
+            let subscriber = tracing_subscriber::registry().with(filter()).with(layer);
+            if tracing::subscriber::set_global_default(subscriber).is_ok() {
+                return;
+            }
+        }
+    }
+    let filter = filter();
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
@@ -25,4 +41,19 @@ pub fn init(level: Option<&str>, format: LogFormat) {
             .try_init(),
         LogFormat::Text => builder.compact().try_init(),
     };
+}
+
+/// True when systemd connected our stderr to the journal (`JOURNAL_STREAM=DEV:INODE`).
+fn stderr_is_journal() -> bool {
+    use std::os::unix::fs::MetadataExt;
+    let Ok(v) = std::env::var("JOURNAL_STREAM") else {
+        return false;
+    };
+    let Some((dev, ino)) = v.split_once(':') else {
+        return false;
+    };
+    let (Ok(dev), Ok(ino)) = (dev.parse::<u64>(), ino.parse::<u64>()) else {
+        return false;
+    };
+    std::fs::metadata("/proc/self/fd/2").is_ok_and(|m| m.dev() == dev && m.ino() == ino)
 }

@@ -8,8 +8,14 @@ use backupmanager::runner::RunOptions;
 
 fn main() {
     let cli = Cli::parse();
+    // Taken out of the environment before any thread starts, so no child inherits it.
+    let notifier = matches!(cli.command, Command::Daemon)
+        .then(backupmanager::daemon::notify::Notifier::from_env);
     backupmanager::logging::init(cli.log_level.as_deref(), cli.log_format);
     let code = match &cli.command {
+        Command::Daemon => {
+            backupmanager::daemon::run(&cli.config, notifier.expect("set for daemon"))
+        }
         Command::RunJob {
             id,
             dry_run,

@@ -15,8 +15,8 @@ use std::time::Duration;
 use super::diag::{self, Diagnostic, Span};
 use super::yaml::{self, Node, Scalar, Value};
 use super::{
-    duration, words, Blocker, Config, Job, Loaded, Location, LockFile, Remote, SshSettings, Sync,
-    Zone, DEFAULT_INCLUDE,
+    duration, words, Blocker, Config, Job, Loaded, Location, LockFile, OnMissed, Remote,
+    SshSettings, Sync, Zone, DEFAULT_INCLUDE,
 };
 use crate::schedule::Schedule;
 
@@ -26,6 +26,7 @@ const TOP_KEYS: &[&str] = &[
     "state_dir",
     "timezone",
     "include",
+    "shutdown_timeout",
     "jobs",
 ];
 const DROPIN_KEYS: &[&str] = &["jobs"];
@@ -46,6 +47,7 @@ const JOB_KEYS: &[&str] = &[
     "retries",
     "lock_heartbeat",
     "stale_after",
+    "on_missed",
 ];
 const LOCK_KEYS: &[&str] = &["type", "path", "user", "host", "port"];
 const BLOCKER_KEYS: &[&str] = &[
@@ -66,6 +68,7 @@ const DEFAULT_WAIT: Duration = Duration::from_secs(300);
 const DEFAULT_RETRIES: u32 = 2;
 const DEFAULT_HEARTBEAT: Duration = Duration::from_secs(60);
 const DEFAULT_STALE_AFTER: Duration = Duration::from_secs(600);
+const DEFAULT_SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(30);
 
 pub(super) fn load(main: &Path) -> Loaded {
     let mut d = Decoder::default();
@@ -169,6 +172,10 @@ impl Decoder {
             .get("state_dir")
             .and_then(|n| self.abs_path(n, "state_dir"))
             .unwrap_or_else(|| DEFAULT_STATE_DIR.into());
+        let shutdown_timeout = top
+            .get("shutdown_timeout")
+            .and_then(|n| self.positive_duration(n, "shutdown_timeout"))
+            .unwrap_or(DEFAULT_SHUTDOWN_TIMEOUT);
         let timezone = match top.get("timezone") {
             None => Some(Zone::system()),
             Some(n) => self.timezone(n),
@@ -242,6 +249,7 @@ impl Decoder {
             pid_file_dir,
             state_dir,
             timezone: timezone?,
+            shutdown_timeout,
             jobs,
         })
     }
@@ -516,6 +524,30 @@ impl Decoder {
             ));
         }
 
+        let on_missed = match f.get("on_missed") {
+            None => OnMissed::RunOnce,
+            Some(n) => match self.string(n, &format!("{path}.on_missed")).as_deref() {
+                Some("run_once") => OnMissed::RunOnce,
+                Some("skip") => OnMissed::Skip,
+                Some(other) => {
+                    let mut d = Diagnostic::error(
+                        n.span.clone(),
+                        format!("{path}.on_missed"),
+                        format!("unknown on_missed `{other}`"),
+                    );
+                    d.help =
+                        Some("use `run_once` (run once after start or resume) or `skip`".into());
+                    self.diags.push(d);
+                    ok = false;
+                    OnMissed::RunOnce
+                }
+                None => {
+                    ok = false;
+                    OnMissed::RunOnce
+                }
+            },
+        };
+
         // Checks across fields.
         let remote = host.map(|host| Remote { user, host, port });
         for (i, b) in blocks_on.iter().enumerate() {
@@ -548,6 +580,7 @@ impl Decoder {
             retries,
             lock_heartbeat,
             stale_after,
+            on_missed,
         })
     }
 

@@ -40,6 +40,8 @@ pub struct Config {
     pub state_dir: PathBuf,
     /// Time zone schedules are evaluated in.
     pub timezone: Zone,
+    /// How long the daemon waits for running jobs to stop on SIGTERM before killing rsync.
+    pub shutdown_timeout: Duration,
     pub jobs: Vec<Job>,
 }
 
@@ -88,6 +90,18 @@ pub struct Job {
     pub lock_heartbeat: Duration,
     /// A lock file of ours whose mtime is older than this is considered abandoned.
     pub stale_after: Duration,
+    /// What the daemon does with slots missed while it was down or the machine slept.
+    pub on_missed: OnMissed,
+}
+
+/// What to do with schedule slots that passed while the daemon was not running (or asleep).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum OnMissed {
+    /// Run once, soon after start or resume, however many slots were missed.
+    #[default]
+    RunOnce,
+    /// Drop them; wait for the next slot.
+    Skip,
 }
 
 /// `user@host:port` for SSH. `user` and `port` left out mean ssh's own defaults (and `~/.ssh/config`).

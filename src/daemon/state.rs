@@ -1,0 +1,100 @@
+//! Persistent scheduler state in `<state_dir>/state.json`: per job, how far its schedule slots
+//! have been handled (`covered_until`, so a restart neither repeats nor forgets a slot), and the
+//! last run's result. Written atomically (temporary file, fsync, rename).
+
+use std::collections::BTreeMap;
+use std::fs;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use jiff::Timestamp;
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct State {
+    pub version: u32,
+    #[serde(default)]
+    pub jobs: BTreeMap<String, JobState>,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct JobState {
+    /// Every slot at or before this instant has been handled (RFC 3339).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub covered_until: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_run: Option<LastRun>,
+    #[serde(default)]
+    pub runs: u64,
+    /// Slots not run because the previous run was still going.
+    #[serde(default)]
+    pub skipped_overlap: u64,
+    /// Slots missed while the daemon was down or the machine slept.
+    #[serde(default)]
+    pub missed: u64,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct LastRun {
+    pub run_id: String,
+    pub result: String,
+    pub message: String,
+    pub finished: String,
+    pub duration_ms: u64,
+}
+
+impl JobState {
+    pub fn covered_until(&self) -> Option<Timestamp> {
+        self.covered_until.as_deref().and_then(|s| s.parse().ok())
+    }
+}
+
+pub fn path(state_dir: &Path) -> PathBuf {
+    state_dir.join("state.json")
+}
+
+/// Reads the state; a missing file is a fresh start. A corrupt file is moved aside (never
+/// deleted) and reported.
+pub fn load(state_dir: &Path) -> State {
+    let p = path(state_dir);
+    match fs::read(&p) {
+        Ok(bytes) => match serde_json::from_slice::<State>(&bytes) {
+            Ok(s) => s,
+            Err(e) => {
+                let aside = p.with_extension(format!("corrupt-{}", Timestamp::now().as_second()));
+                let _ = fs::rename(&p, &aside);
+                tracing::error!(
+                    "state file {} is unreadable ({e}); moved it to {} and starting fresh",
+                    p.display(),
+                    aside.display()
+                );
+                State::default()
+            }
+        },
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => State::default(),
+        Err(e) => {
+            tracing::error!(
+                "cannot read state file {}: {e}; starting fresh",
+                p.display()
+            );
+            State::default()
+        }
+    }
+}
+
+pub fn save(state_dir: &Path, state: &State) -> std::io::Result<()> {
+    fs::create_dir_all(state_dir)?;
+    let p = path(state_dir);
+    let tmp = p.with_extension("json.tmp");
+    let mut f = fs::File::create(&tmp)?;
+    let mut s = state.clone();
+    s.version = 1;
+    f.write_all(
+        serde_json::to_string_pretty(&s)
+            .expect("state serializes")
+            .as_bytes(),
+    )?;
+    f.write_all(b"\n")?;
+    f.sync_all()?;
+    fs::rename(&tmp, &p)
+}
