@@ -89,7 +89,7 @@ const MAX_BACKOFF: Duration = Duration::from_secs(60);
 pub fn run_job(config: &Config, job: &Job, opts: RunOptions, cancel: &AtomicBool) -> RunOutcome {
     let started = Instant::now();
     let run_id = new_run_id();
-    let span = tracing::info_span!("run", job = %job.id, run_id = %run_id);
+    let span = tracing::info_span!("run", job_id = %job.id, run_id = %run_id);
     let _enter = span.enter();
     let mut run = Run {
         config,
@@ -579,6 +579,13 @@ impl Run<'_> {
         let mut cmd = RsyncCommand::new(sync.source.clone(), sync.dest.clone());
         cmd.opts = sync.args.clone();
         cmd.dry_run = dry_run;
+        // On shutdown rsync gets SIGTERM and most of shutdown_timeout before SIGKILL; the rest
+        // is left for releasing lock files.
+        cmd.cancel_grace = self
+            .config
+            .shutdown_timeout
+            .saturating_sub(Duration::from_secs(5))
+            .max(Duration::from_secs(2));
         if let Some(r) = &self.job.remote {
             let t = target(r);
             cmd.rsh = Some(ssh::rsync_rsh(&t, &self.ssh));
