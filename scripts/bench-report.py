@@ -207,8 +207,8 @@ p("")
 p("### Hand-off latency")
 p("")
 p(f"{E['R_HAND']} repetitions each. The blocker is removed at a random moment 0.2–1.2 s after "
-  "the waiter reported that it waits; t0 is bash's `$EPOCHREALTIME` read just before `rm` "
-  "(so `rm`'s own fork+exec, ~1 ms, counts against us); t1 is the JSON log timestamp of "
+  "the waiter reported that it waits; t0 is read by an already running helper process right "
+  "before it calls unlink(2) (no fork or exec in between); t1 is the JSON log timestamp of "
   "\"sync 0 starting\" (logged just before rsync is spawned). For `flock -w` the holder is "
   "the benchmark shell closing its fd, and t1 is `date +%s.%N` run by `sh -c` under flock just "
   "before it execs rsync (sh+date start-up, ~1–2 ms, counts against flock). The poll loops are "
