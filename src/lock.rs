@@ -484,7 +484,19 @@ impl Place {
 
 /// Prints `ABSENT`, or `PRESENT`, the host's clock, the file's mtime and its first bytes.
 /// Expects the path in `$p`.
-const OBSERVE_SCRIPT: &str = "if [ -e \"$p\" ]; then echo PRESENT; date +%s; stat -c %Y -- \"$p\"; head -c 4096 -- \"$p\"; else echo ABSENT; fi";
+/// Prints `ABSENT`, or `PRESENT`, the host's clock, the mtime and the first 4 KiB. A file that
+/// vanishes between the test and the reads (its owner released it just then: exactly the
+/// hand-off moment) is reported `ABSENT`, as `observe_local` does; it used to make `stat`/`head`
+/// fail and the whole run fail with "remote command failed". A file that stays but cannot be
+/// read counts as present with an unknown holder (as locally); a failing `stat` on a file that
+/// is still there is an error (exit 3).
+const OBSERVE_SCRIPT: &str = "if [ -e \"$p\" ]; then n=$(date +%s); \
+    if m=$(stat -c %Y -- \"$p\" 2>/dev/null); then \
+    f=0; b=$(head -c 4096 -- \"$p\" 2>/dev/null && echo x) || f=1; \
+    if [ $f = 1 ] && ! [ -e \"$p\" ]; then echo ABSENT; \
+    else printf 'PRESENT\\n%s\\n%s\\n%s' \"$n\" \"$m\" \"${b%x}\"; fi; \
+    elif [ -e \"$p\" ]; then stat -c %Y -- \"$p\"; exit 3; else echo ABSENT; fi; \
+    else echo ABSENT; fi";
 
 fn parse_observation(out: &str) -> Option<Observed> {
     let mut lines = out.splitn(4, '\n');
@@ -585,6 +597,43 @@ fn create_local(path: &str, record: &Record) -> Result<Created, LockError> {
 
 #[cfg(test)]
 mod tests {
+    /// The remote observe script, run by a local `sh`: present, absent, and a path that exists
+    /// but cannot be read as a file (counts as present, unknown holder).
+    #[test]
+    fn observe_script_reports_present_absent_and_unreadable() {
+        let d = std::env::temp_dir().join(format!("bm-observe-{}", random_hex(4)));
+        fs::create_dir_all(d.join("dir")).unwrap();
+        fs::write(d.join("f"), "busy\n").unwrap();
+        let run = |name: &str| {
+            let p = d.join(name);
+            let script = format!(
+                "p={}; {OBSERVE_SCRIPT}",
+                crate::ssh::shell_quote(p.to_str().unwrap())
+            );
+            let out = std::process::Command::new("sh")
+                .arg("-c")
+                .arg(&script)
+                .output()
+                .unwrap();
+            (
+                out.status.code(),
+                String::from_utf8_lossy(&out.stdout).into_owned(),
+            )
+        };
+        let (code, out) = run("f");
+        assert_eq!(code, Some(0));
+        assert!(
+            out.starts_with("PRESENT\n") && out.ends_with("\nbusy\n"),
+            "{out:?}"
+        );
+        assert!(parse_observation(&out).is_some());
+        assert_eq!(run("missing"), (Some(0), "ABSENT\n".to_string()));
+        let (code, out) = run("dir");
+        assert_eq!(code, Some(0));
+        assert!(parse_observation(&out).is_some(), "{out:?}");
+        fs::remove_dir_all(d).unwrap();
+    }
+
     use super::*;
 
     fn me() -> Identity {
