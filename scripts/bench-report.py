@@ -311,6 +311,14 @@ p("- **Child exit noticed at once** (`rsync::exit_notice`, used by `ssh::run_rem
   "((10 − 0 blockers)/10, `--quick` run) 16.4 → 11.5 ms. Run with "
   "`BENCH_BASELINE=/path/to/old/backupmanager scripts/bench` to put the previous binary next to "
   "the current one in the fixed-overhead and lock-check tables.")
+p("- **A remote blocker removed during its check no longer fails the run** (`lock.rs`, "
+  "`OBSERVE_SCRIPT`). The remote check ran `[ -e P ]` and then `stat` and `head` on P; when "
+  "the blocker's owner released it between the two (precisely the hand-off this benchmark "
+  "times), `head` failed and the run ended with \"cannot check blocker: remote command failed "
+  "(exit 1): head: cannot open …\". The remote-blocker hand-off loop hit it in 1 of 11 "
+  "repetitions. Now a file that vanishes between the test and the reads is reported absent "
+  "(as the local check already did), and one that stays but cannot be read counts as present "
+  "with an unknown holder (also as locally). A unit test runs the script through `sh`.")
 p("")
 p("## Not measured, or measured with a caveat")
 p("")
