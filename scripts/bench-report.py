@@ -192,6 +192,11 @@ table("full", "run-job, full copy (20,000 × 1 KiB + 20 × 20 MiB = 420 MiB)",
       "argument vector backupmanager executed, captured by an `rsync` shim on PATH during a run "
       "(so it shares the same ControlMaster connection); the plain line opens a new ssh "
       "connection each time.")
+p("")
+p("A ratio below 1 does not mean backupmanager makes rsync faster: it runs the same argv. It "
+  "shows the run-to-run spread on this shared machine (hyperfine runs each command's "
+  "repetitions in a block, so load that changes between blocks lands on one side). Read such "
+  "a result as \"no measurable overhead at this size\".")
 table("nochange", "run-job, no change (same tree, already synced)",
       "`big_locked` adds a local and a remote lock file and one remote blocker: three extra "
       "multiplexed ssh commands (create, check, release). "
