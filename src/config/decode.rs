@@ -75,12 +75,7 @@ impl Decoder {
                 Ok(t) => t,
                 Err(e) => {
                     let upto = &e.as_bytes()[..e.utf8_error().valid_up_to()];
-                    let line = upto.iter().filter(|b| **b == b'\n').count() + 1;
-                    let col = String::from_utf8_lossy(upto)
-                        .rsplit('\n')
-                        .next()
-                        .map_or(0, |l| l.chars().count())
-                        + 1;
+                    let (line, col) = diag::end_position(&String::from_utf8_lossy(upto));
                     self.err(
                         Span::new(file, line, col, 1),
                         "",
@@ -488,7 +483,7 @@ impl Decoder {
         let stale_after = stale_node
             .and_then(|n| self.positive_duration(n, &format!("{path}.stale_after")))
             .unwrap_or(DEFAULT_STALE_AFTER);
-        if stale_after <= lock_heartbeat * 2 {
+        if stale_after <= lock_heartbeat.saturating_mul(2) {
             let span = stale_node
                 .or(f.get("lock_heartbeat"))
                 .map_or(node.span.clone(), |n| n.span.clone());
