@@ -10,25 +10,31 @@ use clap::CommandFactory;
 use crate::cli::Cli;
 use crate::config::reference;
 
+/// EXIT STATUS of backupmanager(1), from the codes in `exit.rs`.
+fn exit_status_section() -> String {
+    use crate::exit::{BLOCKED, CONFIG, FAILED, OK, USAGE};
+    let mut s = String::from(".SH EXIT STATUS\n");
+    for (code, meaning) in [
+        (OK, "Success."),
+        (
+            FAILED,
+            "A job ran and failed (rsync error, refused to sync, lock trouble).",
+        ),
+        (USAGE, "Wrong command-line usage."),
+        (
+            BLOCKED,
+            "A job was blocked (max_wait passed, or \\-\\-no\\-wait) and did not run.",
+        ),
+        (CONFIG, "The configuration is invalid."),
+    ] {
+        s.push_str(&format!(".TP\n.B {code}\n{meaning}\n"));
+    }
+    s
+}
+
 /// Sections added to backupmanager(1) after clap_mangen's NAME, SYNOPSIS, DESCRIPTION, OPTIONS
-/// and SUBCOMMANDS.
-const MAIN_EXTRA: &str = r#".SH EXIT STATUS
-.TP
-.B 0
-Success.
-.TP
-.B 1
-A job ran and failed (rsync error, refused to sync, lock trouble).
-.TP
-.B 2
-Wrong command-line usage.
-.TP
-.B 75
-A job was blocked (max_wait passed, or \-\-no\-wait) and did not run.
-.TP
-.B 78
-The configuration is invalid.
-.SH ENVIRONMENT
+/// and SUBCOMMANDS (and the EXIT STATUS above).
+const MAIN_EXTRA: &str = r#".SH ENVIRONMENT
 .TP
 .B BACKUPMANAGER_CONFIG
 Main config file, when \-\-config is not given.
@@ -85,7 +91,8 @@ pub fn write_man_pages(dir: &Path) -> io::Result<Vec<PathBuf>> {
     let mut see_also = vec!["backupmanager.yaml(5)".to_string()];
     see_also.extend(sub_names.iter().map(|n| format!("{n}(1)")));
     see_also.extend(["rsync(1)", "ssh(1)", "systemctl(1)"].map(String::from));
-    written.push(write_page(dir, cmd.clone(), MAIN_EXTRA, &see_also)?);
+    let extra = exit_status_section() + MAIN_EXTRA;
+    written.push(write_page(dir, cmd.clone(), &extra, &see_also)?);
 
     for sub in subs {
         let see_also = ["backupmanager(1)", "backupmanager.yaml(5)"].map(String::from);
