@@ -67,6 +67,13 @@ pub enum Command {
         #[arg(long)]
         no_wait: bool,
     },
+    /// Show whether the daemon runs and, per job: schedule, next run, last result, run counts,
+    /// and whether a run is in progress right now.
+    Status {
+        /// Output format: readable text or one JSON document.
+        #[arg(long, value_enum, default_value_t = Format::Text)]
+        format: Format,
+    },
     /// Print the JSON Schema of the config file (for editors: yaml-language-server, VS Code).
     Schema,
     /// Print a shell completion script on stdout.

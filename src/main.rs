@@ -13,6 +13,7 @@ fn main() {
         .then(backupmanager::daemon::notify::Notifier::from_env);
     backupmanager::logging::init(cli.log_level.as_deref(), cli.log_format);
     let code = match &cli.command {
+        Command::Status { format } => commands::status::run(&cli.config, *format),
         Command::Schema => {
             let schema = backupmanager::config::reference::json_schema();
             println!(

@@ -3,6 +3,7 @@
 pub mod next;
 pub mod reference;
 pub mod run_job;
+pub mod status;
 pub mod validate;
 
 use std::path::Path;
