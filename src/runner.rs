@@ -30,7 +30,7 @@ use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use nix::poll::{PollFd, PollFlags, PollTimeout};
-use nix::sys::inotify::{AddWatchFlags, InitFlags, Inotify};
+use nix::sys::inotify::{AddWatchFlags, InitFlags, Inotify, WatchDescriptor};
 use tracing::{error, info, warn};
 
 use crate::config::{Config, Job, Location, Remote, Sync};
@@ -89,7 +89,7 @@ const MAX_BACKOFF: Duration = Duration::from_secs(60);
 pub fn run_job(config: &Config, job: &Job, opts: RunOptions, cancel: &AtomicBool) -> RunOutcome {
     let started = Instant::now();
     let run_id = new_run_id();
-    let span = tracing::info_span!("run", job = %job.id, run_id = %run_id);
+    let span = tracing::info_span!("run", job_id = %job.id, run_id = %run_id);
     let _enter = span.enter();
     let mut run = Run {
         config,
@@ -184,6 +184,8 @@ struct Blocked {
     /// Said once per distinct reason.
     reason: String,
     retry: Duration,
+    /// The local file whose removal ends the wait early, if the obstacle is local.
+    wake_on: Option<PathBuf>,
 }
 
 impl Run<'_> {
@@ -354,9 +356,9 @@ impl Run<'_> {
                 }
                 wait = wait.min(d - now);
             }
-            let cancelled = match watcher.as_mut() {
-                Some(w) => w.wait(wait, self.cancel),
-                None => sleep_cancellable(wait, self.cancel),
+            let cancelled = match (watcher.as_mut(), &blocked.wake_on) {
+                (Some(w), Some(path)) => w.wait(wait, path, self.cancel),
+                _ => sleep_cancellable(wait, self.cancel),
             };
             if cancelled {
                 return Err(RunResult::Cancelled);
@@ -399,6 +401,7 @@ impl Run<'_> {
                                     l.path, place, obs
                                 ),
                                 retry: retry_default,
+                                wake_on: local_path(&l.location, &l.path),
                             }));
                         }
                     },
@@ -409,6 +412,7 @@ impl Run<'_> {
                 return Err(Attempt::Blocked(Blocked {
                     reason: format!("own lock file {} on {} keeps changing hands", l.path, place),
                     retry: retry_default,
+                    wake_on: local_path(&l.location, &l.path),
                 }));
             }
         }
@@ -424,6 +428,7 @@ impl Run<'_> {
                     return Err(Attempt::Blocked(Blocked {
                         reason: format!("blocker {} on {} is held by {}", b.path, place, obs),
                         retry: b.wait_time,
+                        wake_on: local_path(&b.location, &b.path),
                     }));
                 }
                 Verdict::Stale(why) => {
@@ -574,10 +579,21 @@ impl Run<'_> {
         let mut cmd = RsyncCommand::new(sync.source.clone(), sync.dest.clone());
         cmd.opts = sync.args.clone();
         cmd.dry_run = dry_run;
+        // On shutdown rsync gets SIGTERM and most of shutdown_timeout before SIGKILL; the rest
+        // is left for releasing lock files.
+        cmd.cancel_grace = self
+            .config
+            .shutdown_timeout
+            .saturating_sub(Duration::from_secs(5))
+            .max(Duration::from_secs(2));
         if let Some(r) = &self.job.remote {
             let t = target(r);
             cmd.rsh = Some(ssh::rsync_rsh(&t, &self.ssh));
             cmd.dest = t.rsync_location(&sync.dest);
+            // Send the remote path inside the rsync protocol, not on the remote shell's command
+            // line: rsync 3.2.7's default escaping leaves backticks alone, so a dest containing
+            // `cmd` would run cmd on the remote host.
+            cmd.extra.push("--protect-args".into());
         }
         let max_attempts = self.job.retries + 1;
         let mut attempt = 0;
@@ -652,8 +668,15 @@ impl Run<'_> {
                     } else {
                         String::new()
                     };
+                    // Name the host whatever the code: a failed ssh may also surface as 12.
+                    let on = self
+                        .job
+                        .remote
+                        .as_ref()
+                        .map(|r| format!(" on {r}"))
+                        .unwrap_or_default();
                     return Err(RunResult::Failed(format!(
-                        "sync {i} ({} -> {}) failed after {attempt} attempt(s): {}{hint}",
+                        "sync {i} ({} -> {}{on}) failed after {attempt} attempt(s): {}{hint}",
                         sync.source,
                         sync.dest,
                         res.message()
@@ -667,6 +690,10 @@ impl Run<'_> {
 enum Attempt {
     Blocked(Blocked),
     Failed(String),
+}
+
+fn local_path(loc: &Location, path: &str) -> Option<PathBuf> {
+    (*loc == Location::Local).then(|| PathBuf::from(path))
 }
 
 fn log_line(sync: usize, stream: Stream, line: &str) {
@@ -766,7 +793,8 @@ impl Drop for HeldLocks {
 /// or blocker.
 struct Watcher {
     inotify: Inotify,
-    names: Vec<std::ffi::OsString>,
+    /// Each watched directory with its watch descriptor.
+    dirs: Vec<(WatchDescriptor, PathBuf)>,
 }
 
 impl Watcher {
@@ -775,30 +803,24 @@ impl Watcher {
             return None;
         }
         let inotify = Inotify::init(InitFlags::IN_NONBLOCK | InitFlags::IN_CLOEXEC).ok()?;
-        let mut names = Vec::new();
-        let mut watched: Vec<PathBuf> = Vec::new();
+        let mut dirs: Vec<(WatchDescriptor, PathBuf)> = Vec::new();
         for p in paths {
-            let p = Path::new(p);
-            let (Some(dir), Some(name)) = (p.parent(), p.file_name()) else {
+            let Some(dir) = Path::new(p).parent() else {
                 continue;
             };
-            names.push(name.to_os_string());
-            if !watched.iter().any(|w| w == dir) {
+            if !dirs.iter().any(|(_, w)| w == dir) {
                 // A missing directory cannot hold a blocker yet; polling covers it appearing.
-                if inotify
-                    .add_watch(
-                        dir,
-                        AddWatchFlags::IN_DELETE
-                            | AddWatchFlags::IN_MOVED_FROM
-                            | AddWatchFlags::IN_DELETE_SELF,
-                    )
-                    .is_ok()
-                {
-                    watched.push(dir.to_path_buf());
+                if let Ok(wd) = inotify.add_watch(
+                    dir,
+                    AddWatchFlags::IN_DELETE
+                        | AddWatchFlags::IN_MOVED_FROM
+                        | AddWatchFlags::IN_DELETE_SELF,
+                ) {
+                    dirs.push((wd, dir.to_path_buf()));
                 }
             }
         }
-        Some(Watcher { inotify, names })
+        Some(Watcher { inotify, dirs })
     }
 
     fn drain(&mut self) {
@@ -809,8 +831,18 @@ impl Watcher {
         }
     }
 
-    /// Waits up to `d` or until a watched name is removed. Returns true if cancelled.
-    fn wait(&mut self, d: Duration, cancel: &AtomicBool) -> bool {
+    /// Waits up to `d` or until `path` (or its directory) is removed. Returns true if cancelled.
+    ///
+    /// Only the removal of the file that blocked us counts: the run's own locks, released just
+    /// before waiting, are in watched directories too, and waking on those would turn the wait
+    /// into a busy loop of take-and-release.
+    fn wait(&mut self, d: Duration, path: &Path, cancel: &AtomicBool) -> bool {
+        let (Some(dir), Some(name)) = (path.parent(), path.file_name()) else {
+            return sleep_cancellable(d, cancel);
+        };
+        let Some(wd) = self.dirs.iter().find(|(_, w)| w == dir).map(|(wd, _)| *wd) else {
+            return sleep_cancellable(d, cancel);
+        };
         let end = Instant::now() + d;
         loop {
             if cancel.load(Ordering::SeqCst) {
@@ -828,8 +860,9 @@ impl Watcher {
             if matches!(nix::poll::poll(&mut fds, timeout), Ok(n) if n > 0) {
                 if let Ok(events) = self.inotify.read_events() {
                     if events.iter().any(|e| {
-                        e.mask.contains(AddWatchFlags::IN_DELETE_SELF)
-                            || e.name.as_ref().is_some_and(|n| self.names.contains(n))
+                        e.wd == wd
+                            && (e.mask.contains(AddWatchFlags::IN_DELETE_SELF)
+                                || e.name.as_deref() == Some(name))
                     }) {
                         return false;
                     }

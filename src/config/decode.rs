@@ -311,7 +311,17 @@ impl Decoder {
         default_schedule: Option<&Schedule>,
     ) -> Option<Job> {
         let idx_path = format!("jobs[{index}]");
-        let f = self.fields(node, &idx_path, JOB_KEYS, "a job")?;
+        // Name the job by its id in every path, unknown keys included, when the id is readable.
+        let peeked = match &node.value {
+            Value::Map(entries) => entries.iter().find_map(|(k, v)| match (&k.value, &v.value) {
+                (Value::Scalar { text: key, .. }, Value::Scalar { text: id, kind }) if key == "id" && *kind != Scalar::Null => {
+                    Some(format!("jobs[{id}]"))
+                }
+                _ => None,
+            }),
+            _ => None,
+        };
+        let f = self.fields(node, peeked.as_deref().unwrap_or(&idx_path), JOB_KEYS, "a job")?;
 
         // The id names the job in every later path, so read it first.
         let id_node = f.get("id");

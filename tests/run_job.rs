@@ -1,0 +1,1155 @@
+//! `backupmanager run-job` end to end: the real binary, generated YAML configs, real rsync, and a
+//! private sshd on 127.0.0.1 (tests/support).
+//!
+//! Every backupmanager process a test starts is owned by a [`Bm`] guard that stops it (and the
+//! processes under it) on drop; ssh ControlMasters the runner leaves behind (ControlPersist) are
+//! closed by a [`Master`] guard before the sshd goes. No test asserts on speed: where promptness
+//! is the point, the margin is wide (wait_time 30 s, expected within 5 s).
+mod support;
+
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant, SystemTime};
+
+use backupmanager::lock::{Identity, Record};
+use backupmanager::ssh::{self, SshConfig, SshTarget};
+use nix::sys::signal::{kill, Signal};
+use nix::unistd::Pid;
+use serde_json::Value;
+use support::*;
+
+const BIN: &str = env!("CARGO_BIN_EXE_backupmanager");
+const OK: i32 = 0;
+const FAILED: i32 = 1;
+const BLOCKED: i32 = 75;
+/// Only so a broken run cannot hang the suite; never a speed expectation.
+const LONG: Duration = Duration::from_secs(120);
+
+// ---------------------------------------------------------------------------------------------
+// Scratch space
+
+/// A short directory under /tmp (ssh ControlPath limits), with the runtime dir `r` inside.
+struct Tmp {
+    dir: tempfile::TempDir,
+}
+
+impl Tmp {
+    fn new() -> Tmp {
+        require_root_tools();
+        let dir = tempfile::Builder::new()
+            .prefix("bm")
+            .tempdir_in("/tmp")
+            .unwrap();
+        fs::create_dir(dir.path().join("r")).unwrap();
+        Tmp { dir }
+    }
+    fn p(&self, rel: &str) -> PathBuf {
+        self.dir.path().join(rel)
+    }
+    fn s(&self, rel: &str) -> String {
+        self.p(rel).to_str().unwrap().to_string()
+    }
+}
+
+fn s(p: &Path) -> String {
+    p.to_str().unwrap().to_string()
+}
+
+/// A file of `len` pseudo-random bytes (rsync --bwlimit paces it).
+fn big_file(path: &Path, len: usize) {
+    let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
+    let data: Vec<u8> = (0..len)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x as u8
+        })
+        .collect();
+    fs::create_dir_all(path.parent().unwrap()).unwrap();
+    fs::write(path, data).unwrap();
+}
+
+fn set_mtime_ago(path: &Path, ago: Duration) {
+    fs::File::options()
+        .append(true)
+        .open(path)
+        .unwrap()
+        .set_modified(SystemTime::now() - ago)
+        .unwrap();
+}
+
+/// A pid that is certainly not running: a finished child's.
+fn dead_pid() -> u32 {
+    let mut c = Command::new("true").spawn().unwrap();
+    let pid = c.id();
+    c.wait().unwrap();
+    assert!(!pid_alive(pid));
+    pid
+}
+
+fn write_record(path: &Path, rec: &Record) {
+    fs::create_dir_all(path.parent().unwrap()).unwrap();
+    fs::write(path, rec.to_line()).unwrap();
+}
+
+// ---------------------------------------------------------------------------------------------
+// Configs
+
+/// A YAML double-quoted scalar (a JSON string is one).
+fn q(s: &str) -> String {
+    serde_json::to_string(s).unwrap()
+}
+
+/// How to reach an sshd: our test sshd, or a closed port.
+#[derive(Clone)]
+struct Ssh {
+    port: u16,
+    key: PathBuf,
+    known_hosts: PathBuf,
+}
+
+impl Ssh {
+    fn of(sshd: &Sshd) -> Ssh {
+        Ssh {
+            port: sshd.port(),
+            key: sshd.client_key(),
+            known_hosts: sshd.known_hosts(),
+        }
+    }
+}
+
+#[derive(Clone, Copy, PartialEq)]
+enum At {
+    Local,
+    Remote,
+}
+
+struct BlockerSpec {
+    at: At,
+    path: String,
+    wait: String,
+    stale_after: Option<String>,
+}
+
+struct SyncSpec {
+    source: String,
+    dest: String,
+    opts: Vec<String>,
+    allow_empty: bool,
+}
+
+struct JobSpec {
+    id: String,
+    ssh: Option<Ssh>,
+    /// The job has `host:` — its syncs go over ssh.
+    remote_syncs: bool,
+    locks: Vec<(At, String)>,
+    blockers: Vec<BlockerSpec>,
+    syncs: Vec<SyncSpec>,
+    extra: Vec<String>,
+}
+
+impl JobSpec {
+    fn new(id: &str) -> JobSpec {
+        JobSpec {
+            id: id.into(),
+            ssh: None,
+            remote_syncs: false,
+            locks: vec![],
+            blockers: vec![],
+            syncs: vec![],
+            extra: vec![],
+        }
+    }
+    fn ssh(mut self, s: &Ssh) -> Self {
+        self.ssh = Some(s.clone());
+        self
+    }
+    fn remote(mut self) -> Self {
+        self.remote_syncs = true;
+        self
+    }
+    fn lock(mut self, at: At, path: &str) -> Self {
+        self.locks.push((at, path.into()));
+        self
+    }
+    fn blocker(mut self, at: At, path: &str, wait: &str) -> Self {
+        self.blockers.push(BlockerSpec {
+            at,
+            path: path.into(),
+            wait: wait.into(),
+            stale_after: None,
+        });
+        self
+    }
+    fn blocker_stale(mut self, at: At, path: &str, wait: &str, stale: &str) -> Self {
+        self.blockers.push(BlockerSpec {
+            at,
+            path: path.into(),
+            wait: wait.into(),
+            stale_after: Some(stale.into()),
+        });
+        self
+    }
+    fn sync(mut self, source: &str, dest: &str, opts: &[&str]) -> Self {
+        self.syncs.push(SyncSpec {
+            source: source.into(),
+            dest: dest.into(),
+            opts: opts.iter().map(|o| o.to_string()).collect(),
+            allow_empty: false,
+        });
+        self
+    }
+    fn allow_empty(mut self) -> Self {
+        self.syncs.last_mut().unwrap().allow_empty = true;
+        self
+    }
+    /// A raw `key: value` line at job level.
+    fn set(mut self, line: &str) -> Self {
+        self.extra.push(line.into());
+        self
+    }
+
+    fn remote_lines(&self, indent: &str) -> String {
+        let s = self.ssh.as_ref().expect("remote entry needs ssh");
+        format!(
+            "{indent}host: 127.0.0.1\n{indent}port: {}\n{indent}user: root\n",
+            s.port
+        )
+    }
+
+    fn yaml(&self) -> String {
+        let mut y = format!("  - id: {}\n", self.id);
+        if let Some(s) = &self.ssh {
+            if self.remote_syncs {
+                y += &self.remote_lines("    ");
+            }
+            y += &format!(
+                "    identity_file: {}\n    known_hosts_file: {}\n",
+                q(&s.key.to_string_lossy()),
+                q(&s.known_hosts.to_string_lossy())
+            );
+        }
+        for e in &self.extra {
+            y += &format!("    {e}\n");
+        }
+        if !self.locks.is_empty() {
+            y += "    lock_files:\n";
+            for (at, p) in &self.locks {
+                match at {
+                    At::Local => y += "      - type: local\n",
+                    At::Remote => {
+                        y += "      - type: remote\n";
+                        y += &self.remote_lines("        ");
+                    }
+                }
+                y += &format!("        path: {}\n", q(p));
+            }
+        }
+        if !self.blockers.is_empty() {
+            y += "    blocks_on:\n";
+            for b in &self.blockers {
+                match b.at {
+                    At::Local => y += "      - type: local\n",
+                    At::Remote => {
+                        y += "      - type: remote\n";
+                        y += &self.remote_lines("        ");
+                    }
+                }
+                y += &format!(
+                    "        lock_file_path: {}\n        wait_time: {}\n",
+                    q(&b.path),
+                    b.wait
+                );
+                if let Some(st) = &b.stale_after {
+                    y += &format!("        stale_after: {st}\n");
+                }
+            }
+        }
+        y += "    syncs:\n";
+        for sy in &self.syncs {
+            let opts: Vec<String> = sy.opts.iter().map(|o| q(o)).collect();
+            y += &format!(
+                "      - source: {}\n        dest: {}\n        opts: [{}]\n",
+                q(&sy.source),
+                q(&sy.dest),
+                opts.join(", ")
+            );
+            if sy.allow_empty {
+                y += "        allow_empty_source: true\n";
+            }
+        }
+        y
+    }
+}
+
+/// Writes `<root>/<name>.yaml` with runtime dir `run_dir`.
+fn config_in(t: &Tmp, name: &str, run_dir: &str, jobs: &[&JobSpec]) -> PathBuf {
+    let mut y = format!(
+        "cron_schedule: '0 3 * * *'\npid_file_dir: {}\nstate_dir: {}\njobs:\n",
+        q(&t.s(run_dir)),
+        q(&t.s("state"))
+    );
+    for j in jobs {
+        y += &j.yaml();
+    }
+    let path = t.p(&format!("{name}.yaml"));
+    fs::write(&path, y).unwrap();
+    path
+}
+
+fn config(t: &Tmp, jobs: &[&JobSpec]) -> PathBuf {
+    config_in(t, "bm", "r", jobs)
+}
+
+// ---------------------------------------------------------------------------------------------
+// Processes
+
+fn descendants(pid: u32) -> Vec<u32> {
+    let mut out = Vec::new();
+    let mut todo = vec![pid];
+    while let Some(p) = todo.pop() {
+        for c in children_of(p) {
+            out.push(c);
+            todo.push(c);
+        }
+    }
+    out
+}
+
+fn comm(pid: u32) -> String {
+    fs::read_to_string(format!("/proc/{pid}/comm"))
+        .unwrap_or_default()
+        .trim()
+        .to_string()
+}
+
+fn rsyncs_under(pid: u32) -> Vec<u32> {
+    descendants(pid)
+        .into_iter()
+        .filter(|p| comm(*p) == "rsync" && pid_alive(*p))
+        .collect()
+}
+
+static LOG_SEQ: AtomicUsize = AtomicUsize::new(0);
+
+/// A running `backupmanager run-job`, logging JSON to a file. Dropping it stops it and
+/// everything under it.
+struct Bm {
+    child: Child,
+    log: PathBuf,
+    code: Option<i32>,
+}
+
+impl Bm {
+    fn spawn(cfg: &Path, job: &str, args: &[&str]) -> Bm {
+        let n = LOG_SEQ.fetch_add(1, Ordering::SeqCst);
+        let log = cfg.with_file_name(format!("{job}.{n}.log"));
+        let child = Command::new(BIN)
+            .arg("--config")
+            .arg(cfg)
+            .args([
+                "--log-format",
+                "json",
+                "--log-level",
+                "info",
+                "run-job",
+                job,
+            ])
+            .args(args)
+            .env_remove("RUST_LOG")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(fs::File::create(&log).unwrap())
+            .spawn()
+            .expect("spawn backupmanager");
+        Bm {
+            child,
+            log,
+            code: None,
+        }
+    }
+
+    fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    fn try_code(&mut self) -> Option<i32> {
+        if self.code.is_none() {
+            if let Some(st) = self.child.try_wait().unwrap() {
+                use std::os::unix::process::ExitStatusExt;
+                self.code = Some(st.code().unwrap_or_else(|| 128 + st.signal().unwrap_or(0)));
+            }
+        }
+        self.code
+    }
+
+    /// The exit code; panics (with the log) if it does not end within `limit`.
+    fn wait(&mut self, limit: Duration) -> i32 {
+        let deadline = Instant::now() + limit;
+        loop {
+            if let Some(c) = self.try_code() {
+                return c;
+            }
+            if Instant::now() >= deadline {
+                panic!(
+                    "run-job did not end within {limit:?}; its log:\n{}",
+                    self.log()
+                );
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    fn full_log(&self) -> String {
+        fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// The last lines of the log, for failure messages.
+    fn log(&self) -> String {
+        let text = self.full_log();
+        let lines: Vec<&str> = text.lines().collect();
+        lines[lines.len().saturating_sub(40)..].join("\n")
+    }
+
+    fn events(&self) -> Vec<Value> {
+        self.full_log()
+            .lines()
+            .filter_map(|l| serde_json::from_str(l).ok())
+            .collect()
+    }
+
+    fn messages(&self) -> Vec<String> {
+        self.events()
+            .iter()
+            .filter_map(|e| e["message"].as_str().map(str::to_string))
+            .collect()
+    }
+
+    fn saw(&self, needle: &str) -> bool {
+        self.messages().iter().any(|m| m.contains(needle))
+    }
+
+    fn count(&self, needle: &str) -> usize {
+        self.messages()
+            .iter()
+            .filter(|m| m.contains(needle))
+            .count()
+    }
+
+    /// The timestamp of the first message containing `needle`.
+    fn time_of(&self, needle: &str) -> jiff::Timestamp {
+        let e = self
+            .events()
+            .into_iter()
+            .find(|e| e["message"].as_str().is_some_and(|m| m.contains(needle)))
+            .unwrap_or_else(|| panic!("no {needle:?} in log:\n{}", self.log()));
+        e["timestamp"]
+            .as_str()
+            .unwrap()
+            .parse()
+            .unwrap_or_else(|err| panic!("timestamp of {e}: {err}"))
+    }
+}
+
+impl Drop for Bm {
+    fn drop(&mut self) {
+        if self.try_code().is_some() {
+            return;
+        }
+        let pid = self.pid();
+        let tree = descendants(pid);
+        let _ = kill(Pid::from_raw(pid as i32), Signal::SIGTERM);
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while Instant::now() < deadline && self.try_code().is_none() {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        for p in tree {
+            if pid_alive(p) {
+                let _ = kill(Pid::from_raw(p as i32), Signal::SIGKILL);
+            }
+        }
+    }
+}
+
+/// Runs to the end; returns the exit code and the finished process (for its log).
+fn run(cfg: &Path, job: &str, args: &[&str]) -> (i32, Bm) {
+    let mut bm = Bm::spawn(cfg, job, args);
+    let code = bm.wait(LONG);
+    (code, bm)
+}
+
+/// Closes the ControlMaster the runner left under `<run_dir>/ssh` (ControlPersist), so no ssh
+/// process outlives the test. Declare it after the `Sshd` so it drops first.
+struct Master {
+    target: SshTarget,
+    cfg: SshConfig,
+}
+
+impl Master {
+    fn new(t: &Tmp, ssh: &Ssh, run_dir: &str) -> Master {
+        Master {
+            target: SshTarget {
+                user: Some("root".into()),
+                host: "127.0.0.1".into(),
+                port: Some(ssh.port),
+            },
+            cfg: SshConfig {
+                identity_file: Some(ssh.key.clone()),
+                known_hosts_file: Some(ssh.known_hosts.clone()),
+                control_dir: Some(t.p(run_dir).join("ssh")),
+                ..SshConfig::default()
+            },
+        }
+    }
+}
+
+impl Drop for Master {
+    fn drop(&mut self) {
+        if let Some(pid) = ssh::master_pid(&self.target, &self.cfg) {
+            ssh::close_master(&self.target, &self.cfg);
+            let deadline = Instant::now() + Duration::from_secs(5);
+            while pid_alive(pid) && Instant::now() < deadline {
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            if pid_alive(pid) {
+                let _ = kill(Pid::from_raw(pid as i32), Signal::SIGKILL);
+            }
+        }
+    }
+}
+
+fn read_record(path: &Path) -> Value {
+    let text = fs::read_to_string(path)
+        .unwrap_or_else(|e| panic!("lock file {} should exist: {e}", path.display()));
+    serde_json::from_str(text.lines().next().unwrap()).unwrap()
+}
+
+fn assert_record(rec: &Value, job: &str, pid: u32) {
+    assert_eq!(rec["tool"], "backupmanager", "{rec}");
+    assert_eq!(rec["job"], job, "{rec}");
+    assert_eq!(rec["pid"], pid, "{rec}");
+    let token = rec["token"].as_str().unwrap();
+    assert!(
+        token.len() >= 16 && token.chars().all(|c| c.is_ascii_hexdigit()),
+        "token {token:?}"
+    );
+}
+
+/// Nothing but `keep` is left in `dir` (no temporary lock files).
+fn assert_dir_holds(dir: &Path, keep: &[&str]) {
+    let mut names: Vec<String> = fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    let mut want: Vec<String> = keep.iter().map(|s| s.to_string()).collect();
+    want.sort();
+    assert_eq!(names, want, "contents of {}", dir.display());
+}
+
+// ---------------------------------------------------------------------------------------------
+// Sync correctness and the lock's lifetime
+
+#[test]
+fn local_sync_is_exact_and_lock_exists_only_while_rsync_runs() {
+    let t = Tmp::new();
+    let src = t.p("src");
+    make_hostile_tree(&src);
+    big_file(&src.join("big.bin"), 3 << 20);
+    let lock = t.p("locks/j.lock");
+    let job = JobSpec::new("j").lock(At::Local, &s(&lock)).sync(
+        &format!("{}/", s(&src)),
+        &t.s("dst/"),
+        &["-a", "--bwlimit=1000"],
+    );
+    let cfg = config(&t, &[&job]);
+
+    let mut bm = Bm::spawn(&cfg, "j", &[]);
+    wait_until(Duration::from_secs(60), "rsync runs", || {
+        !rsyncs_under(bm.pid()).is_empty()
+    });
+    let rec = read_record(&lock);
+    assert_record(&rec, "j", bm.pid());
+    assert!(
+        !rsyncs_under(bm.pid()).is_empty(),
+        "the lock was read while rsync ran"
+    );
+    assert!(bm.saw("lock taken"));
+
+    assert_eq!(bm.wait(LONG), OK, "{}", bm.log());
+    assert!(!lock.exists(), "lock released after the run");
+    assert_dir_holds(&t.p("locks"), &[]);
+    assert_same_tree(&src, &t.p("dst"));
+    assert!(bm.saw("sync 0 done"));
+    assert!(bm.saw("lock released"));
+}
+
+#[test]
+fn ssh_sync_is_exact_and_local_and_remote_locks_exist_only_while_rsync_runs() {
+    let t = Tmp::new();
+    let sshd = Sshd::start();
+    let sh = Ssh::of(&sshd);
+    let _master = Master::new(&t, &sh, "r");
+    let src = t.p("src");
+    make_hostile_tree(&src);
+    big_file(&src.join("big.bin"), 2 << 20);
+    let local_lock = t.p("locks/local.lock");
+    let remote_lock = t.p("remote locks/remote.lock");
+    let dest = t.p("remote dst ✓");
+    let job = JobSpec::new("push")
+        .ssh(&sh)
+        .remote()
+        .set("retries: 0")
+        .lock(At::Local, &s(&local_lock))
+        .lock(At::Remote, &s(&remote_lock))
+        .sync(
+            &format!("{}/", s(&src)),
+            &format!("{}/", s(&dest)),
+            &["-a", "--bwlimit=1000"],
+        );
+    let cfg = config(&t, &[&job]);
+
+    let mut bm = Bm::spawn(&cfg, "push", &[]);
+    wait_until(Duration::from_secs(60), "rsync runs", || {
+        !rsyncs_under(bm.pid()).is_empty()
+    });
+    let (l, r) = (read_record(&local_lock), read_record(&remote_lock));
+    assert!(
+        !rsyncs_under(bm.pid()).is_empty(),
+        "the locks were read while rsync ran"
+    );
+    assert_record(&l, "push", bm.pid());
+    assert_record(&r, "push", bm.pid());
+    assert_eq!(l["run_id"], r["run_id"]);
+
+    assert_eq!(bm.wait(LONG), OK, "{}", bm.log());
+    assert!(!local_lock.exists() && !remote_lock.exists());
+    assert_dir_holds(&t.p("remote locks"), &[]);
+    assert_same_tree(&src, &dest);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Waiting for blockers
+
+#[test]
+fn local_blocker_removal_wakes_the_waiter_long_before_wait_time() {
+    let t = Tmp::new();
+    let src = t.p("src");
+    make_hostile_tree(&src);
+    let blocker = t.p("locks/other.lock");
+    fs::create_dir_all(blocker.parent().unwrap()).unwrap();
+    fs::write(&blocker, "held by another program\n").unwrap();
+    // Own lock in the same directory as the blocker: its own release must not count as a wake-up.
+    let job = JobSpec::new("j")
+        .lock(At::Local, &t.s("locks/j.lock"))
+        .blocker(At::Local, &s(&blocker), "30s")
+        .sync(&format!("{}/", s(&src)), &t.s("dst/"), &["-a"]);
+    let cfg = config(&t, &[&job]);
+
+    let mut bm = Bm::spawn(&cfg, "j", &[]);
+    wait_until(Duration::from_secs(30), "the run waits", || {
+        bm.saw("waiting: blocker")
+    });
+    // While blocked, the runner sleeps: it does not retake and release its own lock in a loop.
+    std::thread::sleep(Duration::from_secs(2));
+    let attempts = bm.count("lock taken");
+    assert!(
+        attempts <= 2,
+        "{attempts} lock attempts in ~2 s of waiting (wait_time 30 s): the waiter spins\n{}",
+        bm.log()
+    );
+    assert!(bm.try_code().is_none(), "{}", bm.log());
+    assert!(!t.p("dst").exists());
+
+    fs::remove_file(&blocker).unwrap();
+    wait_until(
+        Duration::from_secs(5),
+        "the sync starts after the blocker's removal",
+        || bm.saw("sync 0 starting"),
+    );
+    assert_eq!(bm.wait(LONG), OK, "{}", bm.log());
+    assert_same_tree(&src, &t.p("dst"));
+    assert_dir_holds(&t.p("locks"), &[]);
+}
+
+#[test]
+fn remote_blocker_is_rechecked_every_wait_time() {
+    let t = Tmp::new();
+    let sshd = Sshd::start();
+    let sh = Ssh::of(&sshd);
+    let _master = Master::new(&t, &sh, "r");
+    let src = t.p("src");
+    make_hostile_tree(&src);
+    // "Remote" is the test sshd on this machine: the file is in our tempdir.
+    let blocker = t.p("remote/busy.lock");
+    fs::create_dir_all(blocker.parent().unwrap()).unwrap();
+    fs::write(&blocker, "busy\n").unwrap();
+    let lock = t.p("locks/j.lock");
+    let job = JobSpec::new("j")
+        .ssh(&sh)
+        .lock(At::Local, &s(&lock))
+        .blocker(At::Remote, &s(&blocker), "2s")
+        .sync(&format!("{}/", s(&src)), &t.s("dst/"), &["-a"]);
+    let cfg = config(&t, &[&job]);
+
+    let mut bm = Bm::spawn(&cfg, "j", &[]);
+    wait_until(Duration::from_secs(30), "the run waits", || {
+        bm.saw("waiting: blocker")
+    });
+    assert!(bm.saw("re-checking every 2s"), "{}", bm.log());
+    assert!(bm.try_code().is_none());
+    assert!(!lock.exists(), "a blocked run holds no lock while it waits");
+    fs::remove_file(&blocker).unwrap();
+    assert_eq!(bm.wait(Duration::from_secs(60)), OK, "{}", bm.log());
+    assert_same_tree(&src, &t.p("dst"));
+    assert!(!lock.exists());
+}
+
+#[test]
+fn max_wait_and_no_wait_end_blocked_and_leave_no_lock() {
+    let t = Tmp::new();
+    let src = t.p("src");
+    make_hostile_tree(&src);
+    let blocker = t.p("locks/other.lock");
+    fs::create_dir_all(blocker.parent().unwrap()).unwrap();
+    fs::write(&blocker, "busy\n").unwrap();
+    let lock = t.p("locks/j.lock");
+    let job = JobSpec::new("j")
+        .set("max_wait: 2s")
+        .lock(At::Local, &s(&lock))
+        .blocker(At::Local, &s(&blocker), "30s")
+        .sync(&format!("{}/", s(&src)), &t.s("dst/"), &["-a"]);
+    let cfg = config(&t, &[&job]);
+
+    let (code, bm) = run(&cfg, "j", &[]);
+    assert_eq!(code, BLOCKED, "{}", bm.log());
+    assert!(bm.saw("max_wait"), "{}", bm.log());
+    assert_dir_holds(&t.p("locks"), &["other.lock"]);
+
+    let (code, bm) = run(&cfg, "j", &["--no-wait"]);
+    assert_eq!(code, BLOCKED, "{}", bm.log());
+    assert!(bm.saw("run blocked"), "{}", bm.log());
+    assert_dir_holds(&t.p("locks"), &["other.lock"]);
+    assert_eq!(fs::read_to_string(&blocker).unwrap(), "busy\n");
+    assert!(!t.p("dst").exists(), "a blocked run copies nothing");
+}
+
+#[test]
+fn a_job_runs_once_per_host_with_or_without_lock_files() {
+    let t = Tmp::new();
+    let src = t.p("src");
+    big_file(&src.join("big.bin"), 3 << 20);
+    let with_lock = JobSpec::new("locked")
+        .lock(At::Local, &t.s("locks/locked.lock"))
+        .sync(
+            &format!("{}/", s(&src)),
+            &t.s("dst1/"),
+            &["-a", "--bwlimit=1000"],
+        );
+    let without = JobSpec::new("lockless").sync(
+        &format!("{}/", s(&src)),
+        &t.s("dst2/"),
+        &["-a", "--bwlimit=1000"],
+    );
+    let cfg = config(&t, &[&with_lock, &without]);
+
+    for id in ["locked", "lockless"] {
+        let mut first = Bm::spawn(&cfg, id, &[]);
+        wait_until(Duration::from_secs(60), "rsync runs", || {
+            !rsyncs_under(first.pid()).is_empty()
+        });
+        let (code, second) = run(&cfg, id, &["--no-wait"]);
+        assert!(
+            !rsyncs_under(first.pid()).is_empty(),
+            "the second run ended while the first still copied"
+        );
+        assert_eq!(code, BLOCKED, "{}", second.log());
+        assert!(
+            second.saw(&format!("another run of job {id} is in progress")),
+            "{}",
+            second.log()
+        );
+        assert!(!second.saw("sync 0 starting"));
+        assert_eq!(first.wait(LONG), OK, "{}", first.log());
+    }
+    assert_same_tree(&src, &t.p("dst1"));
+    assert_same_tree(&src, &t.p("dst2"));
+    assert_dir_holds(&t.p("locks"), &[]);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Stale and foreign locks
+
+#[test]
+fn dead_writers_locks_are_broken_live_ones_are_not() {
+    let t = Tmp::new();
+    let src = t.p("src");
+    make_hostile_tree(&src);
+    let own = t.p("locks/j.lock");
+    let blocker = t.p("locks/other.lock");
+    let job = JobSpec::new("j")
+        .lock(At::Local, &s(&own))
+        .blocker(At::Local, &s(&blocker), "30s")
+        .sync(&format!("{}/", s(&src)), &t.s("dst/"), &["-a"]);
+    let cfg = config(&t, &[&job]);
+    let me = Identity::current();
+
+    // A live writer (this test process) at the blocker path: blocked, file untouched.
+    let live = Record::new(&me, "other", "run-live", Duration::from_secs(600));
+    write_record(&blocker, &live);
+    let (code, bm) = run(&cfg, "j", &["--no-wait"]);
+    assert_eq!(code, BLOCKED, "{}", bm.log());
+    assert_eq!(fs::read_to_string(&blocker).unwrap(), live.to_line());
+    assert!(!own.exists());
+    // ... and at the job's own lock path: blocked, file untouched.
+    fs::remove_file(&blocker).unwrap();
+    write_record(&own, &live);
+    let (code, bm) = run(&cfg, "j", &["--no-wait"]);
+    assert_eq!(code, BLOCKED, "{}", bm.log());
+    assert!(bm.saw("own lock file"), "{}", bm.log());
+    assert_eq!(fs::read_to_string(&own).unwrap(), live.to_line());
+    assert!(!t.p("dst").exists());
+
+    // Records left by a dead process (same kernel), at both paths: broken, and the run proceeds.
+    let mut dead = Record::new(&me, "other", "run-dead", Duration::from_secs(600));
+    dead.pid = dead_pid();
+    write_record(&blocker, &dead);
+    let mut dead_own = Record::new(&me, "j", "run-dead-own", Duration::from_secs(600));
+    dead_own.pid = dead_pid();
+    write_record(&own, &dead_own);
+    let (code, bm) = run(&cfg, "j", &["--no-wait"]);
+    assert_eq!(code, OK, "{}", bm.log());
+    assert_eq!(bm.count("removed stale lock"), 2, "{}", bm.log());
+    assert_same_tree(&src, &t.p("dst"));
+    assert_dir_holds(&t.p("locks"), &[]);
+}
+
+#[test]
+fn foreign_blocker_blocks_is_never_removed_and_stale_after_only_ignores_it() {
+    let t = Tmp::new();
+    let src = t.p("src");
+    make_hostile_tree(&src);
+    let blocker = t.p("locks/other.pid");
+    fs::create_dir_all(blocker.parent().unwrap()).unwrap();
+    fs::write(&blocker, "4242\n").unwrap();
+    let strict = JobSpec::new("strict")
+        .lock(At::Local, &t.s("locks/strict.lock"))
+        .blocker(At::Local, &s(&blocker), "30s")
+        .sync(&format!("{}/", s(&src)), &t.s("dst1/"), &["-a"]);
+    let lenient = JobSpec::new("lenient")
+        .lock(At::Local, &t.s("locks/lenient.lock"))
+        .blocker_stale(At::Local, &s(&blocker), "30s", "1s")
+        .sync(&format!("{}/", s(&src)), &t.s("dst2/"), &["-a"]);
+    let cfg = config(&t, &[&strict, &lenient]);
+
+    // Even an ancient foreign file blocks without stale_after.
+    set_mtime_ago(&blocker, Duration::from_secs(3600));
+    let (code, bm) = run(&cfg, "strict", &["--no-wait"]);
+    assert_eq!(code, BLOCKED, "{}", bm.log());
+    assert!(bm.saw("not written by backupmanager"), "{}", bm.log());
+
+    // With stale_after 1s: a fresh one still blocks...
+    set_mtime_ago(&blocker, Duration::ZERO);
+    let (code, bm) = run(&cfg, "lenient", &["--no-wait"]);
+    assert_eq!(code, BLOCKED, "{}", bm.log());
+    // ... an old one is ignored, and stays.
+    set_mtime_ago(&blocker, Duration::from_secs(3600));
+    let (code, bm) = run(&cfg, "lenient", &["--no-wait"]);
+    assert_eq!(code, OK, "{}", bm.log());
+    assert!(bm.saw("ignoring blocker"), "{}", bm.log());
+    assert_same_tree(&src, &t.p("dst2"));
+    assert!(!t.p("dst1").exists());
+    assert_eq!(fs::read_to_string(&blocker).unwrap(), "4242\n");
+    assert_dir_holds(&t.p("locks"), &["other.pid"]);
+}
+
+// ---------------------------------------------------------------------------------------------
+// SSH failures
+
+/// Runs the two shapes of remote job against `sh` and checks each fails cleanly: one with a
+/// remote lock (fails taking it), one whose only remote step is rsync (fails in the sync).
+fn assert_remote_failure(t: &Tmp, sh: &Ssh, why: &str) {
+    let src = t.p("src");
+    make_hostile_tree(&src);
+    let remote_lock = t.p("remote/j.lock");
+    let with_remote_lock = JobSpec::new("rlock")
+        .ssh(sh)
+        .remote()
+        .set("retries: 0")
+        .lock(At::Local, &t.s("locks/rlock.lock"))
+        .lock(At::Remote, &s(&remote_lock))
+        .sync(&format!("{}/", s(&src)), &t.s("dst1/"), &["-a"]);
+    let sync_only = JobSpec::new("sync")
+        .ssh(sh)
+        .remote()
+        .set("retries: 0")
+        .lock(At::Local, &t.s("locks/sync.lock"))
+        .sync(&format!("{}/", s(&src)), &t.s("dst2/"), &["-a"]);
+    let cfg = config(t, &[&with_remote_lock, &sync_only]);
+    let host = format!("127.0.0.1:{}", sh.port);
+
+    for id in ["rlock", "sync"] {
+        let (code, bm) = run(&cfg, id, &[]);
+        assert_eq!(code, FAILED, "{id}: {}", bm.log());
+        let failure = bm
+            .messages()
+            .into_iter()
+            .find(|m| m.starts_with("run failed"))
+            .unwrap_or_else(|| panic!("{id}: no failure message:\n{}", bm.log()));
+        assert!(
+            failure.contains(&host),
+            "{id}: the failure names the host: {failure}"
+        );
+        assert!(
+            failure.to_lowercase().contains(why),
+            "{id}: the failure says {why:?}: {failure}"
+        );
+        assert_dir_holds(&t.p("locks"), &[]);
+    }
+    assert!(!remote_lock.exists());
+    assert!(!t.p("dst1").exists() && !t.p("dst2").exists());
+}
+
+#[test]
+fn host_key_mismatch_fails_cleanly() {
+    let t = Tmp::new();
+    let sshd = Sshd::start();
+    let mut sh = Ssh::of(&sshd);
+    sh.known_hosts = sshd.wrong_known_hosts();
+    let _master = Master::new(&t, &sh, "r");
+    assert_remote_failure(&t, &sh, "host key");
+}
+
+#[test]
+fn unreachable_host_fails_cleanly() {
+    let t = Tmp::new();
+    // A port nobody listens on: bound, then released.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    fs::write(t.p("kh"), "").unwrap();
+    let sh = Ssh {
+        port,
+        key: t.p("no-such-key"),
+        known_hosts: t.p("kh"),
+    };
+    assert_remote_failure(&t, &sh, "connection");
+}
+
+// ---------------------------------------------------------------------------------------------
+// Hostile paths
+
+#[test]
+fn hostile_lock_blocker_and_dest_paths_do_only_what_they_say() {
+    let t = Tmp::new();
+    let sshd = Sshd::start();
+    let sh = Ssh::of(&sshd);
+    let _master = Master::new(&t, &sh, "r");
+    let tag = format!(
+        "{}-{}",
+        std::process::id(),
+        LOG_SEQ.fetch_add(1, Ordering::SeqCst)
+    );
+    let pwned = [
+        PathBuf::from(format!("/tmp/bm-pwned-{tag}")),
+        PathBuf::from(format!("/tmp/bm-pwned2-{tag}")),
+        PathBuf::from("/tmp/pwned"),
+    ];
+    let pwned_existed = pwned[2].exists();
+    let weird = format!(
+        "sp ace 'q' \"dq\" $(touch {}) `touch {}` $(touch /tmp/pwned) ; x && y",
+        pwned[0].display(),
+        pwned[1].display()
+    );
+    let local_lock = t.p(&format!("L {weird}.lock"));
+    let remote_lock = t.p(&format!("R {weird}.lock"));
+    let local_blocker = t.p(&format!("B {weird}.blk"));
+    let remote_blocker = t.p(&format!("RB {weird}.blk"));
+    let dest = t.p(&format!("D {weird}"));
+    let src = t.p("src");
+    make_hostile_tree(&src);
+    // rsync makes only the last component of a dest; the `/` inside `$(touch /tmp/…)` nests it.
+    fs::create_dir_all(dest.parent().unwrap()).unwrap();
+    let job = JobSpec::new("j")
+        .ssh(&sh)
+        .remote()
+        .set("retries: 0")
+        .lock(At::Local, &s(&local_lock))
+        .lock(At::Remote, &s(&remote_lock))
+        .blocker(At::Local, &s(&local_blocker), "30s")
+        .blocker(At::Remote, &s(&remote_blocker), "30s")
+        .sync(&format!("{}/", s(&src)), &format!("{}/", s(&dest)), &["-a"]);
+    let cfg = config(&t, &[&job]);
+
+    // Each blocker is looked for at exactly its path.
+    for b in [&remote_blocker, &local_blocker] {
+        fs::create_dir_all(b.parent().unwrap()).unwrap();
+        fs::write(b, "busy\n").unwrap();
+        let (code, bm) = run(&cfg, "j", &["--no-wait"]);
+        assert_eq!(code, BLOCKED, "{}: {}", b.display(), bm.log());
+        assert_eq!(fs::read_to_string(b).unwrap(), "busy\n");
+        fs::remove_file(b).unwrap();
+    }
+    let (code, bm) = run(&cfg, "j", &[]);
+    assert_eq!(code, OK, "{}", bm.log());
+    assert_same_tree(&src, &dest);
+    // The locks were made (their directories exist, made for them) and removed, nothing else.
+    for l in [&local_lock, &remote_lock] {
+        assert!(!l.exists(), "{} released", l.display());
+        assert_dir_holds(l.parent().unwrap(), &[]);
+    }
+    for p in &pwned[..2] {
+        assert!(!p.exists(), "injection ran: {}", p.display());
+    }
+    assert!(
+        pwned_existed || !pwned[2].exists(),
+        "injection ran: /tmp/pwned"
+    );
+    for p in &pwned[..2] {
+        let _ = fs::remove_file(p);
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// The empty-source guard
+
+#[test]
+fn delete_sync_refuses_an_empty_or_missing_source_unless_allowed() {
+    let t = Tmp::new();
+    let empty = t.p("empty");
+    fs::create_dir(&empty).unwrap();
+    let dst = t.p("dst");
+    make_hostile_tree(&dst);
+    let keep = t.p("keep");
+    make_hostile_tree(&keep);
+    let lock = t.p("locks/j.lock");
+    let mk = |id: &str, source: &str| {
+        JobSpec::new(id).lock(At::Local, &s(&lock)).sync(
+            source,
+            &format!("{}/", s(&dst)),
+            &["-a", "--delete"],
+        )
+    };
+    let empty_src = mk("empty", &format!("{}/", s(&empty)));
+    let missing_src = mk("missing", &t.s("missing/"));
+    let allowed = mk("allowed", &format!("{}/", s(&empty))).allow_empty();
+    let cfg = config(&t, &[&empty_src, &missing_src, &allowed]);
+
+    for (id, why) in [("empty", "is empty"), ("missing", "does not exist")] {
+        let (code, bm) = run(&cfg, id, &[]);
+        assert_eq!(code, FAILED, "{id}: {}", bm.log());
+        let log = bm.full_log();
+        assert!(
+            log.contains("refusing to run") && log.contains(why) && log.contains("--delete"),
+            "{id}: {log}"
+        );
+        assert!(!bm.saw("sync 0 starting"));
+        assert_same_tree(&keep, &dst);
+        assert!(!lock.exists());
+    }
+    let (code, bm) = run(&cfg, "allowed", &[]);
+    assert_eq!(code, OK, "{}", bm.log());
+    assert_same_tree(&empty, &dst);
+    assert!(!lock.exists());
+}
+
+// ---------------------------------------------------------------------------------------------
+// Signals
+
+#[test]
+fn sigterm_stops_rsync_and_releases_the_lock() {
+    let t = Tmp::new();
+    let src = t.p("src");
+    big_file(&src.join("big.bin"), 8 << 20);
+    let lock = t.p("locks/j.lock");
+    let job = JobSpec::new("j").lock(At::Local, &s(&lock)).sync(
+        &format!("{}/", s(&src)),
+        &t.s("dst/"),
+        &["-a", "--bwlimit=500"],
+    );
+    let cfg = config(&t, &[&job]);
+
+    let mut bm = Bm::spawn(&cfg, "j", &[]);
+    wait_until(Duration::from_secs(60), "rsync runs", || {
+        !rsyncs_under(bm.pid()).is_empty()
+    });
+    assert!(lock.exists());
+    let rsyncs = descendants(bm.pid());
+    kill(Pid::from_raw(bm.pid() as i32), Signal::SIGTERM).unwrap();
+    let code = bm.wait(Duration::from_secs(60));
+    assert_ne!(code, OK, "{}", bm.log());
+    assert!(bm.saw("cancelled"), "{}", bm.log());
+    wait_until(Duration::from_secs(10), "rsync is gone", || {
+        rsyncs.iter().all(|p| !pid_alive(*p))
+    });
+    assert!(!lock.exists(), "lock released on SIGTERM");
+    assert_dir_holds(&t.p("locks"), &[]);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Mutual exclusion of chained instances
+
+#[test]
+fn chained_instances_started_together_never_sync_at_the_same_time() {
+    let t = Tmp::new();
+    let (x, y) = (t.s("shared/X.lock"), t.s("shared/Y.lock"));
+    for side in ["a", "b"] {
+        let src = t.p(&format!("src_{side}"));
+        make_hostile_tree(&src);
+        big_file(&src.join("pad.bin"), 64 << 10);
+        fs::create_dir(t.p(&format!("r_{side}"))).unwrap();
+    }
+    let a = JobSpec::new("a")
+        .lock(At::Local, &x)
+        .blocker(At::Local, &y, "1s")
+        .sync(&t.s("src_a/"), &t.s("dst_a/"), &["-a", "--bwlimit=1000"]);
+    let b = JobSpec::new("b")
+        .lock(At::Local, &y)
+        .blocker(At::Local, &x, "1s")
+        .sync(&t.s("src_b/"), &t.s("dst_b/"), &["-a", "--bwlimit=1000"]);
+    let cfg_a = config_in(&t, "a", "r_a", &[&a]);
+    let cfg_b = config_in(&t, "b", "r_b", &[&b]);
+
+    let (mut first_a, mut contended) = (0, 0);
+    for i in 0..50 {
+        // Fresh copies each time, so every run transfers something.
+        for side in ["a", "b"] {
+            let _ = fs::remove_dir_all(t.p(&format!("dst_{side}")));
+        }
+        let mut pa = Bm::spawn(&cfg_a, "a", &[]);
+        let mut pb = Bm::spawn(&cfg_b, "b", &[]);
+        let (ca, cb) = (pa.wait(LONG), pb.wait(LONG));
+        assert_eq!(ca, OK, "iteration {i}, a: {}", pa.log());
+        assert_eq!(cb, OK, "iteration {i}, b: {}", pb.log());
+        let ia = (pa.time_of("sync 0 starting"), pa.time_of("sync 0 done"));
+        let ib = (pb.time_of("sync 0 starting"), pb.time_of("sync 0 done"));
+        assert!(
+            ia.1 < ib.0 || ib.1 < ia.0,
+            "iteration {i}: the syncs overlapped: a {ia:?}, b {ib:?}\na: {}\nb: {}",
+            pa.log(),
+            pb.log()
+        );
+        if ia.0 < ib.0 {
+            first_a += 1;
+        }
+        if pa.saw("waiting:") || pb.saw("waiting:") {
+            contended += 1;
+        }
+        assert!(!Path::new(&x).exists() && !Path::new(&y).exists());
+    }
+    assert_same_tree(&t.p("src_a"), &t.p("dst_a"));
+    assert_same_tree(&t.p("src_b"), &t.p("dst_b"));
+    eprintln!("a synced first in {first_a} of 50 iterations; {contended} had to wait");
+    assert!(
+        contended > 0,
+        "the two instances never met: the test proved nothing"
+    );
+}
