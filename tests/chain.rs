@@ -174,6 +174,8 @@ impl Chain {
             .status()
             .unwrap();
         assert!(st.success());
+        // rsync creates only the last level of a destination.
+        fs::create_dir_all(self.fs("backup_b").join("srv/backup/from-backup_a")).unwrap();
     }
 }
 
