@@ -58,6 +58,14 @@ pub enum Command {
         #[arg(long)]
         no_wait: bool,
     },
+    /// Print the JSON Schema of the config file (for editors: yaml-language-server, VS Code).
+    Schema,
+    /// Print a generated reference: the config reference as Markdown, or backupmanager.yaml(5).
+    #[command(hide = true)]
+    Reference {
+        #[arg(value_enum)]
+        kind: ReferenceKind,
+    },
     /// Print upcoming fire times of jobs, or of a cron expression.
     ///
     /// Times are RFC 3339 with offset, in the zone the daemon would use
@@ -76,6 +84,14 @@ pub enum Command {
         #[arg(long, short = 'n', default_value_t = 5)]
         count: usize,
     },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ReferenceKind {
+    /// docs/configuration.md
+    Markdown,
+    /// backupmanager.yaml(5), roff
+    ConfigMan,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

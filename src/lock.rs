@@ -158,6 +158,38 @@ pub fn random_hex(n: usize) -> String {
     buf.iter().map(|b| format!("{b:02x}")).collect()
 }
 
+/// Runs in progress in this process, so [`judge`] can tell this process's live locks from ones
+/// its earlier runs failed to release.
+static ACTIVE_RUNS: std::sync::Mutex<Vec<String>> = std::sync::Mutex::new(Vec::new());
+
+/// Marks a run as in progress until dropped.
+pub struct ActiveRun(String);
+
+pub fn register_run(run_id: &str) -> ActiveRun {
+    ACTIVE_RUNS
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .push(run_id.to_string());
+    ActiveRun(run_id.to_string())
+}
+
+impl Drop for ActiveRun {
+    fn drop(&mut self) {
+        let mut runs = ACTIVE_RUNS.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(i) = runs.iter().position(|r| *r == self.0) {
+            runs.swap_remove(i);
+        }
+    }
+}
+
+fn run_is_active(run_id: &str) -> bool {
+    ACTIVE_RUNS
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .iter()
+        .any(|r| r == run_id)
+}
+
 /// What was found at a lock path.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Holder {
@@ -221,6 +253,18 @@ pub fn judge(
     match &obs.holder {
         Holder::Ours(r) => {
             if r.boot_id == me.boot_id && r.pid_ns == me.pid_ns && !r.boot_id.is_empty() {
+                // Written by this very process: live only while that run is. A run whose release
+                // failed (a network cut) must not block this process's later runs forever.
+                if r.pid == me.pid && r.pid_start == me.pid_start {
+                    return if run_is_active(&r.run_id) {
+                        Verdict::Live
+                    } else {
+                        Verdict::Stale(format!(
+                            "it was left by an earlier run ({}) of this same process whose release failed",
+                            r.run_id
+                        ))
+                    };
+                }
                 return if process_alive(r.pid, r.pid_start) {
                     Verdict::Live
                 } else {
@@ -605,14 +649,28 @@ mod tests {
     fn judging() {
         let me = me();
         let lease = Duration::from_secs(600);
-        let live = Record::new(&me, "j", "r", lease);
+        let live = Record::new(&me, "j", "r-live", lease);
         let obs = |r: Record, age| Observed {
             holder: Holder::Ours(r),
             age: Duration::from_secs(age),
         };
-        // Same kernel: the process decides, not the age.
+        // Same kernel: the process decides, not the age. This very process: the run decides.
+        let active = register_run("r-live");
         assert_eq!(
             judge(&obs(live.clone(), 99_999), &me, true, lease, None),
+            Verdict::Live
+        );
+        drop(active);
+        assert!(
+            matches!(judge(&obs(live.clone(), 0), &me, true, lease, None), Verdict::Stale(s) if s.contains("earlier run")),
+            "a lock of this process whose run has ended is a leftover"
+        );
+        // Another live process on this kernel (our parent): live, whatever its age.
+        let mut other = live.clone();
+        other.pid = std::os::unix::process::parent_id();
+        other.pid_start = process_start(other.pid).unwrap();
+        assert_eq!(
+            judge(&obs(other, 99_999), &me, true, lease, None),
             Verdict::Live
         );
         let mut dead = live.clone();

@@ -13,6 +13,25 @@ fn main() {
         .then(backupmanager::daemon::notify::Notifier::from_env);
     backupmanager::logging::init(cli.log_level.as_deref(), cli.log_format);
     let code = match &cli.command {
+        Command::Schema => {
+            let schema = backupmanager::config::reference::json_schema();
+            println!(
+                "{}",
+                serde_json::to_string_pretty(&schema).expect("schema serializes")
+            );
+            0
+        }
+        Command::Reference { kind } => {
+            use backupmanager::cli::ReferenceKind;
+            use backupmanager::config::reference;
+            match kind {
+                ReferenceKind::Markdown => print!("{}", reference::markdown()),
+                ReferenceKind::ConfigMan => {
+                    print!("{}", reference::man_page(env!("CARGO_PKG_VERSION")))
+                }
+            }
+            0
+        }
         Command::Daemon => {
             backupmanager::daemon::run(&cli.config, notifier.expect("set for daemon"))
         }

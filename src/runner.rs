@@ -91,6 +91,7 @@ pub fn run_job(config: &Config, job: &Job, opts: RunOptions, cancel: &AtomicBool
     let run_id = new_run_id();
     let span = tracing::info_span!("run", job_id = %job.id, run_id = %run_id);
     let _enter = span.enter();
+    let _active = lock::register_run(&run_id);
     let mut run = Run {
         config,
         job,

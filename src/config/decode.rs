@@ -13,6 +13,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use super::diag::{self, Diagnostic, Span};
+use super::fields::{self, Section};
 use super::yaml::{self, Node, Scalar, Value};
 use super::{
     duration, words, Blocker, Config, Job, Loaded, Location, LockFile, OnMissed, Remote,
@@ -20,46 +21,6 @@ use super::{
 };
 use crate::schedule::Schedule;
 
-const TOP_KEYS: &[&str] = &[
-    "cron_schedule",
-    "pid_file_dir",
-    "state_dir",
-    "timezone",
-    "include",
-    "shutdown_timeout",
-    "jobs",
-];
-const DROPIN_KEYS: &[&str] = &["jobs"];
-const JOB_KEYS: &[&str] = &[
-    "id",
-    "enabled",
-    "cron_schedule",
-    "user",
-    "host",
-    "port",
-    "identity_file",
-    "known_hosts_file",
-    "ssh_options",
-    "lock_files",
-    "blocks_on",
-    "syncs",
-    "max_wait",
-    "retries",
-    "lock_heartbeat",
-    "stale_after",
-    "on_missed",
-];
-const LOCK_KEYS: &[&str] = &["type", "path", "user", "host", "port"];
-const BLOCKER_KEYS: &[&str] = &[
-    "type",
-    "lock_file_path",
-    "wait_time",
-    "stale_after",
-    "user",
-    "host",
-    "port",
-];
-const SYNC_KEYS: &[&str] = &["source", "dest", "opts", "allow_empty_source"];
 const REMOTE_ONLY: &[&str] = &["user", "host", "port"];
 
 const DEFAULT_PID_DIR: &str = "/run/backupmanager";
@@ -114,12 +75,7 @@ impl Decoder {
                 Ok(t) => t,
                 Err(e) => {
                     let upto = &e.as_bytes()[..e.utf8_error().valid_up_to()];
-                    let line = upto.iter().filter(|b| **b == b'\n').count() + 1;
-                    let col = String::from_utf8_lossy(upto)
-                        .rsplit('\n')
-                        .next()
-                        .map_or(0, |l| l.chars().count())
-                        + 1;
+                    let (line, col) = diag::end_position(&String::from_utf8_lossy(upto));
                     self.err(
                         Span::new(file, line, col, 1),
                         "",
@@ -159,7 +115,7 @@ impl Decoder {
 
     fn load(&mut self, main: &Path) -> Option<Config> {
         let root = self.read(main)?;
-        let top = self.fields(&root, "", TOP_KEYS, "the top level of the config")?;
+        let top = self.fields(&root, "", &fields::TOP)?;
 
         let default_schedule = top
             .get("cron_schedule")
@@ -198,7 +154,7 @@ impl Decoder {
             if root.is_null() {
                 continue;
             }
-            let Some(f) = self.fields(&root, "", DROPIN_KEYS, "a drop-in job file") else {
+            let Some(f) = self.fields(&root, "", &fields::DROPIN) else {
                 continue;
             };
             if let Some(items) = f.get("jobs").and_then(|n| self.list(n, "jobs")) {
@@ -313,15 +269,19 @@ impl Decoder {
         let idx_path = format!("jobs[{index}]");
         // Name the job by its id in every path, unknown keys included, when the id is readable.
         let peeked = match &node.value {
-            Value::Map(entries) => entries.iter().find_map(|(k, v)| match (&k.value, &v.value) {
-                (Value::Scalar { text: key, .. }, Value::Scalar { text: id, kind }) if key == "id" && *kind != Scalar::Null => {
-                    Some(format!("jobs[{id}]"))
-                }
-                _ => None,
-            }),
+            Value::Map(entries) => entries
+                .iter()
+                .find_map(|(k, v)| match (&k.value, &v.value) {
+                    (Value::Scalar { text: key, .. }, Value::Scalar { text: id, kind })
+                        if key == "id" && *kind != Scalar::Null =>
+                    {
+                        Some(format!("jobs[{id}]"))
+                    }
+                    _ => None,
+                }),
             _ => None,
         };
-        let f = self.fields(node, peeked.as_deref().unwrap_or(&idx_path), JOB_KEYS, "a job")?;
+        let f = self.fields(node, peeked.as_deref().unwrap_or(&idx_path), &fields::JOB)?;
 
         // The id names the job in every later path, so read it first.
         let id_node = f.get("id");
@@ -523,7 +483,7 @@ impl Decoder {
         let stale_after = stale_node
             .and_then(|n| self.positive_duration(n, &format!("{path}.stale_after")))
             .unwrap_or(DEFAULT_STALE_AFTER);
-        if stale_after <= lock_heartbeat * 2 {
+        if stale_after <= lock_heartbeat.saturating_mul(2) {
             let span = stale_node
                 .or(f.get("lock_heartbeat"))
                 .map_or(node.span.clone(), |n| n.span.clone());
@@ -667,7 +627,7 @@ impl Decoder {
     }
 
     fn lock_file(&mut self, node: &Node, path: &str, ctx: &JobCtx<'_>) -> Option<LockFile> {
-        let f = self.fields(node, path, LOCK_KEYS, "a lock file entry")?;
+        let f = self.fields(node, path, &fields::LOCK)?;
         let location = self.location(&f, node, path, ctx);
         let p = match f.get("path") {
             Some(n) => self.abs_path(n, &format!("{path}.path")),
@@ -684,7 +644,7 @@ impl Decoder {
     }
 
     fn blocker(&mut self, node: &Node, path: &str, ctx: &JobCtx<'_>) -> Option<Blocker> {
-        let f = self.fields(node, path, BLOCKER_KEYS, "a blocks_on entry")?;
+        let f = self.fields(node, path, &fields::BLOCKER)?;
         let location = self.location(&f, node, path, ctx);
         let p = match f.get("lock_file_path") {
             Some(n) => self.abs_path(n, &format!("{path}.lock_file_path")),
@@ -722,7 +682,7 @@ impl Decoder {
     }
 
     fn sync(&mut self, node: &Node, path: &str, ctx: &JobCtx<'_>) -> Option<Sync> {
-        let f = self.fields(node, path, SYNC_KEYS, "a sync entry")?;
+        let f = self.fields(node, path, &fields::SYNC)?;
         let mut ok = true;
         let required = |d: &mut Decoder, key: &str| -> Option<(String, &Node)> {
             match f.get(key) {
@@ -840,13 +800,10 @@ impl Decoder {
 
     // ----- typed readers: each reports its own error and returns None on a bad value -----
 
-    fn fields<'n>(
-        &mut self,
-        node: &'n Node,
-        path: &str,
-        known: &[&str],
-        what: &str,
-    ) -> Option<Fields<'n>> {
+    fn fields<'n>(&mut self, node: &'n Node, path: &str, section: &Section) -> Option<Fields<'n>> {
+        let known = section.keys();
+        let known = known.as_slice();
+        let what = section.what;
         let Value::Map(entries) = &node.value else {
             if node.is_null() && path.is_empty() {
                 return Some(Fields { entries: &[] });
@@ -882,7 +839,9 @@ impl Decoder {
                     format!("unknown key `{key}` in {what}"),
                 );
                 d.help = Some(help);
-                if path.is_empty() && JOB_KEYS.contains(&key.as_str()) && what.contains("drop-in") {
+                if std::ptr::eq(section, &fields::DROPIN)
+                    && fields::JOB.keys().contains(&key.as_str())
+                {
                     d.help =
                         Some("a drop-in file holds only `jobs:`; put this key inside a job".into());
                 }

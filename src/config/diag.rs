@@ -127,7 +127,7 @@ impl Diagnostic {
         out.push('\n');
         if let Some(line) = source
             .filter(|_| self.span.line > 0)
-            .and_then(|s| s.lines().nth(self.span.line.saturating_sub(1)))
+            .and_then(|s| lines(s).nth(self.span.line.saturating_sub(1)))
         {
             let num = self.span.line.to_string();
             let pad = " ".repeat(num.len());
@@ -143,6 +143,40 @@ impl Diagnostic {
         }
         out
     }
+}
+
+/// The lines of `text` as YAML counts them: `\n`, `\r\n` and a lone `\r` each end a line
+/// (`str::lines` misses the lone `\r`, so line numbers from the parser would point elsewhere).
+pub fn lines(text: &str) -> impl Iterator<Item = &str> {
+    let mut rest = Some(text).filter(|t| !t.is_empty());
+    std::iter::from_fn(move || {
+        let r = rest?;
+        match r.find(['\n', '\r']) {
+            None => {
+                rest = None;
+                Some(r)
+            }
+            Some(i) => {
+                let brk = if r[i..].starts_with("\r\n") { 2 } else { 1 };
+                rest = Some(&r[i + brk..]).filter(|t| !t.is_empty());
+                Some(&r[..i])
+            }
+        }
+    })
+}
+
+/// 1-based line and column just after the last character of `text`, counting lines like [`lines`].
+pub fn end_position(text: &str) -> (usize, usize) {
+    let (mut line, mut col, mut prev_cr) = (1, 1, false);
+    for c in text.chars() {
+        match c {
+            '\n' if prev_cr => {}
+            '\n' | '\r' => (line, col) = (line + 1, 1),
+            _ => col += 1,
+        }
+        prev_cr = c == '\r';
+    }
+    (line, col)
 }
 
 /// Sorts diagnostics by file, then position, errors before warnings at the same place.
@@ -165,8 +199,8 @@ pub fn edit_distance(a: &str, b: &str) -> usize {
     for (i, row) in d.iter_mut().enumerate() {
         row[0] = i;
     }
-    for j in 0..=b.len() {
-        d[0][j] = j;
+    for (j, cell) in d[0].iter_mut().enumerate() {
+        *cell = j;
     }
     for i in 1..=a.len() {
         for j in 1..=b.len() {
@@ -206,6 +240,16 @@ mod tests {
         assert_eq!(suggest("Host", &keys), Some("host"));
         assert_eq!(suggest("tpye", &keys), Some("type"));
         assert_eq!(suggest("colour", &keys), None);
+    }
+
+    #[test]
+    fn lines_break_like_yaml() {
+        let l = |s| lines(s).collect::<Vec<_>>();
+        assert_eq!(l(""), Vec::<&str>::new());
+        assert_eq!(l("a\nb\r\nc\rd\n"), ["a", "b", "c", "d"]);
+        assert_eq!(l("a\n\nb"), ["a", "", "b"]);
+        assert_eq!(end_position("a\r\nbc"), (2, 3));
+        assert_eq!(end_position("a\rb\n"), (3, 1));
     }
 
     #[test]

@@ -12,6 +12,8 @@
 pub mod decode;
 pub mod diag;
 pub mod duration;
+pub mod fields;
+pub mod reference;
 pub mod words;
 pub mod yaml;
 

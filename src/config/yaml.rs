@@ -17,7 +17,7 @@ use std::path::Path;
 
 use saphyr_parser::{Event, Parser, ScalarStyle, ScanError};
 
-use super::diag::{Diagnostic, Span};
+use super::diag::{self, Diagnostic, Span};
 
 /// A scalar after core-schema resolution.
 #[derive(Debug, Clone, PartialEq)]
@@ -83,6 +83,8 @@ impl Node {
 
 /// Parses one YAML document. A syntax error is fatal for the file and comes back as the only
 /// diagnostic; duplicate keys are reported as errors alongside a usable tree.
+// One diagnostic per file parse, never on a hot path: boxing it would only burden every caller.
+#[allow(clippy::result_large_err)]
 pub fn parse(text: &str, file: &Path) -> Result<(Node, Vec<Diagnostic>), Diagnostic> {
     let mut builder = Builder {
         file,
@@ -92,9 +94,11 @@ pub fn parse(text: &str, file: &Path) -> Result<(Node, Vec<Diagnostic>), Diagnos
     };
     let mut stack: Vec<Frame> = Vec::new();
     let mut root: Option<Node> = None;
+    let bounds = Bounds::of(text);
     for item in Parser::new_from_str(text) {
-        let (event, span) = item.map_err(|e| syntax_error(text, file, &e))?;
-        let start = Span::new(file, span.start.line(), span.start.col() + 1, span.len());
+        let (event, span) = item.map_err(|e| syntax_error(text, file, &e, &bounds))?;
+        let (line, col) = bounds.place(span.start.line(), span.start.col());
+        let start = Span::new(file, line, col, span.len());
         let node = match event {
             Event::DocumentStart(_) => {
                 builder.documents += 1;
@@ -305,12 +309,41 @@ fn resolve_plain(s: &str) -> Scalar {
     Scalar::Str
 }
 
+/// The extent of a file, to keep reported positions inside it.
+struct Bounds {
+    /// Lines as YAML counts them (see [`diag::lines`]).
+    lines: usize,
+    /// Just after the last character of the last line with content.
+    end: (usize, usize),
+}
+
+impl Bounds {
+    fn of(text: &str) -> Bounds {
+        Bounds {
+            lines: diag::lines(text).count(),
+            end: diag::end_position(text.trim_end_matches(['\n', '\r'])),
+        }
+    }
+
+    /// The 1-based line and column for the parser's 1-based line and 0-based column. At the end
+    /// of the stream the parser reports the line after the last one (for a syntax error, an empty
+    /// value); that becomes the end of the last line with content, a place that exists.
+    fn place(&self, line: usize, col0: usize) -> (usize, usize) {
+        if line > self.lines {
+            self.end
+        } else {
+            (line.max(1), col0 + 1)
+        }
+    }
+}
+
 /// Turns a scanner error into a diagnostic, with a hint for the mistakes people actually make.
-fn syntax_error(text: &str, file: &Path, e: &ScanError) -> Diagnostic {
+fn syntax_error(text: &str, file: &Path, e: &ScanError, bounds: &Bounds) -> Diagnostic {
     let m = e.marker();
-    let span = Span::new(file, m.line(), m.col() + 1, 1);
-    let line = text.lines().nth(m.line().saturating_sub(1)).unwrap_or("");
-    let at: String = line.chars().skip(m.col()).collect();
+    let (line_no, col) = bounds.place(m.line(), m.col());
+    let span = Span::new(file, line_no, col, 1);
+    let line = diag::lines(text).nth(line_no - 1).unwrap_or("");
+    let at: String = line.chars().skip(col - 1).collect();
     let info = e.info();
     let d = Diagnostic::error(span, "", format!("YAML syntax error: {info}"));
     if at.starts_with('*') && (info.contains("anchor") || info.contains("alias")) {

@@ -1,0 +1,171 @@
+//! The one description of every config key: name, type, whether it is required, its default, and
+//! the documentation users read.
+//!
+//! The decoder takes its lists of known keys from here, and the JSON Schema (`backupmanager
+//! schema`), `docs/configuration.md` and the `backupmanager.yaml(5)` man page are generated from
+//! it, so the parser, the schema and the reference cannot drift apart. Adding a key means adding
+//! it here and reading it in `decode.rs`; a test checks that every key here is read there.
+
+/// The type of a value, as the decoder accepts it.
+#[derive(Debug, Clone, Copy)]
+pub enum Ty {
+    Str,
+    /// An absolute path.
+    AbsPath,
+    /// A path; absolute where local.
+    Path,
+    Port,
+    Bool,
+    /// Whole seconds (integer) or a string with units: `90s`, `5m`, `1h 30m`, `2d`.
+    Duration,
+    /// Integer within bounds.
+    Int(i64, i64),
+    /// A quoted cron expression or macro.
+    Cron,
+    /// An IANA time zone name.
+    TimeZone,
+    /// One of these words.
+    Enum(&'static [&'static str]),
+    /// A list of strings.
+    StrList,
+    /// A list of mappings with these keys.
+    List(&'static Section),
+}
+
+/// A mapping: its name in the docs and its keys.
+#[derive(Debug)]
+pub struct Section {
+    pub name: &'static str,
+    /// How to refer to one such mapping in messages ("a sync entry").
+    pub what: &'static str,
+    pub doc: &'static str,
+    pub fields: &'static [Field],
+}
+
+impl Section {
+    pub fn keys(&self) -> Vec<&'static str> {
+        self.fields.iter().map(|f| f.key).collect()
+    }
+}
+
+#[derive(Debug)]
+pub struct Field {
+    pub key: &'static str,
+    pub ty: Ty,
+    pub required: bool,
+    /// The default as users would write it, if there is one.
+    pub default: Option<&'static str>,
+    pub doc: &'static str,
+}
+
+const fn f(key: &'static str, ty: Ty, default: Option<&'static str>, doc: &'static str) -> Field {
+    Field {
+        key,
+        ty,
+        required: false,
+        default,
+        doc,
+    }
+}
+
+const fn req(key: &'static str, ty: Ty, doc: &'static str) -> Field {
+    Field {
+        key,
+        ty,
+        required: true,
+        default: None,
+        doc,
+    }
+}
+
+pub static TOP: Section = Section {
+    name: "top level",
+    what: "the top level of the config",
+    doc: "The main file, `/etc/backupmanager/backupmanager.yaml` unless `--config` or `BACKUPMANAGER_CONFIG` says otherwise.",
+    fields: &[
+        f("cron_schedule", Ty::Cron, None, "Default schedule for jobs that set none: standard 5-field cron (minute hour day-of-month month day-of-week) as cronie reads it, or a macro (`@hourly`, `@daily`, `@weekly`, `@monthly`, `@yearly`, `@reboot`). Always quote it: an unquoted `*` starts a YAML alias."),
+        f("pid_file_dir", Ty::AbsPath, Some("/run/backupmanager"), "Directory for the pid file and runtime state: per-job run locks (`jobs/ID.run`) and ssh ControlMaster sockets (`ssh/`). Keep the path short: socket paths are limited to 108 bytes."),
+        f("state_dir", Ty::AbsPath, Some("/var/lib/backupmanager"), "Directory for persistent state (`state.json`: how far each job's schedule has been handled, last results)."),
+        f("timezone", Ty::TimeZone, None, "IANA time zone schedules are evaluated in (e.g. `Europe/Amsterdam`). Default: the system zone, `TZ` honoured."),
+        f("include", Ty::StrList, Some("[jobs.d/*.yaml]"), "Glob patterns, relative to the main file's directory, of drop-in files that add jobs. Each drop-in holds only a `jobs:` list."),
+        f("shutdown_timeout", Ty::Duration, Some("30s"), "On SIGTERM the daemon cancels running jobs (rsync gets SIGTERM, then SIGKILL) and waits this long for them to release their locks before exiting."),
+        f("jobs", Ty::List(&JOB), Some("[]"), "The jobs."),
+    ],
+};
+
+pub static DROPIN: Section = Section {
+    name: "drop-in file",
+    what: "a drop-in job file",
+    doc: "A file matched by `include` (default `jobs.d/*.yaml`). Job ids are unique across all files.",
+    fields: &[f("jobs", Ty::List(&JOB), Some("[]"), "The jobs this file adds.")],
+};
+
+pub static JOB: Section = Section {
+    name: "job",
+    what: "a job",
+    doc: "One job: where its syncs go, the lock files it holds while it runs, the lock files it waits for, and what it copies.",
+    fields: &[
+        req("id", Ty::Str, "Unique name of the job: letters, digits, `_`, `-`, `.`. Names lock records, state and log fields (`JOB_ID`)."),
+        f("enabled", Ty::Bool, Some("true"), "`false` keeps the job out of the schedule; `backupmanager run-job` still runs it."),
+        f("cron_schedule", Ty::Cron, Some("the top-level cron_schedule"), "This job's schedule (see the top-level key)."),
+        f("user", Ty::Str, None, "SSH login user for the syncs and for remote lock files that set none. Default: ssh's (your `~/.ssh/config`, else the local user)."),
+        f("host", Ty::Str, None, "Destination host of the syncs (`dest` is on this host). Without it every sync is local. Remote lock files and blockers inherit it."),
+        f("port", Ty::Port, None, "SSH port (default: ssh's, usually 22). Inherited like `host`."),
+        f("identity_file", Ty::AbsPath, None, "SSH private key, used for lock checks and rsync alike."),
+        f("known_hosts_file", Ty::AbsPath, None, "known_hosts file to check host keys against. Host keys are never accepted automatically."),
+        f("ssh_options", Ty::StrList, Some("[]"), "Extra ssh `-o` options as `Key=Value` (e.g. `ServerAliveInterval=15`). They cannot weaken BatchMode or host key checking."),
+        f("lock_files", Ty::List(&LOCK), Some("[]"), "Lock files this job creates while it runs; other instances block on them."),
+        f("blocks_on", Ty::List(&BLOCKER), Some("[]"), "Lock files that must be absent before the job starts."),
+        req("syncs", Ty::List(&SYNC), "What to copy: one rsync per entry, in order. A failed sync stops the run."),
+        f("max_wait", Ty::Duration, None, "Give up after waiting this long for blockers: the run ends as blocked (exit 75). Default: wait as long as it takes."),
+        f("retries", Ty::Int(0, 100), Some("2"), "How many times a sync is retried after a transient rsync failure (exit codes 5, 10, 12, 30, 35, 255), with backoff."),
+        f("lock_heartbeat", Ty::Duration, Some("60s"), "How often the mtime of each held lock file is refreshed while the job runs."),
+        f("stale_after", Ty::Duration, Some("10m"), "The lease written into this job's lock records: a lock whose owner cannot be checked directly (another machine) is abandoned when not refreshed for this long. Must exceed twice `lock_heartbeat`."),
+        f("on_missed", Ty::Enum(&["run_once", "skip"]), Some("run_once"), "Slots missed while the daemon was down or the machine slept: run once soon after start or resume, or skip them."),
+    ],
+};
+
+pub static LOCK: Section = Section {
+    name: "lock file",
+    what: "a lock file entry",
+    doc: "A lock file the job creates atomically before it looks at its blockers, and removes at the end (only if it is still its own).",
+    fields: &[
+        req("type", Ty::Enum(&["local", "remote"]), "`local`: on this host. `remote`: on a host reached over SSH."),
+        req("path", Ty::AbsPath, "Absolute path of the lock file. A missing parent directory is created."),
+        f("user", Ty::Str, Some("the job's user"), "Remote only: SSH user."),
+        f("host", Ty::Str, Some("the job's host"), "Remote only: the host holding the file."),
+        f("port", Ty::Port, Some("the job's port"), "Remote only: SSH port."),
+    ],
+};
+
+pub static BLOCKER: Section = Section {
+    name: "blocker",
+    what: "a blocks_on entry",
+    doc: "A lock file that must be absent before the job starts. While it exists the job waits, re-checking every `wait_time` (and at once when a local one is removed).",
+    fields: &[
+        req("type", Ty::Enum(&["local", "remote"]), "`local`: on this host. `remote`: on a host reached over SSH."),
+        req("lock_file_path", Ty::AbsPath, "Absolute path of the lock file to wait for."),
+        f("wait_time", Ty::Duration, Some("300"), "Re-check interval while the lock file exists (plus up to 10% random jitter)."),
+        f("stale_after", Ty::Duration, None, "For a lock file another program writes: ignore it when its mtime is older than this. Without it such a file blocks for as long as it exists. (backupmanager's own lock records carry their owner and lease and are judged by them.)"),
+        f("user", Ty::Str, Some("the job's user"), "Remote only: SSH user."),
+        f("host", Ty::Str, Some("the job's host"), "Remote only: the host holding the file."),
+        f("port", Ty::Port, Some("the job's port"), "Remote only: SSH port."),
+    ],
+};
+
+pub static SYNC: Section = Section {
+    name: "sync",
+    what: "a sync entry",
+    doc: "One rsync from a local `source` to `dest` (on the job's host, or local when the job has none).",
+    fields: &[
+        req("source", Ty::AbsPath, "Local source path. A trailing `/` copies the directory's contents; without it the directory itself."),
+        req("dest", Ty::Path, "Destination path: on the job's host (relative paths are relative to the login's home), or local (absolute) when the job has no host."),
+        f("opts", Ty::StrList, Some("[]"), "rsync options. Each entry is split like a shell splits words (`\"--exclude '.cache'\"` gives two arguments) but never run by a shell: nothing is expanded. `-e`/`--rsh` is not allowed on remote jobs: the transport is managed."),
+        f("allow_empty_source", Ty::Bool, Some("false"), "Allow a `--delete` sync to run when its source is missing or empty. By default it refuses, because an unmounted disk looks like that and would wipe the destination."),
+    ],
+};
+
+/// Every section, for generators.
+pub fn sections() -> [&'static Section; 5] {
+    [&TOP, &JOB, &LOCK, &BLOCKER, &SYNC]
+}
