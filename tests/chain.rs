@@ -53,7 +53,11 @@ fn render(bed: &Bed, template: &str, extra: &[(&str, &str)]) -> String {
     .collect();
     // Every template must still use the paths the bed maps (a renamed one would escape the
     // per-host views); host names and /home/user appear in one template only.
-    for must in ["/run/backupmanager", "/var/lib/backupmanager", "/srv/backup/"] {
+    for must in [
+        "/run/backupmanager",
+        "/var/lib/backupmanager",
+        "/srv/backup/",
+    ] {
         assert!(text.contains(must), "{template} no longer contains {must}");
     }
     for (from, to) in subs {
@@ -138,7 +142,11 @@ impl Chain {
             .bed
             .reap(pid, Duration::from_secs(60))
             .unwrap_or_else(|| panic!("{host} daemon did not exit after SIGTERM"));
-        assert_eq!(st.code(), Some(0), "{host} daemon exit status after SIGTERM");
+        assert_eq!(
+            st.code(),
+            Some(0),
+            "{host} daemon exit status after SIGTERM"
+        );
     }
 
     fn daemon_alive(&self, host: &str) -> bool {
@@ -155,8 +163,11 @@ impl Chain {
         }
         fs::create_dir_all(home.join("docs")).unwrap();
         fs::write(home.join("generation"), format!("{g}\n")).unwrap();
-        fs::write(home.join(format!("docs/gen-{g}.txt")), format!("written in generation {g}\n"))
-            .unwrap();
+        fs::write(
+            home.join(format!("docs/gen-{g}.txt")),
+            format!("written in generation {g}\n"),
+        )
+        .unwrap();
         let bytes = backupmanager::lock::random_hex(payload / 2).into_bytes();
         fs::write(home.join("payload.bin"), bytes).unwrap();
         read_tree(&home)
@@ -169,7 +180,10 @@ impl Chain {
         fs::create_dir_all(&dst).unwrap();
         let st = std::process::Command::new("cp")
             .arg("-a")
-            .arg(format!("{}/.", self.fs("desktop").join("home/user").display()))
+            .arg(format!(
+                "{}/.",
+                self.fs("desktop").join("home/user").display()
+            ))
             .arg(&dst)
             .status()
             .unwrap();
@@ -284,11 +298,7 @@ fn intervals(evs: &[Ev], kills: &[Timestamp]) -> Vec<Interval> {
     for e in evs {
         if e.msg.starts_with("daemon started") {
             if let Some((_, start)) = &open {
-                let k = kills
-                    .iter()
-                    .find(|k| *k > start)
-                    .copied()
-                    .unwrap_or(e.ts);
+                let k = kills.iter().find(|k| *k > start).copied().unwrap_or(e.ts);
                 close(&mut open, k, false, &mut out);
             }
         } else if e.msg.starts_with("sync 0 starting") {
@@ -393,11 +403,14 @@ fn assert_consistent(chain: &Chain, gens: &Generations, d: &[Interval], a: &[Int
         .expect("backup_a completed a run");
     let last_d = d
         .iter()
-        .filter(|iv| iv.ok && iv.end <= last_a.start)
-        .next_back()
+        .rfind(|iv| iv.ok && iv.end <= last_a.start)
         .expect("desktop completed a run before backup_a's last");
     let expected = gens.at(last_d.start);
-    let got = read_tree(&chain.fs("backup_b").join("srv/backup/from-backup_a/desktop"));
+    let got = read_tree(
+        &chain
+            .fs("backup_b")
+            .join("srv/backup/from-backup_a/desktop"),
+    );
     assert!(
         got == *expected,
         "backup_b holds {}, expected {} (desktop's tree when its run {} started at {}; \
@@ -449,7 +462,10 @@ impl GenDriver {
         let deadline = Instant::now() + timeout;
         loop {
             self.poll(chain);
-            let (d, a) = (events(&chain.log("desktop")), events(&chain.log("backup_a")));
+            let (d, a) = (
+                events(&chain.log("desktop")),
+                events(&chain.log("backup_a")),
+            );
             if cond(&d, &a) {
                 return;
             }
@@ -499,9 +515,12 @@ fn daemons_collide_crash_and_lose_a_host_without_overlap() {
     let mut kills = Vec::new();
 
     // Phase 1: two successful runs of each, new generations in between.
-    gen.until(&chain, Duration::from_secs(200), "2 successful runs each", |d, a| {
-        successes_after(d, t0) >= 2 && successes_after(a, t0) >= 2
-    });
+    gen.until(
+        &chain,
+        Duration::from_secs(200),
+        "2 successful runs each",
+        |d, a| successes_after(d, t0) >= 2 && successes_after(a, t0) >= 2,
+    );
     let d_log = chain.log("desktop");
     let a_log = chain.log("backup_a");
     let waits = events(&d_log)
@@ -509,7 +528,10 @@ fn daemons_collide_crash_and_lose_a_host_without_overlap() {
         .chain(events(&a_log).iter())
         .filter(|e| e.msg.starts_with("waiting: "))
         .count();
-    assert!(waits > 0, "the two instances never collided; nothing was tested");
+    assert!(
+        waits > 0,
+        "the two instances never collided; nothing was tested"
+    );
 
     // Phase 2 (requirement 3): kill -9 backup_a's daemon in the middle of its rsync.
     let from = events(&a_log).len();
@@ -555,15 +577,29 @@ fn daemons_collide_crash_and_lose_a_host_without_overlap() {
 
     // Phase 3 (requirement 5): backup_a's sshd down for a desktop slot.
     gen.on = false;
-    gen.until(&chain, Duration::from_secs(90), "desktop idle, early in a minute", |d, _| {
-        // Between runs: its last event that belongs to a run is a run's end.
-        d.iter().rev().find(|e| !e.run_id.is_empty()).is_some_and(is_run_end)
-            && second_of_minute() < 45
-    });
+    gen.until(
+        &chain,
+        Duration::from_secs(90),
+        "desktop idle, early in a minute",
+        |d, _| {
+            // Between runs: its last event that belongs to a run is a run's end.
+            d.iter()
+                .rev()
+                .find(|e| !e.run_id.is_empty())
+                .is_some_and(is_run_end)
+                && second_of_minute() < 45
+        },
+    );
     chain.bed.stop_sshd("backup_a");
     let down = Timestamp::now();
     let from = events(&d_log).len();
-    let (_, failed) = wait_for(&d_log, from, Duration::from_secs(90), "desktop's run to end", is_run_end);
+    let (_, failed) = wait_for(
+        &d_log,
+        from,
+        Duration::from_secs(90),
+        "desktop's run to end",
+        is_run_end,
+    );
     assert_eq!(failed.result, "failed", "{failed:?}");
     let addr = chain.bed.host("backup_a").addr.clone();
     assert!(
@@ -571,7 +607,10 @@ fn daemons_collide_crash_and_lose_a_host_without_overlap() {
         "the failure names backup_a ({addr}): {}",
         failed.msg
     );
-    assert!(chain.daemon_alive("desktop"), "desktop's daemon keeps running");
+    assert!(
+        chain.daemon_alive("desktop"),
+        "desktop's daemon keeps running"
+    );
     assert!(
         !chain.fs("desktop").join(D_LOCK).exists(),
         "desktop's local lock is released after the failed run"
@@ -579,20 +618,30 @@ fn daemons_collide_crash_and_lose_a_host_without_overlap() {
     chain.bed.start_sshd("backup_a");
     let up = Timestamp::now();
     assert!(up > down);
-    gen.until(&chain, Duration::from_secs(100), "desktop succeeds once sshd is back", |d, _| {
-        successes_after(d, up) >= 1
-    });
+    gen.until(
+        &chain,
+        Duration::from_secs(100),
+        "desktop succeeds once sshd is back",
+        |d, _| successes_after(d, up) >= 1,
+    );
 
     // Settle: a backup_a run that starts after a desktop run of the final generation.
     let last_gen = gen.gens.list.last().unwrap().0;
-    gen.until(&chain, Duration::from_secs(150), "the chain settles", |d, a| {
-        let di = intervals(d, &[]);
-        let ai = intervals(a, &kills);
-        di.iter().any(|x| x.ok && x.start > last_gen)
-            && ai.iter().any(|y| {
-                y.ok && di.iter().any(|x| x.ok && x.start > last_gen && x.end <= y.start)
-            })
-    });
+    gen.until(
+        &chain,
+        Duration::from_secs(150),
+        "the chain settles",
+        |d, a| {
+            let di = intervals(d, &[]);
+            let ai = intervals(a, &kills);
+            di.iter().any(|x| x.ok && x.start > last_gen)
+                && ai.iter().any(|y| {
+                    y.ok && di
+                        .iter()
+                        .any(|x| x.ok && x.start > last_gen && x.end <= y.start)
+                })
+        },
+    );
     chain.stop_daemon("desktop");
     chain.stop_daemon("backup_a");
 
@@ -606,7 +655,11 @@ fn daemons_collide_crash_and_lose_a_host_without_overlap() {
     assert_no_overlap(&d, &a);
     assert_consistent(&chain, &gen.gens, &d, &a);
     assert_eq!(
-        read_tree(&chain.fs("backup_b").join("srv/backup/from-backup_a/desktop")),
+        read_tree(
+            &chain
+                .fs("backup_b")
+                .join("srv/backup/from-backup_a/desktop")
+        ),
         gen.gens.list.last().unwrap().1,
         "settled: backup_b holds the final generation"
     );
@@ -618,7 +671,10 @@ fn daemons_collide_crash_and_lose_a_host_without_overlap() {
 /// and backup_a, which waited on it, finishes too.
 #[test]
 fn a_cut_link_fails_the_run_and_the_leftover_lock_is_broken_later() {
-    let Some(mut chain) = Chain::new("a_cut_link_fails_the_run_and_the_leftover_lock_is_broken_later", &[]) else {
+    let Some(mut chain) = Chain::new(
+        "a_cut_link_fails_the_run_and_the_leftover_lock_is_broken_later",
+        &[],
+    ) else {
         return;
     };
     let g0 = chain.new_generation(0, PAYLOAD);
@@ -680,7 +736,9 @@ fn a_cut_link_fails_the_run_and_the_leftover_lock_is_broken_later() {
         "the leftover lock is broken and both instances succeed",
         |d, a| {
             let broken = d.iter().chain(a.iter()).any(|e| {
-                e.ts > up && e.msg.starts_with("removed stale lock") && e.msg.contains("desktop_to_backup_a")
+                e.ts > up
+                    && e.msg.starts_with("removed stale lock")
+                    && e.msg.contains("desktop_to_backup_a")
             });
             broken && successes_after(d, up) >= 1 && successes_after(a, up) >= 1
         },
@@ -722,13 +780,14 @@ fn simultaneous_starts_let_exactly_one_go_first() {
             let mut c = chain.bed.command(host, "sh");
             // Both wait on their stdin; one write to each releases them together.
             c.arg("-c")
-                .arg(r#"read go && exec "$@""#)
+                .arg(r#"read -r go || { echo "barrier: no go ($?)" >&2; exit 99; }; exec "$@""#)
                 .arg("sh")
                 .arg(BIN)
                 .args(["--log-format", "json", "run-job", job, "-c"])
                 .arg(chain.cfg(host))
                 .stdin(std::process::Stdio::piped())
-                .stderr(fs::File::create(&log).unwrap());
+                .stdout(fs::File::create(&log).unwrap())
+                .stderr(fs::OpenOptions::new().append(true).open(&log).unwrap());
             children.push((host, log, c.spawn().unwrap()));
         }
         std::thread::sleep(Duration::from_millis(300));
@@ -750,7 +809,11 @@ fn simultaneous_starts_let_exactly_one_go_first() {
                 }
                 std::thread::sleep(Duration::from_millis(50));
             };
-            assert!(st.success(), "iteration {i}: {host}'s run failed:\n{}", tail(&log));
+            assert!(
+                st.success(),
+                "iteration {i}: {host}'s run failed ({st}):\n{}",
+                fs::read_to_string(&log).unwrap_or_default()
+            );
             let evs = events(&log);
             waited += evs.iter().any(|e| e.msg.starts_with("waiting: ")) as u32;
             let iv = intervals(&evs, &[]);

@@ -28,7 +28,10 @@ fn unit_file_verifies() {
     assert!(stop > 30);
 
     assert!(
-        Command::new("systemd-analyze").arg("--version").output().is_ok(),
+        Command::new("systemd-analyze")
+            .arg("--version")
+            .output()
+            .is_ok(),
         "systemd-analyze is missing: run the README's test command, which installs it"
     );
     let dir = tempfile::tempdir().unwrap();
@@ -36,9 +39,19 @@ fn unit_file_verifies() {
     let local = unit.replace("/usr/bin/backupmanager", bin);
     let path = dir.path().join("backupmanager.service");
     fs::write(&path, local).unwrap();
-    let out = Command::new("systemd-analyze").args(["verify", "--man=no"]).arg(&path).output().unwrap();
+    let out = Command::new("systemd-analyze")
+        .args(["verify", "--man=no"])
+        .arg(&path)
+        .output()
+        .unwrap();
     let err = String::from_utf8_lossy(&out.stderr);
     // Only problems with our unit count (verify also loads unrelated system units).
-    let ours: Vec<&str> = err.lines().filter(|l| l.contains("backupmanager")).collect();
-    assert!(out.status.success() && ours.is_empty(), "systemd-analyze verify:\n{err}");
+    let ours: Vec<&str> = err
+        .lines()
+        .filter(|l| l.contains("backupmanager"))
+        .collect();
+    assert!(
+        out.status.success() && ours.is_empty(),
+        "systemd-analyze verify:\n{err}"
+    );
 }

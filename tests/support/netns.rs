@@ -163,7 +163,10 @@ pub fn cleanup_leftovers() {
                 .and_then(|m| m.elapsed().ok())
                 .is_some_and(|a| a > Duration::from_secs(120));
             // Young directories may be a bed being built right now (owner not yet written).
-            if name.starts_with(PREFIX) && name.len() == PREFIX.len() + 6 && old && !owner_alive(&name)
+            if name.starts_with(PREFIX)
+                && name.len() == PREFIX.len() + 6
+                && old
+                && !owner_alive(&name)
             {
                 dead_ids.push(name);
             }
@@ -232,7 +235,15 @@ impl Bed {
                 ])?;
                 ip(&["-n", &br, "link", "set", &port, "master", "br0"])?;
                 ip(&["-n", &br, "link", "set", &port, "up"])?;
-                ip(&["-n", &ns, "addr", "add", &format!("{addr}/24"), "dev", "eth0"])?;
+                ip(&[
+                    "-n",
+                    &ns,
+                    "addr",
+                    "add",
+                    &format!("{addr}/24"),
+                    "dev",
+                    "eth0",
+                ])?;
                 ip(&["-n", &ns, "link", "set", "eth0", "up"])
             })();
             r.map_err(Unavailable)?;
@@ -349,7 +360,10 @@ impl Bed {
         let mut c = self.command(from, "ssh");
         c.args(["-o", "BatchMode=yes", "-o", "StrictHostKeyChecking=yes"])
             .arg("-o")
-            .arg(format!("UserKnownHostsFile={}", self.known_hosts().display()))
+            .arg(format!(
+                "UserKnownHostsFile={}",
+                self.known_hosts().display()
+            ))
             .arg("-i")
             .arg(self.client_key())
             .args(["-o", "IdentitiesOnly=yes", "-o", "ConnectTimeout=5"])
@@ -381,7 +395,8 @@ impl Bed {
         let deadline = Instant::now() + timeout;
         loop {
             if let Ok(Some(st)) = self.children[i].try_wait() {
-                self.children.remove(i);
+                // Already reaped by try_wait; wait() returns the same status at once.
+                let _ = self.children.remove(i).wait();
                 return Some(st);
             }
             if Instant::now() >= deadline {
