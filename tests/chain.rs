@@ -242,20 +242,10 @@ fn wait_for(
             return (i, e.clone());
         }
         if Instant::now() >= deadline {
-            let tail: Vec<String> = fs::read_to_string(log)
-                .unwrap_or_default()
-                .lines()
-                .rev()
-                .take(25)
-                .map(str::to_string)
-                .collect::<Vec<_>>()
-                .into_iter()
-                .rev()
-                .collect();
             panic!(
                 "timed out after {timeout:?} waiting for {what} in {}; last lines:\n{}",
                 log.display(),
-                tail.join("\n")
+                tail(log)
             );
         }
         std::thread::sleep(Duration::from_millis(200));
@@ -480,10 +470,22 @@ impl GenDriver {
     }
 }
 
+/// The last 25 lines of a JSON log, one readable line per event.
 fn tail(log: &Path) -> String {
     let text = fs::read_to_string(log).unwrap_or_default();
-    let lines: Vec<&str> = text.lines().collect();
-    lines[lines.len().saturating_sub(20)..].join("\n")
+    let lines: Vec<String> = text
+        .lines()
+        .map(|l| match serde_json::from_str::<serde_json::Value>(l) {
+            Ok(v) => format!(
+                "  {} {} {}",
+                v["timestamp"].as_str().unwrap_or(""),
+                v["level"].as_str().unwrap_or(""),
+                v["message"].as_str().unwrap_or("")
+            ),
+            Err(_) => format!("  {l}"),
+        })
+        .collect();
+    lines[lines.len().saturating_sub(25)..].join("\n")
 }
 
 fn successes_after(evs: &[Ev], t: Timestamp) -> usize {
@@ -812,7 +814,7 @@ fn simultaneous_starts_let_exactly_one_go_first() {
             assert!(
                 st.success(),
                 "iteration {i}: {host}'s run failed ({st}):\n{}",
-                fs::read_to_string(&log).unwrap_or_default()
+                tail(&log)
             );
             let evs = events(&log);
             waited += evs.iter().any(|e| e.msg.starts_with("waiting: ")) as u32;
