@@ -793,8 +793,14 @@ fn simultaneous_starts_let_exactly_one_go_first() {
             children.push((host, log, c.spawn().unwrap()));
         }
         std::thread::sleep(Duration::from_millis(300));
-        for (_, _, c) in &mut children {
+        // Same instant, or backup_a up to 120 ms later: sweeps the window in which desktop's
+        // two lock creations (one over ssh) interleave with backup_a's create and check.
+        let stagger = Duration::from_millis(40 * u64::from(i % 4));
+        for (host, _, c) in &mut children {
             use std::io::Write;
+            if *host == "backup_a" {
+                std::thread::sleep(stagger);
+            }
             c.stdin.take().unwrap().write_all(b"go\n").unwrap();
         }
         let mut ivs = BTreeMap::new();
