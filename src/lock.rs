@@ -590,6 +590,43 @@ fn create_local(path: &str, record: &Record) -> Result<Created, LockError> {
 
 #[cfg(test)]
 mod tests {
+    /// The remote observe script, run by a local `sh`: present, absent, and a path that exists
+    /// but cannot be read as a file (counts as present, unknown holder).
+    #[test]
+    fn observe_script_reports_present_absent_and_unreadable() {
+        let d = std::env::temp_dir().join(format!("bm-observe-{}", random_hex(4)));
+        fs::create_dir_all(d.join("dir")).unwrap();
+        fs::write(d.join("f"), "busy\n").unwrap();
+        let run = |name: &str| {
+            let p = d.join(name);
+            let script = format!(
+                "p={}; {OBSERVE_SCRIPT}",
+                crate::ssh::shell_quote(p.to_str().unwrap())
+            );
+            let out = std::process::Command::new("sh")
+                .arg("-c")
+                .arg(&script)
+                .output()
+                .unwrap();
+            (
+                out.status.code(),
+                String::from_utf8_lossy(&out.stdout).into_owned(),
+            )
+        };
+        let (code, out) = run("f");
+        assert_eq!(code, Some(0));
+        assert!(
+            out.starts_with("PRESENT\n") && out.ends_with("\nbusy\n"),
+            "{out:?}"
+        );
+        assert!(parse_observation(&out).is_some());
+        assert_eq!(run("missing"), (Some(0), "ABSENT\n".to_string()));
+        let (code, out) = run("dir");
+        assert_eq!(code, Some(0));
+        assert!(parse_observation(&out).is_some(), "{out:?}");
+        fs::remove_dir_all(d).unwrap();
+    }
+
     use super::*;
 
     fn me() -> Identity {

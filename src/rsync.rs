@@ -313,6 +313,33 @@ pub(crate) fn die_with_parent(cmd: &mut Command) {
     }
 }
 
+/// A receiver that gets `()` the moment child `pid` has exited, without reaping it
+/// (`waitid(WEXITED | WNOWAIT)` on a helper thread), so the caller keeps the pid (no reuse
+/// while it is an unreaped zombie) and reaps it itself. Waiting on this instead of sleeping
+/// between `try_wait` polls means an exit is noticed at once, not up to one poll interval
+/// later (that interval was most of the fixed cost of a short rsync or a lock check over ssh).
+/// If the caller reaps first, `waitid` fails with ECHILD and the thread ends; the channel then
+/// reports `Disconnected`, which callers treat like an exit.
+pub(crate) fn exit_notice(pid: u32) -> mpsc::Receiver<()> {
+    use nix::sys::wait::{waitid, Id, WaitPidFlag};
+    let (tx, rx) = mpsc::channel();
+    let pid = Pid::from_raw(pid as i32);
+    std::thread::spawn(move || {
+        let flags = WaitPidFlag::WEXITED | WaitPidFlag::WNOWAIT;
+        loop {
+            match waitid(Id::Pid(pid), flags) {
+                Err(nix::errno::Errno::EINTR) => continue,
+                Ok(_) => {
+                    let _ = tx.send(());
+                    break;
+                }
+                Err(_) => break,
+            }
+        }
+    });
+    rx
+}
+
 /// A running rsync in its own process group. Dropping it terminates the whole group
 /// (SIGTERM, [`DROP_GRACE`], SIGKILL) and reaps rsync.
 #[derive(Debug)]
@@ -523,7 +550,8 @@ pub fn run(
         });
     }
 
-    // Phase 2: reap rsync, still honouring cancel.
+    // Phase 2: reap rsync, still honouring cancel. Woken by its exit, not by polling.
+    let exited = exit_notice(proc.pid());
     let status = loop {
         match proc.try_wait() {
             Ok(Some(st)) => break st,
@@ -537,7 +565,12 @@ pub fn run(
                 duration: start.elapsed(),
             });
         }
-        std::thread::sleep(Duration::from_millis(10));
+        if let Err(mpsc::RecvTimeoutError::Disconnected) =
+            exited.recv_timeout(Duration::from_millis(50))
+        {
+            // The notifier failed (or already fired): fall back to a short poll.
+            std::thread::sleep(Duration::from_millis(1));
+        }
     };
     drop(proc); // already reaped (stragglers were killed then): a no-op
     let stderr_tail: Vec<String> = err_tail.into();
