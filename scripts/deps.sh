@@ -1,5 +1,6 @@
-# Sourced by scripts/test and scripts/demo: installs the system tools backupmanager and its
-# tests use, with apt-get, when they are missing. A fresh Debian/Ubuntu machine has none of them.
+# Sourced by scripts/test, scripts/demo, scripts/package and scripts/test-deb: installs the
+# system tools backupmanager and its tests use, with apt-get, when they are missing. A fresh
+# Debian/Ubuntu machine has none of them.
 bm_need_tools() {
   local missing=()
   command -v rsync >/dev/null || missing+=(rsync)
@@ -15,4 +16,12 @@ bm_need_tools() {
   echo "installing: ${missing[*]}" >&2
   "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get update -qq >&2
   "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >&2
+}
+
+# cargo-deb, for scripts/package. `cargo install` builds it from crates.io (about 1.5 minutes
+# on 2 cores).
+bm_need_cargo_deb() {
+  command -v cargo-deb >/dev/null && return 0
+  echo "installing cargo-deb (cargo install cargo-deb --locked)" >&2
+  cargo install cargo-deb --locked >&2
 }

@@ -7,9 +7,18 @@ use clap::{Parser, Subcommand, ValueEnum};
 
 use crate::config::DEFAULT_PATH;
 
+/// `--version`: the package version and the git commit it was built from (`unknown` when built
+/// outside a git checkout, e.g. from a release tarball). Set by build.rs.
+pub const VERSION: &str = concat!(
+    env!("CARGO_PKG_VERSION"),
+    " (commit ",
+    env!("BACKUPMANAGER_GIT_COMMIT"),
+    ")"
+);
+
 /// Runs rsync jobs on in-process cron schedules and chains machines safely through lock files.
 #[derive(Debug, Parser)]
-#[command(name = "backupmanager", version, propagate_version = true)]
+#[command(name = "backupmanager", version = VERSION, propagate_version = true)]
 pub struct Cli {
     /// Main config file (drop-in job files are read from jobs.d/ next to it).
     #[arg(long, short = 'c', global = true, env = "BACKUPMANAGER_CONFIG", default_value = DEFAULT_PATH, value_name = "PATH")]
@@ -58,12 +67,27 @@ pub enum Command {
         #[arg(long)]
         no_wait: bool,
     },
+    /// Show whether the daemon runs and, per job: schedule, next run, last result, run counts,
+    /// and whether a run is in progress right now.
+    Status {
+        /// Output format: readable text or one JSON document.
+        #[arg(long, value_enum, default_value_t = Format::Text)]
+        format: Format,
+    },
     /// Print the JSON Schema of the config file (for editors: yaml-language-server, VS Code).
     Schema,
-    /// Print a generated reference: the config reference as Markdown, or backupmanager.yaml(5).
+    /// Print a shell completion script on stdout.
+    ///
+    /// The Debian package installs them for bash, zsh and fish. Elsewhere, for example:
+    /// `backupmanager completions bash > ~/.local/share/bash-completion/completions/backupmanager`.
+    Completions {
+        #[arg(value_enum, value_name = "SHELL")]
+        shell: clap_complete::Shell,
+    },
+    /// Generated references, for the docs and the package build.
     #[command(hide = true)]
     Reference {
-        #[arg(value_enum)]
+        #[command(subcommand)]
         kind: ReferenceKind,
     },
     /// Print upcoming fire times of jobs, or of a cron expression.
@@ -86,12 +110,18 @@ pub enum Command {
     },
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+#[derive(Debug, Clone, PartialEq, Eq, Subcommand)]
 pub enum ReferenceKind {
-    /// docs/configuration.md
+    /// Print docs/configuration.md.
     Markdown,
-    /// backupmanager.yaml(5), roff
+    /// Print backupmanager.yaml(5) (roff).
     ConfigMan,
+    /// Write every man page into DIR: backupmanager(1), one page per subcommand
+    /// (backupmanager-validate(1), ...) and backupmanager.yaml(5).
+    Man {
+        #[arg(value_name = "DIR")]
+        dir: PathBuf,
+    },
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

@@ -483,20 +483,13 @@ impl Place {
 }
 
 /// Prints `ABSENT`, or `PRESENT`, the host's clock, the file's mtime and its first bytes.
-/// Expects the path in `$p`.
-/// Prints `ABSENT`, or `PRESENT`, the host's clock, the mtime and the first 4 KiB. A file that
-/// vanishes between the test and the reads (its owner released it just then: exactly the
-/// hand-off moment) is reported `ABSENT`, as `observe_local` does; it used to make `stat`/`head`
-/// fail and the whole run fail with "remote command failed". A file that stays but cannot be
-/// read counts as present with an unknown holder (as locally); a failing `stat` on a file that
-/// is still there is an error (exit 3).
-const OBSERVE_SCRIPT: &str = "if [ -e \"$p\" ]; then n=$(date +%s); \
-    if m=$(stat -c %Y -- \"$p\" 2>/dev/null); then \
-    f=0; b=$(head -c 4096 -- \"$p\" 2>/dev/null && echo x) || f=1; \
-    if [ $f = 1 ] && ! [ -e \"$p\" ]; then echo ABSENT; \
-    else printf 'PRESENT\\n%s\\n%s\\n%s' \"$n\" \"$m\" \"${b%x}\"; fi; \
-    elif [ -e \"$p\" ]; then stat -c %Y -- \"$p\"; exit 3; else echo ABSENT; fi; \
-    else echo ABSENT; fi";
+/// Expects the path in `$p`. A file removed while it is being read (its owner releasing it
+/// between our `-e` and `stat` or `head`) is absent, not an error; one that stays but cannot be
+/// read is present with an empty body, like a local one.
+const OBSERVE_SCRIPT: &str = "if [ -e \"$p\" ] && m=$(stat -c %Y -- \"$p\" 2>/dev/null); then \
+     if b=$(head -c 4096 -- \"$p\" 2>/dev/null); then :; elif [ -e \"$p\" ]; then b=; \
+     else echo ABSENT; exit 0; fi; \
+     echo PRESENT; date +%s; printf '%s\\n%s\\n' \"$m\" \"$b\"; else echo ABSENT; fi";
 
 fn parse_observation(out: &str) -> Option<Observed> {
     let mut lines = out.splitn(4, '\n');
@@ -755,6 +748,69 @@ mod tests {
             judge(&foreign, &me, true, lease, Some(Duration::from_secs(60))),
             Verdict::Stale(_)
         ));
+    }
+
+    /// The remote observe script, run by a local `sh`, with `tool` (stat or head) replaced by a
+    /// wrapper that removes the lock first: the owner releasing it mid-observation.
+    fn observe_while_released_by(tool: &str) -> (bool, String) {
+        let d = tmp();
+        let bin = d.join("bin");
+        fs::create_dir_all(&bin).unwrap();
+        let real = std::env::split_paths(&std::env::var_os("PATH").unwrap())
+            .map(|p| p.join(tool))
+            .find(|p| p.is_file())
+            .unwrap();
+        let wrapper = bin.join(tool);
+        fs::write(
+            &wrapper,
+            format!(
+                "#!/bin/sh\nrm -f -- \"$BM_VANISH\"\nexec {} \"$@\"\n",
+                real.display()
+            ),
+        )
+        .unwrap();
+        use std::os::unix::fs::PermissionsExt;
+        fs::set_permissions(&wrapper, fs::Permissions::from_mode(0o755)).unwrap();
+        let path = d.join("lock").to_string_lossy().into_owned();
+        let r = Record::new(&me(), "j", "r", Duration::from_secs(600));
+        fs::write(&path, r.to_line()).unwrap();
+        let out = std::process::Command::new("sh")
+            .arg("-c")
+            .arg(format!("p={}; {OBSERVE_SCRIPT}", shell_quote(&path)))
+            .env("BM_VANISH", &path)
+            .env(
+                "PATH",
+                format!("{}:{}", bin.display(), std::env::var("PATH").unwrap()),
+            )
+            .output()
+            .unwrap();
+        fs::remove_dir_all(d).unwrap();
+        (
+            out.status.success(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+        )
+    }
+
+    #[test]
+    fn a_lock_released_while_observed_remotely_is_absent() {
+        for tool in ["stat", "head"] {
+            let (ok, out) = observe_while_released_by(tool);
+            assert!(ok, "{tool}: the script fails: {out}");
+            assert_eq!(parse_observation(&out), None, "{tool}: {out}");
+        }
+        // Undisturbed, the same script reports the record.
+        let d = tmp();
+        let path = d.join("lock").to_string_lossy().into_owned();
+        let r = Record::new(&me(), "j", "r", Duration::from_secs(600));
+        fs::write(&path, r.to_line()).unwrap();
+        let out = std::process::Command::new("sh")
+            .arg("-c")
+            .arg(format!("p={}; {OBSERVE_SCRIPT}", shell_quote(&path)))
+            .output()
+            .unwrap();
+        let obs = parse_observation(&String::from_utf8_lossy(&out.stdout)).unwrap();
+        assert_eq!(obs.holder, Holder::Ours(r));
+        fs::remove_dir_all(d).unwrap();
     }
 
     #[test]

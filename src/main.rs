@@ -13,6 +13,7 @@ fn main() {
         .then(backupmanager::daemon::notify::Notifier::from_env);
     backupmanager::logging::init(cli.log_level.as_deref(), cli.log_format);
     let code = match &cli.command {
+        Command::Status { format } => commands::status::run(&cli.config, *format),
         Command::Schema => {
             let schema = backupmanager::config::reference::json_schema();
             println!(
@@ -20,6 +21,17 @@ fn main() {
                 serde_json::to_string_pretty(&schema).expect("schema serializes")
             );
             0
+        }
+        Command::Completions { shell } => {
+            match commands::reference::write_completions(*shell, &mut std::io::stdout()) {
+                Ok(()) => 0,
+                // A closed pipe (`| head`) is not worth a message.
+                Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => 0,
+                Err(e) => {
+                    eprintln!("backupmanager: writing completions: {e}");
+                    backupmanager::exit::FAILED
+                }
+            }
         }
         Command::Reference { kind } => {
             use backupmanager::cli::ReferenceKind;
@@ -29,6 +41,17 @@ fn main() {
                 ReferenceKind::ConfigMan => {
                     print!("{}", reference::man_page(env!("CARGO_PKG_VERSION")))
                 }
+                ReferenceKind::Man { dir } => match commands::reference::write_man_pages(dir) {
+                    Ok(pages) => {
+                        for p in pages {
+                            println!("{}", p.display());
+                        }
+                    }
+                    Err(e) => {
+                        eprintln!("backupmanager: writing man pages to {}: {e}", dir.display());
+                        std::process::exit(backupmanager::exit::FAILED);
+                    }
+                },
             }
             0
         }

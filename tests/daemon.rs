@@ -371,6 +371,23 @@ fn sigterm_during_a_slow_rsync_stops_cleanly_and_notifies_systemd() {
         "{lock_text}"
     );
 
+    // `status` sees the daemon and the run in progress (read from /proc/locks, without locking).
+    let out = Command::new(BIN)
+        .args(["status", "--format", "json", "--config"])
+        .arg(&cfg)
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let st: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(st["daemon"]["pid"], d.pid().to_string(), "{st}");
+    assert!(
+        st["jobs"][0]["running"]
+            .as_str()
+            .unwrap()
+            .contains(&format!("pid {}", d.pid())),
+        "{st}"
+    );
+
     // A reload mid-run: RELOADING=1 then READY=1; the run carries on.
     d.signal(Signal::SIGHUP);
     let mut msgs = Vec::new();

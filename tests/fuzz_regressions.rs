@@ -41,7 +41,7 @@ fn load_bytes(name: &str, bytes: &[u8]) -> (Loaded, PathBuf) {
             continue;
         }
         assert!(dg.span.line >= 1 && dg.span.col >= 1, "{dg:?}");
-        if let Some(src) = loaded.sources.get(&dg.span.file) {
+        if let Some(src) = loaded.sources.get(&*dg.span.file) {
             let lines = diag::lines(src).count().max(1);
             assert!(dg.span.line <= lines, "line past the end ({lines}): {dg:?}");
         }
@@ -107,7 +107,7 @@ fn empty_key_at_eof() {
     let e = loaded
         .diagnostics
         .iter()
-        .find(|d| d.is_error() && d.span.file == main)
+        .find(|d| d.is_error() && *d.span.file == *main)
         .expect("an error in the main file");
     assert!(e.message.contains("unknown key ``"), "{e:?}");
     assert_eq!((e.span.line, e.span.col), (1, 3), "{e:?}");

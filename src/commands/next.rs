@@ -58,13 +58,7 @@ pub fn run(
     let config = loaded.config.expect("checked above");
     for id in jobs {
         if config.job(id).is_none() {
-            let known: Vec<&str> = config.jobs.iter().map(|j| j.id.as_str()).collect();
-            eprintln!(
-                "error: no job `{id}` in {} (jobs: {})",
-                path.display(),
-                known.join(", ")
-            );
-            return exit::USAGE;
+            return super::unknown_job(path, &config, id);
         }
     }
     for job in &config.jobs {

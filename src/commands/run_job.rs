@@ -4,29 +4,16 @@ use std::path::Path;
 use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 
-use crate::config;
 use crate::exit;
 use crate::runner::{self, RunOptions, RunResult};
 
 pub fn run(path: &Path, id: &str, opts: RunOptions) -> i32 {
-    let loaded = config::load(path);
-    let Some(config) = loaded.config else {
-        eprintln!("{}", loaded.render());
-        eprintln!(
-            "{}: invalid: {} error(s); nothing was run",
-            path.display(),
-            loaded.errors()
-        );
-        return exit::CONFIG;
+    let config = match super::load_valid(path, "nothing was run") {
+        Ok(c) => c,
+        Err(code) => return code,
     };
     let Some(job) = config.job(id) else {
-        let known: Vec<&str> = config.jobs.iter().map(|j| j.id.as_str()).collect();
-        eprintln!(
-            "error: no job `{id}` in {} (jobs: {})",
-            path.display(),
-            known.join(", ")
-        );
-        return exit::USAGE;
+        return super::unknown_job(path, &config, id);
     };
     // SIGTERM, SIGINT and SIGHUP stop the run cleanly: rsync is terminated, locks released.
     let cancel = Arc::new(AtomicBool::new(false));

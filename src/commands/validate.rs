@@ -26,7 +26,7 @@ pub fn run(path: &Path, format: Format) -> i32 {
                         "id": j.id,
                         "enabled": j.enabled,
                         "cron_schedule": j.schedule.expr(),
-                        "file": j.origin.file,
+                        "file": &*j.origin.file,
                         "line": j.origin.line,
                     })
                 })
@@ -69,6 +69,8 @@ pub fn run(path: &Path, format: Format) -> i32 {
             }
         }
     }
+    // The process exits next: freeing a large config (thousands of nodes and paths) is pure cost.
+    std::mem::forget(loaded);
     code
 }
 

@@ -8,7 +8,8 @@
 //! This module only formats; it never decides whether something is an error.
 
 use std::fmt::Write as _;
-use std::path::{Path, PathBuf};
+use std::path::Path;
+use std::sync::Arc;
 
 use serde::Serialize;
 
@@ -32,7 +33,9 @@ impl Severity {
 /// A place in a config file. `line` and `col` are 1-based; `col` counts characters, as editors do.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Span {
-    pub file: PathBuf,
+    /// Shared by every span of a file: a config's thousands of nodes carry one allocation.
+    #[serde(serialize_with = "serialize_path")]
+    pub file: Arc<Path>,
     pub line: usize,
     pub col: usize,
     /// Width of the caret underline in characters (at least 1 when rendered).
@@ -40,10 +43,19 @@ pub struct Span {
     pub len: usize,
 }
 
+fn serialize_path<S: serde::Serializer>(p: &Arc<Path>, s: S) -> Result<S::Ok, S::Error> {
+    p.as_ref().serialize(s)
+}
+
 impl Span {
     pub fn new(file: &Path, line: usize, col: usize, len: usize) -> Span {
+        Span::in_file(&Arc::from(file), line, col, len)
+    }
+
+    /// A span in a file whose path is already shared.
+    pub fn in_file(file: &Arc<Path>, line: usize, col: usize, len: usize) -> Span {
         Span {
-            file: file.to_path_buf(),
+            file: Arc::clone(file),
             line,
             col,
             len,

@@ -232,7 +232,7 @@ impl Loaded {
     pub fn render(&self) -> String {
         self.diagnostics
             .iter()
-            .map(|d| d.render(self.sources.get(&d.span.file).map(String::as_str)))
+            .map(|d| d.render(self.sources.get(&*d.span.file).map(String::as_str)))
             .collect::<Vec<_>>()
             .join("\n")
     }

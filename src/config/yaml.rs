@@ -95,10 +95,11 @@ pub fn parse(text: &str, file: &Path) -> Result<(Node, Vec<Diagnostic>), Diagnos
     let mut stack: Vec<Frame> = Vec::new();
     let mut root: Option<Node> = None;
     let bounds = Bounds::of(text);
+    let shared: std::sync::Arc<Path> = std::sync::Arc::from(file);
     for item in Parser::new_from_str(text) {
         let (event, span) = item.map_err(|e| syntax_error(text, file, &e, &bounds))?;
         let (line, col) = bounds.place(span.start.line(), span.start.col());
-        let start = Span::new(file, line, col, span.len());
+        let start = Span::in_file(&shared, line, col, span.len());
         let node = match event {
             Event::DocumentStart(_) => {
                 builder.documents += 1;
@@ -174,7 +175,7 @@ pub fn parse(text: &str, file: &Path) -> Result<(Node, Vec<Diagnostic>), Diagnos
             text: String::new(),
             kind: Scalar::Null,
         },
-        span: Span::new(file, 1, 1, 0),
+        span: Span::in_file(&shared, 1, 1, 0),
         content_offset: 0,
     });
     Ok((root, builder.diags))

@@ -191,7 +191,7 @@ impl Daemon {
             let mut sleep = MAX_SLEEP;
             if stopping.is_none() {
                 self.fire_due(now);
-                if let Some(next) = self.next_wake(now) {
+                if let Some((next, _)) = self.next_job(now) {
                     let until = next.duration_since(Timestamp::now());
                     sleep = sleep.min(Duration::try_from(until).unwrap_or(Duration::ZERO));
                 }
@@ -414,27 +414,9 @@ impl Daemon {
         self.last_status = status;
     }
 
-    fn next_wake(&self, now: Timestamp) -> Option<Timestamp> {
+    /// The next slot of any enabled job, and whose it is.
+    fn next_job(&self, now: Timestamp) -> Option<(Timestamp, &str)> {
         self.config
-            .jobs
-            .iter()
-            .filter(|j| j.enabled)
-            .filter_map(|j| {
-                let covered = self
-                    .state
-                    .jobs
-                    .get(&j.id)
-                    .and_then(JobState::covered_until)
-                    .unwrap_or(now);
-                plan::next_wake(&j.schedule, self.tz(), covered, now)
-            })
-            .min()
-    }
-
-    fn status_line(&self) -> String {
-        let now = Timestamp::now();
-        let next = self
-            .config
             .jobs
             .iter()
             .filter(|j| j.enabled)
@@ -447,7 +429,11 @@ impl Daemon {
                     .unwrap_or(now);
                 plan::next_wake(&j.schedule, self.tz(), covered, now).map(|t| (t, j.id.as_str()))
             })
-            .min();
+            .min()
+    }
+
+    fn status_line(&self) -> String {
+        let next = self.next_job(Timestamp::now());
         let mut s = match next {
             Some((t, id)) => format!(
                 "next: {id} at {}",

@@ -15,6 +15,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+pub mod netns;
+
 use backupmanager::ssh::{self, SshConfig, SshTarget};
 use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;

@@ -1,0 +1,846 @@
+//! The chain across machines, end to end: three fake hosts (network namespaces, see
+//! tests/support/netns.rs) `desktop`, `backup_a`, `backup_b`, each with its own sshd and its own
+//! view of the lock, state and data directories; two daemons running examples/chain/desktop.yaml
+//! (on desktop) and examples/chain/backup_a.yaml (on backup_a), every minute, colliding on purpose.
+//! DESIGN.md, "The chain across machines: test bed", says what each test proves.
+//!
+//! Needs root (namespaces, sshd). Without namespaces the tests print `SKIPPED: …` and pass,
+//! except under CI (`CI` set), where they fail.
+mod support;
+
+use std::collections::BTreeMap;
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use jiff::Timestamp;
+use nix::sys::signal::Signal;
+use support::netns::Bed;
+
+const BIN: &str = env!("CARGO_BIN_EXE_backupmanager");
+const HOSTS: [&str; 3] = ["desktop", "backup_a", "backup_b"];
+const D_LOCK: &str = "run/locks/desktop_to_backup_a";
+const A_LOCK: &str = "run/locks/backup_a_to_backup_b";
+/// Desktop's payload per generation: at --bwlimit=128 (KiB/s) about 6 s per rsync.
+const PAYLOAD: usize = 768 * 1024;
+
+// ---------------------------------------------------------------------------------------------
+// Configs: the shipped templates with per-bed paths and addresses.
+
+fn render(bed: &Bed, template: &str, extra: &[(&str, &str)]) -> String {
+    let mut text = fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join(template))
+        .unwrap_or_else(|e| panic!("read {template}: {e}"));
+    let view = bed.view().display().to_string();
+    let subs: Vec<(String, String)> = [
+        ("/run/backupmanager", format!("{view}/run")),
+        ("/var/lib/backupmanager", format!("{view}/state")),
+        ("/home/user/", format!("{view}/home/user/")),
+        ("/srv/backup/", format!("{view}/srv/backup/")),
+        (
+            "/etc/backupmanager/id_ed25519",
+            bed.client_key().display().to_string(),
+        ),
+        (
+            "/etc/backupmanager/known_hosts",
+            bed.known_hosts().display().to_string(),
+        ),
+        ("backup-a.example.net", bed.host("backup_a").addr.clone()),
+        ("backup-b.example.net", bed.host("backup_b").addr.clone()),
+    ]
+    .into_iter()
+    .map(|(a, b)| (a.to_string(), b))
+    .chain(extra.iter().map(|(a, b)| (a.to_string(), b.to_string())))
+    .collect();
+    // Every template must still use the paths the bed maps (a renamed one would escape the
+    // per-host views); host names and /home/user appear in one template only.
+    for must in [
+        "/run/backupmanager",
+        "/var/lib/backupmanager",
+        "/srv/backup/",
+    ] {
+        assert!(text.contains(must), "{template} no longer contains {must}");
+    }
+    for (from, to) in subs {
+        text = text.replace(&from, &to);
+    }
+    text
+}
+
+struct Chain {
+    bed: Bed,
+    desktop_cfg: PathBuf,
+    backup_a_cfg: PathBuf,
+    logs: PathBuf,
+    daemons: BTreeMap<&'static str, u32>,
+}
+
+impl Chain {
+    fn new(test: &str, extra: &[(&str, &str)]) -> Option<Chain> {
+        let bed = Bed::new_or_skip(test, &HOSTS)?;
+        let etc = bed.root.join("etc");
+        let logs = bed.root.join("logs");
+        fs::create_dir_all(&etc).unwrap();
+        fs::create_dir_all(&logs).unwrap();
+        let desktop_cfg = etc.join("desktop.yaml");
+        let backup_a_cfg = etc.join("backup_a.yaml");
+        fs::write(
+            &desktop_cfg,
+            render(&bed, "examples/chain/desktop.yaml", extra),
+        )
+        .unwrap();
+        fs::write(
+            &backup_a_cfg,
+            render(&bed, "examples/chain/backup_a.yaml", extra),
+        )
+        .unwrap();
+        Some(Chain {
+            bed,
+            desktop_cfg,
+            backup_a_cfg,
+            logs,
+            daemons: BTreeMap::new(),
+        })
+    }
+
+    fn fs(&self, host: &str) -> &Path {
+        &self.bed.host(host).fs
+    }
+
+    fn cfg(&self, host: &str) -> &Path {
+        match host {
+            "desktop" => &self.desktop_cfg,
+            "backup_a" => &self.backup_a_cfg,
+            _ => panic!("no instance on {host}"),
+        }
+    }
+
+    fn log(&self, host: &str) -> PathBuf {
+        self.logs.join(format!("{host}.log"))
+    }
+
+    fn start_daemon(&mut self, host: &'static str) -> u32 {
+        let cfg = self.cfg(host).to_str().unwrap().to_string();
+        let log = self.log(host);
+        let pid = self.bed.spawn(
+            host,
+            Path::new(BIN),
+            &["--log-format", "json", "daemon", "-c", &cfg],
+            &log,
+        );
+        self.daemons.insert(host, pid);
+        wait_for(&log, 0, Duration::from_secs(20), "daemon started", |e| {
+            e.msg.starts_with("daemon started: pid ") && e.msg.contains(&format!("pid {pid},"))
+        });
+        pid
+    }
+
+    /// SIGTERM, and the daemon must exit 0 after cancelling its run.
+    fn stop_daemon(&mut self, host: &str) {
+        let pid = self.daemons.remove(host).unwrap();
+        self.bed.signal(pid, Signal::SIGTERM);
+        let st = self
+            .bed
+            .reap(pid, Duration::from_secs(60))
+            .unwrap_or_else(|| panic!("{host} daemon did not exit after SIGTERM"));
+        assert_eq!(
+            st.code(),
+            Some(0),
+            "{host} daemon exit status after SIGTERM"
+        );
+    }
+
+    fn daemon_alive(&self, host: &str) -> bool {
+        self.daemons
+            .get(host)
+            .is_some_and(|p| support::pid_alive(*p))
+    }
+
+    /// Rewrites desktop's tree as generation `g`; returns its contents (relative path → bytes).
+    fn new_generation(&self, g: u32, payload: usize) -> Tree {
+        let home = self.fs("desktop").join("home/user");
+        if home.exists() {
+            fs::remove_dir_all(&home).unwrap();
+        }
+        fs::create_dir_all(home.join("docs")).unwrap();
+        fs::write(home.join("generation"), format!("{g}\n")).unwrap();
+        fs::write(
+            home.join(format!("docs/gen-{g}.txt")),
+            format!("written in generation {g}\n"),
+        )
+        .unwrap();
+        let bytes = backupmanager::lock::random_hex(payload / 2).into_bytes();
+        fs::write(home.join("payload.bin"), bytes).unwrap();
+        read_tree(&home)
+    }
+
+    /// backup_a starts out holding generation 0, as after a first run: a `--delete` sync refuses
+    /// an empty source, and backup_a may well go first.
+    fn seed_backup_a(&self) {
+        let dst = self.fs("backup_a").join("srv/backup/desktop");
+        fs::create_dir_all(&dst).unwrap();
+        let st = std::process::Command::new("cp")
+            .arg("-a")
+            .arg(format!(
+                "{}/.",
+                self.fs("desktop").join("home/user").display()
+            ))
+            .arg(&dst)
+            .status()
+            .unwrap();
+        assert!(st.success());
+        // rsync creates only the last level of a destination.
+        fs::create_dir_all(self.fs("backup_b").join("srv/backup/from-backup_a")).unwrap();
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Logs: one JSON object per line.
+
+#[derive(Debug, Clone)]
+struct Ev {
+    ts: Timestamp,
+    msg: String,
+    run_id: String,
+    phase: String,
+    result: String,
+}
+
+fn events(log: &Path) -> Vec<Ev> {
+    let text = fs::read_to_string(log).unwrap_or_default();
+    text.lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .filter_map(|v| {
+            let s = |k: &str| {
+                v.get(k)
+                    .or_else(|| v.get("span").and_then(|sp| sp.get(k)))
+                    .and_then(|x| x.as_str().map(str::to_string).or(Some(x.to_string())))
+                    .unwrap_or_default()
+            };
+            Some(Ev {
+                ts: v.get("timestamp")?.as_str()?.parse().ok()?,
+                msg: s("message"),
+                run_id: s("run_id"),
+                phase: s("phase"),
+                result: s("result"),
+            })
+        })
+        .collect()
+}
+
+/// Waits until an event at index >= `from` satisfies `pred`; returns (index, event).
+fn wait_for(
+    log: &Path,
+    from: usize,
+    timeout: Duration,
+    what: &str,
+    pred: impl Fn(&Ev) -> bool,
+) -> (usize, Ev) {
+    let deadline = Instant::now() + timeout;
+    loop {
+        let evs = events(log);
+        if let Some((i, e)) = evs.iter().enumerate().skip(from).find(|(_, e)| pred(e)) {
+            return (i, e.clone());
+        }
+        if Instant::now() >= deadline {
+            panic!(
+                "timed out after {timeout:?} waiting for {what} in {}; last lines:\n{}",
+                log.display(),
+                tail(log)
+            );
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+fn is_run_end(e: &Ev) -> bool {
+    e.phase == "end"
+}
+fn is_success(e: &Ev) -> bool {
+    e.phase == "end" && e.result == "success"
+}
+
+/// One rsync attempt of sync 0, from "sync 0 starting" to its end.
+#[derive(Debug, Clone)]
+struct Interval {
+    run_id: String,
+    start: Timestamp,
+    end: Timestamp,
+    /// The run ended in success after this attempt.
+    ok: bool,
+}
+
+/// Sync-0 intervals in a daemon's log. An attempt still open when the log shows the daemon
+/// starting again (after a kill -9) ends at the first of `kills` after its start; one still open
+/// at the end of the log ends "now" (it may still run).
+fn intervals(evs: &[Ev], kills: &[Timestamp]) -> Vec<Interval> {
+    let mut out: Vec<Interval> = Vec::new();
+    let mut open: Option<(String, Timestamp)> = None;
+    let close = |open: &mut Option<(String, Timestamp)>, end: Timestamp, ok, out: &mut Vec<_>| {
+        if let Some((run_id, start)) = open.take() {
+            out.push(Interval {
+                run_id,
+                start,
+                end,
+                ok,
+            });
+        }
+    };
+    for e in evs {
+        if e.msg.starts_with("daemon started") {
+            if let Some((_, start)) = &open {
+                let k = kills.iter().find(|k| *k > start).copied().unwrap_or(e.ts);
+                close(&mut open, k, false, &mut out);
+            }
+        } else if e.msg.starts_with("sync 0 starting") {
+            close(&mut open, e.ts, false, &mut out);
+            open = Some((e.run_id.clone(), e.ts));
+        } else if open.as_ref().is_some_and(|(r, _)| *r == e.run_id)
+            && (e.msg.starts_with("sync 0 done")
+                || e.msg.contains("failed transiently")
+                || is_run_end(e))
+        {
+            let ok = e.msg.starts_with("sync 0 done");
+            close(&mut open, e.ts, ok, &mut out);
+        }
+    }
+    close(&mut open, Timestamp::now(), false, &mut out);
+    // A "done" attempt belongs to a successful run only if that run ended in success.
+    for iv in &mut out {
+        if iv.ok {
+            iv.ok = evs.iter().any(|e| e.run_id == iv.run_id && is_success(e));
+        }
+    }
+    out
+}
+
+/// Requirement 1: the two rsyncs touching backup_a never overlap.
+fn assert_no_overlap(d: &[Interval], a: &[Interval]) {
+    for x in d {
+        for y in a {
+            assert!(
+                x.end <= y.start || y.end <= x.start,
+                "desktop's rsync {} ({} .. {}) overlaps backup_a's rsync {} ({} .. {})",
+                x.run_id,
+                x.start,
+                x.end,
+                y.run_id,
+                y.start,
+                y.end
+            );
+        }
+    }
+}
+
+type Tree = BTreeMap<String, Vec<u8>>;
+
+fn read_tree(root: &Path) -> Tree {
+    fn walk(base: &Path, dir: &Path, out: &mut Tree) {
+        for e in fs::read_dir(dir).unwrap_or_else(|e| panic!("read {}: {e}", dir.display())) {
+            let e = e.unwrap();
+            let p = e.path();
+            if e.file_type().unwrap().is_dir() {
+                walk(base, &p, out);
+            } else {
+                let rel = p.strip_prefix(base).unwrap().display().to_string();
+                out.insert(rel, fs::read(&p).unwrap());
+            }
+        }
+    }
+    let mut out = Tree::new();
+    walk(root, root, &mut out);
+    out
+}
+
+fn describe(t: &Tree) -> String {
+    let g = t
+        .get("generation")
+        .map(|g| String::from_utf8_lossy(g).trim().to_string())
+        .unwrap_or_else(|| "?".into());
+    format!("generation {g}, files {:?}", t.keys().collect::<Vec<_>>())
+}
+
+/// Seconds into the current minute (UTC minute boundaries are the zone's too).
+fn second_of_minute() -> u64 {
+    (Timestamp::now().as_second().rem_euclid(60)) as u64
+}
+
+/// Generations written to desktop's tree, with the instant each write finished. Writes happen
+/// only while desktop's daemon is between runs, so a run sees exactly one generation.
+struct Generations {
+    list: Vec<(Timestamp, Tree)>,
+}
+
+impl Generations {
+    /// The tree desktop held at `t`.
+    fn at(&self, t: Timestamp) -> &Tree {
+        &self
+            .list
+            .iter()
+            .rev()
+            .find(|(w, _)| *w < t)
+            .expect("generation 0 precedes every run")
+            .1
+    }
+}
+
+/// Requirement 2: backup_b holds what desktop had at the start of the last desktop → backup_a
+/// run that completed before the last backup_a → backup_b run began.
+fn assert_consistent(chain: &Chain, gens: &Generations, d: &[Interval], a: &[Interval]) {
+    let last_a = a
+        .iter()
+        .rev()
+        .find(|iv| iv.ok)
+        .expect("backup_a completed a run");
+    let last_d = d
+        .iter()
+        .rfind(|iv| iv.ok && iv.end <= last_a.start)
+        .expect("desktop completed a run before backup_a's last");
+    let expected = gens.at(last_d.start);
+    let got = read_tree(
+        &chain
+            .fs("backup_b")
+            .join("srv/backup/from-backup_a/desktop"),
+    );
+    assert!(
+        got == *expected,
+        "backup_b holds {}, expected {} (desktop's tree when its run {} started at {}; \
+         backup_a's last run {} started at {})",
+        describe(&got),
+        describe(expected),
+        last_d.run_id,
+        last_d.start,
+        last_a.run_id,
+        last_a.start
+    );
+    eprintln!(
+        "consistent: backup_b holds {} (desktop run {}, backup_a run {})",
+        describe(&got),
+        last_d.run_id,
+        last_a.run_id
+    );
+}
+
+/// Makes a new generation after each desktop run that ends early enough in its minute.
+struct GenDriver {
+    gens: Generations,
+    seen: usize,
+    on: bool,
+}
+
+impl GenDriver {
+    fn poll(&mut self, chain: &Chain) {
+        let evs = events(&chain.log("desktop"));
+        let ended = evs.iter().skip(self.seen).any(is_run_end);
+        self.seen = evs.len();
+        // After a run's end the daemon starts nothing before the next minute boundary.
+        if self.on && ended && second_of_minute() < 50 {
+            let g = self.gens.list.len() as u32;
+            let tree = chain.new_generation(g, PAYLOAD);
+            self.gens.list.push((Timestamp::now(), tree));
+            eprintln!("generation {g} written at {}", Timestamp::now());
+        }
+    }
+
+    /// Polls until `cond` (over both logs) holds.
+    fn until(
+        &mut self,
+        chain: &Chain,
+        timeout: Duration,
+        what: &str,
+        cond: impl Fn(&[Ev], &[Ev]) -> bool,
+    ) {
+        let deadline = Instant::now() + timeout;
+        loop {
+            self.poll(chain);
+            let (d, a) = (
+                events(&chain.log("desktop")),
+                events(&chain.log("backup_a")),
+            );
+            if cond(&d, &a) {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "timed out after {timeout:?} waiting until {what}\n--- desktop:\n{}\n--- backup_a:\n{}",
+                tail(&chain.log("desktop")),
+                tail(&chain.log("backup_a"))
+            );
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    }
+}
+
+/// The last 25 lines of a JSON log, one readable line per event.
+fn tail(log: &Path) -> String {
+    let text = fs::read_to_string(log).unwrap_or_default();
+    let lines: Vec<String> = text
+        .lines()
+        .map(|l| match serde_json::from_str::<serde_json::Value>(l) {
+            Ok(v) => format!(
+                "  {} {} {}",
+                v["timestamp"].as_str().unwrap_or(""),
+                v["level"].as_str().unwrap_or(""),
+                v["message"].as_str().unwrap_or("")
+            ),
+            Err(_) => format!("  {l}"),
+        })
+        .collect();
+    lines[lines.len().saturating_sub(25)..].join("\n")
+}
+
+fn successes_after(evs: &[Ev], t: Timestamp) -> usize {
+    evs.iter().filter(|e| is_success(e) && e.ts > t).count()
+}
+
+// ---------------------------------------------------------------------------------------------
+
+/// Requirements 1, 2, 3 and 5 on one bed: minutes of colliding schedules, then a kill -9 of
+/// backup_a's daemon mid-rsync, then backup_a's sshd down for one desktop slot.
+#[test]
+fn daemons_collide_crash_and_lose_a_host_without_overlap() {
+    let Some(mut chain) = Chain::new("daemons_collide_crash_and_lose_a_host_without_overlap", &[])
+    else {
+        return;
+    };
+    let g0 = chain.new_generation(0, PAYLOAD);
+    chain.seed_backup_a();
+    let mut gen = GenDriver {
+        gens: Generations {
+            list: vec![(Timestamp::now(), g0)],
+        },
+        seen: 0,
+        on: true,
+    };
+    chain.start_daemon("desktop");
+    chain.start_daemon("backup_a");
+    let t0 = Timestamp::now();
+    let mut kills = Vec::new();
+
+    // Phase 1: two successful runs of each, new generations in between.
+    gen.until(
+        &chain,
+        Duration::from_secs(200),
+        "2 successful runs each",
+        |d, a| successes_after(d, t0) >= 2 && successes_after(a, t0) >= 2,
+    );
+    let d_log = chain.log("desktop");
+    let a_log = chain.log("backup_a");
+    let waits = events(&d_log)
+        .iter()
+        .chain(events(&a_log).iter())
+        .filter(|e| e.msg.starts_with("waiting: "))
+        .count();
+    assert!(
+        waits > 0,
+        "the two instances never collided; nothing was tested"
+    );
+
+    // Phase 2 (requirement 3): kill -9 backup_a's daemon in the middle of its rsync.
+    let from = events(&a_log).len();
+    let (_, start) = wait_for(
+        &a_log,
+        from,
+        Duration::from_secs(120),
+        "backup_a's rsync to start",
+        |e| e.msg.starts_with("sync 0 starting"),
+    );
+    std::thread::sleep(Duration::from_secs(2));
+    assert!(
+        !events(&a_log)
+            .iter()
+            .any(|e| e.run_id == start.run_id && e.msg.starts_with("sync 0 done")),
+        "backup_a's rsync ended before the kill; the payload is too small"
+    );
+    let old_pid = chain.daemons["backup_a"];
+    chain.bed.signal(old_pid, Signal::SIGKILL);
+    chain.bed.reap(old_pid, Duration::from_secs(10)).unwrap();
+    chain.daemons.remove("backup_a");
+    let killed = Timestamp::now();
+    kills.push(killed);
+    let lock = fs::read_to_string(chain.fs("backup_a").join(A_LOCK))
+        .expect("the killed run's lock is left behind on backup_a");
+    assert!(lock.contains(&format!("\"pid\":{old_pid},")), "{lock}");
+    chain.start_daemon("backup_a");
+    // The stale lock is recognised (dead pid, same boot) by whichever instance meets it first…
+    gen.until(
+        &chain,
+        Duration::from_secs(150),
+        "the stale lock is removed and both instances succeed after the crash",
+        |d, a| {
+            let broken = d.iter().chain(a.iter()).any(|e| {
+                e.ts > killed
+                    && e.msg.starts_with("removed stale lock")
+                    && e.msg.contains("backup_a_to_backup_b")
+                    && e.msg.contains("is gone")
+            });
+            broken && successes_after(d, killed) >= 1 && successes_after(a, killed) >= 1
+        },
+    );
+
+    // Phase 3 (requirement 5): backup_a's sshd down for a desktop slot.
+    gen.on = false;
+    gen.until(
+        &chain,
+        Duration::from_secs(90),
+        "desktop idle, early in a minute",
+        |d, _| {
+            // Between runs: its last event that belongs to a run is a run's end.
+            d.iter()
+                .rev()
+                .find(|e| !e.run_id.is_empty())
+                .is_some_and(is_run_end)
+                && second_of_minute() < 45
+        },
+    );
+    chain.bed.stop_sshd("backup_a");
+    let down = Timestamp::now();
+    let from = events(&d_log).len();
+    let (_, failed) = wait_for(
+        &d_log,
+        from,
+        Duration::from_secs(90),
+        "desktop's run to end",
+        is_run_end,
+    );
+    assert_eq!(failed.result, "failed", "{failed:?}");
+    let addr = chain.bed.host("backup_a").addr.clone();
+    assert!(
+        failed.msg.contains(&addr),
+        "the failure names backup_a ({addr}): {}",
+        failed.msg
+    );
+    assert!(
+        chain.daemon_alive("desktop"),
+        "desktop's daemon keeps running"
+    );
+    assert!(
+        !chain.fs("desktop").join(D_LOCK).exists(),
+        "desktop's local lock is released after the failed run"
+    );
+    chain.bed.start_sshd("backup_a");
+    let up = Timestamp::now();
+    assert!(up > down);
+    gen.until(
+        &chain,
+        Duration::from_secs(100),
+        "desktop succeeds once sshd is back",
+        |d, _| successes_after(d, up) >= 1,
+    );
+
+    // Settle: a backup_a run that starts after a desktop run of the final generation.
+    let last_gen = gen.gens.list.last().unwrap().0;
+    gen.until(
+        &chain,
+        Duration::from_secs(150),
+        "the chain settles",
+        |d, a| {
+            let di = intervals(d, &[]);
+            let ai = intervals(a, &kills);
+            di.iter().any(|x| x.ok && x.start > last_gen)
+                && ai.iter().any(|y| {
+                    y.ok && di
+                        .iter()
+                        .any(|x| x.ok && x.start > last_gen && x.end <= y.start)
+                })
+        },
+    );
+    chain.stop_daemon("desktop");
+    chain.stop_daemon("backup_a");
+
+    let d = intervals(&events(&d_log), &[]);
+    let a = intervals(&events(&a_log), &kills);
+    eprintln!(
+        "desktop rsyncs: {}, backup_a rsyncs: {}, waits: {waits}+",
+        d.len(),
+        a.len()
+    );
+    assert_no_overlap(&d, &a);
+    assert_consistent(&chain, &gen.gens, &d, &a);
+    assert_eq!(
+        read_tree(
+            &chain
+                .fs("backup_b")
+                .join("srv/backup/from-backup_a/desktop")
+        ),
+        gen.gens.list.last().unwrap().1,
+        "settled: backup_b holds the final generation"
+    );
+}
+
+/// Requirement 4: the link of desktop goes down during its rsync. The run fails (after the retry
+/// the exit-code rules allow), its local lock is released, the one on backup_a is left behind;
+/// once the link is back the next desktop run breaks that leftover (it is its own earlier run's)
+/// and backup_a, which waited on it, finishes too.
+#[test]
+fn a_cut_link_fails_the_run_and_the_leftover_lock_is_broken_later() {
+    let Some(mut chain) = Chain::new(
+        "a_cut_link_fails_the_run_and_the_leftover_lock_is_broken_later",
+        &[],
+    ) else {
+        return;
+    };
+    let g0 = chain.new_generation(0, PAYLOAD);
+    chain.seed_backup_a();
+    let mut gen = GenDriver {
+        gens: Generations {
+            list: vec![(Timestamp::now(), g0)],
+        },
+        seen: 0,
+        on: false,
+    };
+    chain.start_daemon("desktop");
+    chain.start_daemon("backup_a");
+    let d_log = chain.log("desktop");
+    let a_log = chain.log("backup_a");
+    let (_, start) = wait_for(
+        &d_log,
+        0,
+        Duration::from_secs(150),
+        "desktop's rsync to start",
+        |e| e.msg.starts_with("sync 0 starting"),
+    );
+    std::thread::sleep(Duration::from_secs(2));
+    chain.bed.set_link("desktop", false);
+    let cut = Timestamp::now();
+    let (_, end) = wait_for(
+        &d_log,
+        0,
+        Duration::from_secs(120),
+        "desktop's run to end after the cut",
+        |e| e.run_id == start.run_id && is_run_end(e),
+    );
+    assert_eq!(end.result, "failed", "{end:?}");
+    let evs = events(&d_log);
+    assert!(
+        evs.iter()
+            .any(|e| e.run_id == start.run_id && e.msg.contains("failed transiently")),
+        "the cut is a transient failure and is retried once"
+    );
+    assert!(
+        evs.iter()
+            .any(|e| e.run_id == start.run_id && e.msg.starts_with("could not release lock")),
+        "the lock on unreachable backup_a cannot be released"
+    );
+    assert!(
+        !chain.fs("desktop").join(D_LOCK).exists(),
+        "desktop's own local lock is released"
+    );
+    let left = fs::read_to_string(chain.fs("backup_a").join(D_LOCK))
+        .expect("the lock on the unreachable host is left behind");
+    assert!(left.contains(&start.run_id), "{left}");
+    assert!(chain.daemon_alive("desktop") && chain.daemon_alive("backup_a"));
+    chain.bed.set_link("desktop", true);
+    let up = Timestamp::now();
+    eprintln!("link cut at {cut}, back at {up}");
+    gen.until(
+        &chain,
+        Duration::from_secs(180),
+        "the leftover lock is broken and both instances succeed",
+        |d, a| {
+            let broken = d.iter().chain(a.iter()).any(|e| {
+                e.ts > up
+                    && e.msg.starts_with("removed stale lock")
+                    && e.msg.contains("desktop_to_backup_a")
+            });
+            broken && successes_after(d, up) >= 1 && successes_after(a, up) >= 1
+        },
+    );
+    chain.stop_daemon("desktop");
+    chain.stop_daemon("backup_a");
+    assert_no_overlap(
+        &intervals(&events(&d_log), &[]),
+        &intervals(&events(&a_log), &[]),
+    );
+    assert!(!chain.fs("backup_a").join(D_LOCK).exists());
+    assert!(!chain.fs("backup_a").join(A_LOCK).exists());
+}
+
+/// Requirement 6: both instances' jobs start in the same instant, many times (run-job, no
+/// daemons). Each time exactly one rsync runs at a time, and both runs succeed: nobody starves.
+#[test]
+fn simultaneous_starts_let_exactly_one_go_first() {
+    // Short re-checks keep the iterations quick; the lock order is what is under test.
+    let Some(chain) = Chain::new(
+        "simultaneous_starts_let_exactly_one_go_first",
+        &[("wait_time: 5s", "wait_time: 1s")],
+    ) else {
+        return;
+    };
+    chain.new_generation(0, 4096);
+    chain.seed_backup_a();
+    let iterations = 12;
+    let mut first = BTreeMap::<&str, u32>::new();
+    let mut collided = 0;
+    for i in 0..iterations {
+        chain.new_generation(i + 1, 4096);
+        let mut children = Vec::new();
+        for (host, job) in [
+            ("desktop", "desktop_to_backup_a"),
+            ("backup_a", "backup_a_to_backup_b"),
+        ] {
+            let log = chain.logs.join(format!("run-{i}-{host}.log"));
+            let mut c = chain.bed.command(host, "sh");
+            // Both wait on their stdin; one write to each releases them together.
+            c.arg("-c")
+                .arg(r#"read -r go || { echo "barrier: no go ($?)" >&2; exit 99; }; exec "$@""#)
+                .arg("sh")
+                .arg(BIN)
+                .args(["--log-format", "json", "run-job", job, "-c"])
+                .arg(chain.cfg(host))
+                .stdin(std::process::Stdio::piped())
+                .stdout(fs::File::create(&log).unwrap())
+                .stderr(fs::OpenOptions::new().append(true).open(&log).unwrap());
+            children.push((host, log, c.spawn().unwrap()));
+        }
+        std::thread::sleep(Duration::from_millis(300));
+        // Same instant, or backup_a up to 120 ms later: sweeps the window in which desktop's
+        // two lock creations (one over ssh) interleave with backup_a's create and check.
+        let stagger = Duration::from_millis(40 * u64::from(i % 4));
+        for (host, _, c) in &mut children {
+            use std::io::Write;
+            if *host == "backup_a" {
+                std::thread::sleep(stagger);
+            }
+            c.stdin.take().unwrap().write_all(b"go\n").unwrap();
+        }
+        let mut ivs = BTreeMap::new();
+        let mut waited = 0;
+        for (host, log, mut c) in children {
+            let deadline = Instant::now() + Duration::from_secs(120);
+            let st = loop {
+                if let Some(st) = c.try_wait().unwrap() {
+                    break st;
+                }
+                if Instant::now() > deadline {
+                    let _ = c.kill();
+                    panic!("iteration {i}: {host}'s run-job hangs:\n{}", tail(&log));
+                }
+                std::thread::sleep(Duration::from_millis(50));
+            };
+            assert!(
+                st.success(),
+                "iteration {i}: {host}'s run failed ({st}):\n{}",
+                tail(&log)
+            );
+            let evs = events(&log);
+            waited += evs.iter().any(|e| e.msg.starts_with("waiting: ")) as u32;
+            let iv = intervals(&evs, &[]);
+            assert_eq!(iv.len(), 1, "iteration {i}: {host}: {iv:?}");
+            assert!(iv[0].ok);
+            ivs.insert(host, iv[0].clone());
+        }
+        assert_no_overlap(&[ivs["desktop"].clone()], &[ivs["backup_a"].clone()]);
+        let winner = if ivs["desktop"].start < ivs["backup_a"].start {
+            "desktop"
+        } else {
+            "backup_a"
+        };
+        *first.entry(winner).or_default() += 1;
+        collided += (waited > 0) as u32;
+    }
+    eprintln!("went first: {first:?}; iterations where one waited: {collided}/{iterations}");
+    assert!(collided > 0, "the runs never met; nothing was tested");
+    assert!(!chain.fs("backup_a").join(D_LOCK).exists());
+    assert!(!chain.fs("backup_a").join(A_LOCK).exists());
+    assert!(!chain.fs("desktop").join(D_LOCK).exists());
+}
