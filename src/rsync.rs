@@ -440,7 +440,49 @@ impl RunningRsync {
         }
         // Kill stragglers (rsync if it ignored SIGTERM, or its ssh), then reap.
         let _ = self.reap();
+        // SIGKILL is delivered asynchronously: a forked rsync (receiver, generator) may still be
+        // tearing down, e.g. in uninterruptible I/O. The caller releases its locks next, so wait
+        // until nothing of the group is alive (zombies count as gone), bounded.
+        wait_group_gone(self.pgid, Duration::from_secs(2));
     }
+}
+
+/// Waits up to `limit` until no live (non-zombie) process is in process group `pgid`. Reads
+/// `/proc`, sends nothing, so a reused pgid can only cost the wait, never a wrong signal.
+fn wait_group_gone(pgid: Pid, limit: Duration) {
+    let deadline = Instant::now() + limit;
+    loop {
+        if !group_has_live_member(pgid.as_raw()) || Instant::now() >= deadline {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
+
+fn group_has_live_member(pgid: i32) -> bool {
+    let Ok(dir) = std::fs::read_dir("/proc") else {
+        return false;
+    };
+    dir.flatten().any(|e| {
+        let name = e.file_name();
+        let Some(pid) = name
+            .to_str()
+            .filter(|n| n.bytes().all(|b| b.is_ascii_digit()))
+        else {
+            return false;
+        };
+        let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+            return false;
+        };
+        // "pid (comm) state ppid pgrp ...": comm may contain anything, so split after the last ')'.
+        let Some((_, rest)) = stat.rsplit_once(')') else {
+            return false;
+        };
+        let mut f = rest.split_whitespace();
+        let state = f.next().unwrap_or("Z");
+        let pgrp = f.nth(1).and_then(|p| p.parse::<i32>().ok());
+        pgrp == Some(pgid) && state != "Z" && state != "X"
+    })
 }
 
 impl Drop for RunningRsync {
