@@ -400,6 +400,30 @@ impl Place {
 
     /// Removes `path` if it still holds `token`. Returns whether it removed it.
     pub fn remove_if_token(&self, path: &str, token: &str) -> Result<bool, LockError> {
+        self.if_token(path, token, || fs::remove_file(path), "rm -f")
+    }
+
+    /// Refreshes the mtime of `path` if it still holds `token`. Returns false if it is no longer ours.
+    pub fn touch_if_token(&self, path: &str, token: &str) -> Result<bool, LockError> {
+        let touch = || {
+            fs::File::options()
+                .append(true)
+                .open(path)?
+                .set_modified(SystemTime::now())
+        };
+        self.if_token(path, token, touch, "touch -c")
+    }
+
+    /// Acts on `path` only while it holds `token`: the one place that decides whether a lock
+    /// file is still ours. `local` acts on this host; remotely `remote_cmd -- PATH` runs.
+    /// Returns whether it acted.
+    fn if_token(
+        &self,
+        path: &str,
+        token: &str,
+        local: impl FnOnce() -> std::io::Result<()>,
+        remote_cmd: &str,
+    ) -> Result<bool, LockError> {
         match self {
             Place::Local => {
                 match read_prefix(Path::new(path)) {
@@ -408,7 +432,7 @@ impl Place {
                     Err(e) if e.kind() == ErrorKind::NotFound => return Ok(false),
                     Err(e) => return Err(io_err(path, e)),
                 }
-                match fs::remove_file(path) {
+                match local() {
                     Ok(()) => Ok(true),
                     Err(e) if e.kind() == ErrorKind::NotFound => Ok(false),
                     Err(e) => Err(io_err(path, e)),
@@ -416,39 +440,11 @@ impl Place {
             }
             Place::Remote { target, ssh } => {
                 let script = format!(
-                    "p={}; if grep -qF -- {} \"$p\" 2>/dev/null; then rm -f -- \"$p\" && echo REMOVED; else echo KEPT; fi",
+                    "p={}; if grep -qF -- {} \"$p\" 2>/dev/null; then {remote_cmd} -- \"$p\" && echo DONE; else echo KEPT; fi",
                     shell_quote(path),
                     shell_quote(&format!("\"token\":\"{token}\""))
                 );
-                Ok(self.remote(target, ssh, path, &script)?.contains("REMOVED"))
-            }
-        }
-    }
-
-    /// Refreshes the mtime of `path` if it still holds `token`. Returns false if it is no longer ours.
-    pub fn touch_if_token(&self, path: &str, token: &str) -> Result<bool, LockError> {
-        match self {
-            Place::Local => match read_prefix(Path::new(path)) {
-                Ok(text) if Record::parse(&text).is_some_and(|r| r.token == token) => {
-                    let f = fs::File::options()
-                        .append(true)
-                        .open(path)
-                        .map_err(|e| io_err(path, e))?;
-                    f.set_modified(SystemTime::now())
-                        .map_err(|e| io_err(path, e))?;
-                    Ok(true)
-                }
-                Ok(_) => Ok(false),
-                Err(e) if e.kind() == ErrorKind::NotFound => Ok(false),
-                Err(e) => Err(io_err(path, e)),
-            },
-            Place::Remote { target, ssh } => {
-                let script = format!(
-                    "p={}; if grep -qF -- {} \"$p\" 2>/dev/null; then touch -c -- \"$p\" && echo TOUCHED; else echo GONE; fi",
-                    shell_quote(path),
-                    shell_quote(&format!("\"token\":\"{token}\""))
-                );
-                Ok(self.remote(target, ssh, path, &script)?.contains("TOUCHED"))
+                Ok(self.remote(target, ssh, path, &script)?.contains("DONE"))
             }
         }
     }

@@ -491,34 +491,26 @@ impl Run<'_> {
     }
 
     fn dry_run(&mut self) -> RunResult {
-        for l in &self.job.lock_files {
-            let place = self.place(&l.location);
-            match place.observe(&l.path) {
-                Ok(None) => info!(phase = "dry-run", "lock {} on {}: free", l.path, place),
+        let own = self
+            .job
+            .lock_files
+            .iter()
+            .map(|l| ("lock", &l.location, &l.path, None));
+        let blockers = self
+            .job
+            .blocks_on
+            .iter()
+            .map(|b| ("blocker", &b.location, &b.path, b.stale_after));
+        for (what, location, path, stale_after) in own.chain(blockers) {
+            let place = self.place(location);
+            match place.observe(path) {
+                Ok(None) => info!(phase = "dry-run", "{what} {path} on {place}: absent"),
                 Ok(Some(o)) => info!(
                     phase = "dry-run",
-                    "lock {} on {}: held by {} ({:?})",
-                    l.path,
-                    place,
-                    o,
-                    self.judge(&place, &o, None)
+                    "{what} {path} on {place}: present, held by {o} ({:?})",
+                    self.judge(&place, &o, stale_after)
                 ),
-                Err(e) => return RunResult::Failed(format!("cannot check lock: {e}")),
-            }
-        }
-        for b in &self.job.blocks_on {
-            let place = self.place(&b.location);
-            match place.observe(&b.path) {
-                Ok(None) => info!(phase = "dry-run", "blocker {} on {}: absent", b.path, place),
-                Ok(Some(o)) => info!(
-                    phase = "dry-run",
-                    "blocker {} on {}: present, {} ({:?})",
-                    b.path,
-                    place,
-                    o,
-                    self.judge(&place, &o, b.stale_after)
-                ),
-                Err(e) => return RunResult::Failed(format!("cannot check blocker: {e}")),
+                Err(e) => return RunResult::Failed(format!("cannot check {what}: {e}")),
             }
         }
         self.run_syncs(true)

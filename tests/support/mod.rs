@@ -343,31 +343,10 @@ impl Sshd {
     }
 
     fn kill_listener(&mut self) {
-        let Some(mut child) = self.child.take() else {
+        let Some(child) = self.child.take() else {
             return;
         };
-        let pid = child.id();
-        // Per-connection sshd processes are the listener's children (in their own
-        // sessions): end them too, by pid, so no session or ssh master outlives the test.
-        let sessions = children_of(pid);
-        let _ = kill(Pid::from_raw(pid as i32), Signal::SIGTERM);
-        for s in &sessions {
-            let _ = kill(Pid::from_raw(*s as i32), Signal::SIGTERM);
-        }
-        let deadline = Instant::now() + Duration::from_secs(5);
-        while Instant::now() < deadline {
-            if let Ok(Some(_)) = child.try_wait() {
-                break;
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        let _ = child.kill();
-        let _ = child.wait();
-        for s in sessions {
-            if pid_alive(s) {
-                let _ = kill(Pid::from_raw(s as i32), Signal::SIGKILL);
-            }
-        }
+        stop_sshd_child(child);
     }
 
     /// Close our ControlMaster, stop sshd and its sessions, remove the directory.
@@ -470,6 +449,31 @@ pub fn assert_same_tree(a: &Path, b: &Path) {
                 "bytes of {}",
                 pa.display()
             );
+        }
+    }
+}
+
+/// Stops an sshd listener started in the foreground (`-D`) and every per-connection session it
+/// spawned (they live in their own sessions), by pid, so no session or ssh master outlives a test.
+pub fn stop_sshd_child(mut child: Child) {
+    let pid = child.id();
+    let sessions = children_of(pid);
+    let _ = kill(Pid::from_raw(pid as i32), Signal::SIGTERM);
+    for s in &sessions {
+        let _ = kill(Pid::from_raw(*s as i32), Signal::SIGTERM);
+    }
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while Instant::now() < deadline {
+        if let Ok(Some(_)) = child.try_wait() {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    for s in sessions {
+        if pid_alive(s) {
+            let _ = kill(Pid::from_raw(s as i32), Signal::SIGKILL);
         }
     }
 }

@@ -471,29 +471,10 @@ impl Bed {
 
     /// Stops `host`'s sshd and every session it spawned (so ControlMaster connections to it drop).
     pub fn stop_sshd(&mut self, host: &str) {
-        let Some(mut child) = self.host_mut(host).sshd.take() else {
+        let Some(child) = self.host_mut(host).sshd.take() else {
             return;
         };
-        let pid = child.id();
-        let sessions = super::children_of(pid);
-        let _ = kill(Pid::from_raw(pid as i32), Signal::SIGTERM);
-        for s in &sessions {
-            let _ = kill(Pid::from_raw(*s as i32), Signal::SIGTERM);
-        }
-        let deadline = Instant::now() + Duration::from_secs(5);
-        while Instant::now() < deadline {
-            if let Ok(Some(_)) = child.try_wait() {
-                break;
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        let _ = child.kill();
-        let _ = child.wait();
-        for s in sessions {
-            if pid_alive(s) {
-                let _ = kill(Pid::from_raw(s as i32), Signal::SIGKILL);
-            }
-        }
+        super::stop_sshd_child(child);
     }
 
     pub fn sshd_log(&self, host: &str) -> String {
