@@ -10,3 +10,13 @@ pub const USAGE: i32 = 2;
 pub const BLOCKED: i32 = 75;
 /// EX_CONFIG: the configuration is invalid.
 pub const CONFIG: i32 = 78;
+
+/// The exit code of a command that ran one job: decided here, from how the run ended.
+pub fn of_run(status: crate::run::RunStatus) -> i32 {
+    use crate::run::RunStatus;
+    match status {
+        RunStatus::Success => OK,
+        RunStatus::Blocked => BLOCKED,
+        RunStatus::Failed | RunStatus::Cancelled => FAILED,
+    }
+}

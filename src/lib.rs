@@ -1,14 +1,20 @@
 //! backupmanager: runs rsync jobs on in-process cron schedules and chains machines safely
-//! through lock files. See DESIGN.md for the architecture (parse → build → run).
+//! through lock files. See DESIGN.md for the architecture (parse → build → run) and the layer
+//! diagram: commands → daemon → run → {engine, lock} → {transport, rsync} → sys.
 
 pub mod cli;
 pub mod commands;
 pub mod config;
 pub mod daemon;
+pub mod engine;
+pub mod events;
 pub mod exit;
 pub mod lock;
 pub mod logging;
+pub mod plan;
 pub mod rsync;
-pub mod runner;
+pub mod run;
 pub mod schedule;
-pub mod ssh;
+pub mod store;
+pub mod sys;
+pub mod transport;

@@ -4,7 +4,7 @@ use clap::Parser;
 
 use backupmanager::cli::{Cli, Command};
 use backupmanager::commands;
-use backupmanager::runner::RunOptions;
+use backupmanager::run::RunOptions;
 
 fn main() {
     let cli = Cli::parse();

@@ -168,7 +168,7 @@ impl Chain {
             format!("written in generation {g}\n"),
         )
         .unwrap();
-        let bytes = backupmanager::lock::random_hex(payload / 2).into_bytes();
+        let bytes = backupmanager::sys::random::hex(payload / 2).into_bytes();
         fs::write(home.join("payload.bin"), bytes).unwrap();
         read_tree(&home)
     }

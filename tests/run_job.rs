@@ -14,7 +14,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant, SystemTime};
 
 use backupmanager::lock::{Identity, Record};
-use backupmanager::ssh::{self, SshConfig, SshTarget};
+use backupmanager::transport::ssh::{self, SshConfig, SshTarget};
 use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
 use serde_json::Value;

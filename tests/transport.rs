@@ -5,7 +5,7 @@ use std::sync::atomic::AtomicBool;
 use std::time::Duration;
 
 use backupmanager::rsync::{self, ExitClass, RsyncCommand};
-use backupmanager::ssh::{self, shell_quote, SshConfig, SshError, SshTarget};
+use backupmanager::transport::ssh::{self, shell_quote, SshConfig, SshError, SshTarget};
 use support::*;
 
 const T: Duration = Duration::from_secs(30);

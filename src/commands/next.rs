@@ -6,6 +6,7 @@ use jiff::{tz::TimeZone, Timestamp};
 
 use crate::config;
 use crate::exit;
+use crate::schedule::format::rfc3339;
 use crate::schedule::Schedule;
 
 pub fn run(
@@ -74,13 +75,6 @@ pub fn run(
         }
     }
     exit::OK
-}
-
-/// RFC 3339 with the zone's offset, seconds always shown: `2026-03-29T03:00:00+02:00`.
-pub fn rfc3339(t: Timestamp, tz: &TimeZone) -> String {
-    t.to_zoned(tz.clone())
-        .strftime("%Y-%m-%dT%H:%M:%S%:z")
-        .to_string()
 }
 
 /// RFC 3339 with an offset, or a civil time (`2026-03-29T01:00`) read in `tz`.

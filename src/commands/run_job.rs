@@ -5,16 +5,25 @@ use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 
 use crate::exit;
-use crate::runner::{self, RunOptions, RunResult};
+use crate::plan;
+use crate::run::{self, RunContext, RunOptions};
 
 pub fn run(path: &Path, id: &str, opts: RunOptions) -> i32 {
     let config = match super::load_valid(path, "nothing was run") {
         Ok(c) => c,
         Err(code) => return code,
     };
-    let Some(job) = config.job(id) else {
+    if config.job(id).is_none() {
         return super::unknown_job(path, &config, id);
+    }
+    let plan = match plan::build(config) {
+        Ok(p) => p,
+        Err(e) => {
+            eprintln!("error: {e}; nothing was run");
+            return exit::CONFIG;
+        }
     };
+    let job = plan.job(id).expect("checked above");
     // SIGTERM, SIGINT and SIGHUP stop the run cleanly: rsync is terminated, locks released.
     let cancel = Arc::new(AtomicBool::new(false));
     for sig in [
@@ -27,10 +36,6 @@ pub fn run(path: &Path, id: &str, opts: RunOptions) -> i32 {
             return exit::FAILED;
         }
     }
-    let outcome = runner::run_job(&config, job, opts, &cancel);
-    match outcome.result {
-        RunResult::Success => exit::OK,
-        RunResult::Blocked(_) => exit::BLOCKED,
-        RunResult::Failed(_) | RunResult::Cancelled => exit::FAILED,
-    }
+    let outcome = run::run_job(job, &RunContext::logging(), opts, &cancel);
+    exit::of_run(outcome.status())
 }

@@ -2,7 +2,7 @@
 //!
 //! One thread owns all mutable state (the [`Daemon`]); everything else talks to it through one
 //! channel of [`Event`]s. The main loop, each turn:
-//! 1. reads the wall clock and asks [`plan::due`] which jobs have a slot due;
+//! 1. reads the wall clock and asks [`crate::schedule::plan::due`] which jobs have a slot due;
 //! 2. starts a due job in its own thread (so waiting on a blocker holds up nothing else), or, if
 //!    that job is still running, logs the skip once and counts it;
 //! 3. persists how far each job's slots are handled (`state_dir/state.json`), so a restart neither
@@ -15,12 +15,13 @@
 //! SIGHUP re-reads the config: a valid one replaces the old (running jobs finish under the old
 //! one), an invalid one is logged error by error and the old one stays.
 //!
-//! Runs never touch the scheduler: they send their [`RunOutcome`] back.
+//! Runs never touch the scheduler: they send their events and their [`RunOutcome`] back over
+//! the same channel, and this thread fans the events out to its observers (none yet beyond
+//! the log, which each run writes on its own thread; history, metrics and notifications attach
+//! here) and keeps what the status line needs (which run waits, and on what).
 
 pub mod notify;
 pub mod pidfile;
-pub mod plan;
-pub mod state;
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -35,18 +36,32 @@ use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
 use tracing::{error, info, warn};
 
 use crate::config::{self, Config};
+use crate::events::{EventKind, Observer, RunEvent};
 use crate::exit;
-use crate::runner::{self, RunOptions, RunOutcome, RunResult};
+use crate::plan::{self, Plan};
+use crate::run::{self, log::LogObserver, RunContext, RunOptions, RunOutcome};
+use crate::schedule::{format::rfc3339, plan as due_plan};
+use crate::store::state::{self, LastRun, State};
 use notify::Notifier;
 use pidfile::PidFile;
-use state::{JobState, LastRun, State};
 
 /// The loop re-reads the wall clock at least this often.
 const MAX_SLEEP: Duration = Duration::from_secs(60);
 
 pub enum Event {
+    Run(RunEvent),
     Outcome(RunOutcome),
     Signal(i32),
+}
+
+/// Forwards a run's events to the daemon's thread. Sending on an unbounded channel never
+/// blocks, and a closed channel (the daemon is exiting) is ignored: a run cannot be held up.
+struct ToDaemon(Sender<Event>);
+
+impl Observer for ToDaemon {
+    fn on_event(&self, ev: &RunEvent) {
+        let _ = self.0.send(Event::Run(ev.clone()));
+    }
 }
 
 struct Running {
@@ -55,11 +70,17 @@ struct Running {
     started: Timestamp,
     /// Slots skipped because this run was still going.
     skipped: u64,
+    /// What the run is waiting for, while it waits.
+    waiting: Option<String>,
 }
 
 struct Daemon {
     config_path: PathBuf,
     config: Arc<Config>,
+    plan: Arc<Plan>,
+    ctx: RunContext,
+    /// Observers of every run's events, called on this thread.
+    observers: Vec<Arc<dyn Observer>>,
     state: State,
     running: HashMap<String, Running>,
     tx: Sender<Event>,
@@ -84,6 +105,14 @@ pub fn run(config_path: &Path, notifier: Notifier) -> i32 {
     for d in &loaded.diagnostics {
         log_diagnostic(d);
     }
+    let plan = match plan::build(config) {
+        Ok(p) => Arc::new(p),
+        Err(e) => {
+            error!("{}: {e}; not starting", config_path.display());
+            return exit::CONFIG;
+        }
+    };
+    let config = Arc::clone(&plan.config);
     let pid = match PidFile::acquire(&config.pid_file_dir) {
         Ok(p) => p,
         Err(e) => {
@@ -115,9 +144,16 @@ pub fn run(config_path: &Path, notifier: Notifier) -> i32 {
             .expect("spawn signal thread");
     }
     let state = state::load(&config.state_dir);
+    let ctx = RunContext {
+        observers: vec![Arc::new(LogObserver), Arc::new(ToDaemon(tx.clone()))],
+        ..RunContext::default()
+    };
     let mut d = Daemon {
         config_path: config_path.to_path_buf(),
-        config: Arc::new(config),
+        config,
+        plan,
+        ctx,
+        observers: Vec::new(),
         state,
         running: HashMap::new(),
         tx,
@@ -216,6 +252,7 @@ impl Daemon {
                 sleep = sleep.min(left);
             }
             match rx.recv_timeout(sleep) {
+                Ok(Event::Run(ev)) => self.run_event(&ev),
                 Ok(Event::Outcome(o)) => self.finished(o),
                 Ok(Event::Signal(SIGHUP)) if stopping.is_none() => self.reload(),
                 Ok(Event::Signal(SIGHUP)) => {}
@@ -238,8 +275,12 @@ impl Daemon {
             }
         }
         // Collect what finished in the meantime so the state file has it.
-        while let Ok(Event::Outcome(o)) = rx.try_recv() {
-            self.finished(o);
+        while let Ok(ev) = rx.try_recv() {
+            match ev {
+                Event::Run(ev) => self.run_event(&ev),
+                Event::Outcome(o) => self.finished(o),
+                Event::Signal(_) => {}
+            }
         }
         self.save_state();
         info!(phase = "stop", "daemon stopped");
@@ -255,13 +296,9 @@ impl Daemon {
             .iter()
             .filter(|j| j.enabled && !j.schedule.is_reboot())
         {
-            let covered = self
-                .state
-                .jobs
-                .get(&job.id)
-                .and_then(JobState::covered_until)
-                .unwrap_or(now);
-            let Some(due) = plan::due(&job.schedule, self.tz(), covered, now, job.on_missed) else {
+            let covered = self.state.covered_until(&job.id, now);
+            let Some(due) = due_plan::due(&job.schedule, self.tz(), covered, now, job.on_missed)
+            else {
                 continue;
             };
             changed = true;
@@ -298,17 +335,17 @@ impl Daemon {
             return;
         }
         let cancel = Arc::new(AtomicBool::new(false));
-        let config = Arc::clone(&self.config);
+        let Some(job) = self.plan.job(id).cloned() else {
+            error!(job_id = %id, "no such job in the running plan");
+            return;
+        };
+        let ctx = self.ctx.clone();
         let tx = self.tx.clone();
-        let job_id = id.to_string();
         let flag = Arc::clone(&cancel);
         let spawned = std::thread::Builder::new()
             .name(format!("job {id}"))
             .spawn(move || {
-                let job = config
-                    .job(&job_id)
-                    .expect("job exists in the config it was started from");
-                let outcome = runner::run_job(&config, job, RunOptions::default(), &flag);
+                let outcome = run::run_job(&job, &ctx, RunOptions::default(), &flag);
                 let _ = tx.send(Event::Outcome(outcome));
             });
         match spawned {
@@ -320,6 +357,7 @@ impl Daemon {
                         handle,
                         started: Timestamp::now(),
                         skipped: 0,
+                        waiting: None,
                     },
                 );
             }
@@ -334,17 +372,16 @@ impl Daemon {
                 warn!(job_id = %o.job, "{} slot(s) were skipped while this run was going", r.skipped);
             }
         }
-        let (result, message) = match &o.result {
-            RunResult::Success => ("success", String::new()),
-            RunResult::Failed(m) => ("failed", m.clone()),
-            RunResult::Blocked(m) => ("blocked", m.clone()),
-            RunResult::Cancelled => ("cancelled", String::new()),
+        let status = o.status();
+        let message = match status {
+            run::RunStatus::Cancelled => String::new(),
+            _ => o.message(),
         };
         let js = self.state.jobs.entry(o.job.clone()).or_default();
         js.runs += 1;
         js.last_run = Some(LastRun {
             run_id: o.run_id.clone(),
-            result: result.into(),
+            result: status.as_str().into(),
             message,
             finished: Timestamp::now().to_string(),
             duration_ms: o.duration.as_millis() as u64,
@@ -371,6 +408,21 @@ impl Daemon {
                 loaded.errors()
             ),
             Some(new) => {
+                let plan = match plan::build(new) {
+                    Ok(p) => Arc::new(p),
+                    Err(e) => {
+                        error!(
+                            phase = "reload",
+                            "{}: {e}; keeping the running configuration",
+                            self.config_path.display()
+                        );
+                        let status = self.status_line();
+                        self.notifier.ready(&status);
+                        self.last_status = status;
+                        return;
+                    }
+                };
+                let new = &*plan.config;
                 if new.pid_file_dir != self.config.pid_file_dir
                     || new.state_dir != self.config.state_dir
                 {
@@ -398,7 +450,8 @@ impl Daemon {
                         js.covered_until = Some(now.to_string());
                     }
                 }
-                self.config = Arc::new(new);
+                self.config = Arc::clone(&plan.config);
+                self.plan = plan;
                 info!(
                     phase = "reload",
                     "configuration reloaded: {} job(s); added: [{}]; removed: [{}]",
@@ -421,13 +474,9 @@ impl Daemon {
             .iter()
             .filter(|j| j.enabled)
             .filter_map(|j| {
-                let covered = self
-                    .state
-                    .jobs
-                    .get(&j.id)
-                    .and_then(JobState::covered_until)
-                    .unwrap_or(now);
-                plan::next_wake(&j.schedule, self.tz(), covered, now).map(|t| (t, j.id.as_str()))
+                let covered = self.state.covered_until(&j.id, now);
+                due_plan::next_wake(&j.schedule, self.tz(), covered, now)
+                    .map(|t| (t, j.id.as_str()))
             })
             .min()
     }
@@ -435,18 +484,36 @@ impl Daemon {
     fn status_line(&self) -> String {
         let next = self.next_job(Timestamp::now());
         let mut s = match next {
-            Some((t, id)) => format!(
-                "next: {id} at {}",
-                crate::commands::next::rfc3339(t, self.tz())
-            ),
+            Some((t, id)) => format!("next: {id} at {}", rfc3339(t, self.tz())),
             None => "no scheduled jobs".into(),
         };
         if !self.running.is_empty() {
-            let mut names: Vec<&str> = self.running.keys().map(String::as_str).collect();
+            let mut names: Vec<String> = self
+                .running
+                .iter()
+                .map(|(id, r)| match &r.waiting {
+                    Some(w) => format!("{id} (waiting: {w})"),
+                    None => id.clone(),
+                })
+                .collect();
             names.sort();
             s.push_str(&format!("; running: {}", names.join(", ")));
         }
         s
+    }
+
+    /// A run's event: keep what the status line needs, then hand it to every observer.
+    fn run_event(&mut self, ev: &RunEvent) {
+        if let Some(r) = self.running.get_mut(&ev.job) {
+            match &ev.kind {
+                EventKind::Waiting { reason, .. } => r.waiting = Some(reason.clone()),
+                EventKind::LockTaken { .. } | EventKind::SyncStarted { .. } => r.waiting = None,
+                _ => {}
+            }
+        }
+        for o in &self.observers {
+            o.on_event(ev);
+        }
     }
 
     fn update_status(&mut self) {

@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 
 pub mod netns;
 
-use backupmanager::ssh::{self, SshConfig, SshTarget};
+use backupmanager::transport::ssh::{self, SshConfig, SshTarget};
 use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
 

@@ -184,7 +184,7 @@ impl Bed {
     pub fn new(names: &[&str]) -> Result<Bed, Unavailable> {
         require_root_tools();
         cleanup_leftovers();
-        let hex = backupmanager::lock::random_hex(3);
+        let hex = backupmanager::sys::random::hex(3);
         let id = format!("{PREFIX}{hex}");
         let root = PathBuf::from("/tmp").join(&id);
         fs::create_dir_all(&root).expect("create bed root");

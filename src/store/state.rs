@@ -49,6 +49,17 @@ impl JobState {
     }
 }
 
+impl State {
+    /// How far `job`'s slots are handled, or `default` for a job never seen: the one lookup the
+    /// daemon and `status` share.
+    pub fn covered_until(&self, job: &str, default: Timestamp) -> Timestamp {
+        self.jobs
+            .get(job)
+            .and_then(JobState::covered_until)
+            .unwrap_or(default)
+    }
+}
+
 pub fn path(state_dir: &Path) -> PathBuf {
     state_dir.join("state.json")
 }

@@ -1,7 +1,4 @@
-//! The ssh command line and remote-shell quoting.
-//!
-//! Owns: [`shell_quote`] (the ONE function through which any text reaching a remote POSIX
-//! shell must pass), the argument vector for `ssh` ([`ssh_args`]), the matching string for
+//! The ssh command line: the argument vector for `ssh` ([`ssh_args`]), the matching string for
 //! rsync's `-e` option ([`rsync_rsh`]), running one remote script with a timeout
 //! ([`run_remote`]), classifying ssh's own failures ([`SshError`]) and closing a
 //! ControlMaster ([`close_master`]).
@@ -37,6 +34,8 @@ use std::process::{Command, ExitStatus, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
+pub use super::quote::shell_quote;
+
 /// Longest `control_dir` (in bytes) for which `<dir>/%C` still fits a unix socket path.
 ///
 /// `sun_path` holds 108 bytes including the NUL. `%C` expands to 40 hex chars, and while
@@ -46,36 +45,6 @@ pub const MAX_CONTROL_DIR_LEN: usize = 107 - 1 - 40 - 17;
 
 /// How many trailing stderr lines an [`SshError`] keeps.
 const STDERR_TAIL_LINES: usize = 20;
-
-/// Quote `s` for a remote POSIX shell so that it arrives as exactly one word, byte for byte.
-///
-/// A non-empty word made only of `[A-Za-z0-9_./:@%+,-]` and not starting with `-` is left
-/// bare (none of these characters is special to `sh`, `bash`, `dash` or `zsh` in argument
-/// position; `=` and `~` are excluded because of assignments, zsh's `=cmd` and tilde
-/// expansion). Everything else is wrapped in single quotes, each embedded `'` becoming
-/// `'\''`. Newlines, `$`, backticks, `\`, globs and non-ASCII text are safe inside single
-/// quotes. A leading `-` is quoted only to make it visible in logs: quoting cannot stop a
-/// program from reading it as an option; callers must pass `--`.
-pub fn shell_quote(s: &str) -> String {
-    let bare = !s.is_empty()
-        && !s.starts_with('-')
-        && s.bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b"_./:@%+,-".contains(&b));
-    if bare {
-        return s.to_string();
-    }
-    let mut out = String::with_capacity(s.len() + 2);
-    out.push('\'');
-    for c in s.chars() {
-        if c == '\'' {
-            out.push_str("'\\''");
-        } else {
-            out.push(c);
-        }
-    }
-    out.push('\'');
-    out
-}
 
 /// Where to connect: `[user@]host[:port]`.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -494,7 +463,7 @@ pub fn run_remote(
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .env_remove("NOTIFY_SOCKET");
-    crate::rsync::die_with_parent(&mut cmd);
+    crate::sys::child::die_with_parent(&mut cmd);
     let mut child = cmd.spawn().map_err(|source| SshError::Spawn {
         target: target.to_string(),
         program: cfg.program.clone(),
@@ -505,7 +474,7 @@ pub fn run_remote(
     let deadline = Instant::now() + timeout;
     // Woken the moment ssh exits (a multiplexed command takes ~10 ms; polling with a growing
     // nap used to add up to 20 ms to each lock operation).
-    let exited = crate::rsync::exit_notice(child.id());
+    let exited = crate::sys::child::exit_notice(child.id());
     let status: Option<ExitStatus> = loop {
         match child.try_wait() {
             Ok(Some(st)) => break Some(st),
@@ -587,38 +556,6 @@ pub fn master_pid(target: &SshTarget, cfg: &SshConfig) -> Option<u32> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn quote_safe_words_stay_bare() {
-        for w in ["abc", "/tmp/x.lock", "user@host:/p", "a+b,c%d", "v1.2_3-4"] {
-            assert_eq!(shell_quote(w), w);
-        }
-    }
-
-    #[test]
-    fn quote_hostile() {
-        let cases = [
-            ("", "''"),
-            ("a b", "'a b'"),
-            ("it's", "'it'\\''s'"),
-            ("'", "''\\'''"),
-            ("\"dq\"", "'\"dq\"'"),
-            ("$(rm -rf /)", "'$(rm -rf /)'"),
-            ("`id`", "'`id`'"),
-            ("a;b", "'a;b'"),
-            ("a && b", "'a && b'"),
-            ("l1\nl2", "'l1\nl2'"),
-            ("-rf", "'-rf'"),
-            ("héllo ✓", "'héllo ✓'"),
-            ("*?[a]", "'*?[a]'"),
-            ("~root", "'~root'"),
-            ("x=1", "'x=1'"),
-            ("back\\slash", "'back\\slash'"),
-        ];
-        for (input, want) in cases {
-            assert_eq!(shell_quote(input), want, "input {input:?}");
-        }
-    }
 
     #[test]
     fn display_target() {

@@ -1,0 +1,85 @@
+//! Engines: how a job's syncs are turned into data at the destination. [`mirror`] is today's
+//! rsync mirror; snapshot and archive engines implement the same [`Engine`] trait.
+//!
+//! The run calls, for each sync in order: [`Engine::preflight`] (checks that may refuse, such
+//! as the empty-source guard), [`Engine::transfer`] (the copy, with retries of transient
+//! failures), then [`Engine::commit`] (make the copy a restore point; a mirror has nothing to
+//! commit). Engines run under the job's locks and never see them.
+//!
+//! Must not: import [`crate::lock`] or [`crate::run`] (the arrows point down: run → engine →
+//! transport/rsync → sys), decide exit codes, or format log lines (they emit events).
+
+pub mod guard;
+pub mod mirror;
+
+use std::sync::atomic::AtomicBool;
+
+use crate::events::{Emitter, SyncReport};
+use crate::rsync::RsyncError;
+
+/// What an engine needs from the run it works for.
+pub struct SyncCtx<'a> {
+    pub dry_run: bool,
+    pub cancel: &'a AtomicBool,
+    pub events: &'a Emitter,
+}
+
+/// One way of turning syncs into data at the destination.
+pub trait Engine: std::fmt::Debug + Send + Sync {
+    /// How many syncs this engine runs.
+    fn syncs(&self) -> usize;
+
+    /// Checks before sync `index` copies anything; an error refuses the sync.
+    fn preflight(&self, index: usize, ctx: &SyncCtx) -> Result<(), EngineError>;
+
+    /// Copies sync `index`.
+    fn transfer(&self, index: usize, ctx: &SyncCtx) -> Result<SyncReport, EngineError>;
+
+    /// Makes a successful transfer a restore point. Returns its id, if the engine keeps any.
+    fn commit(
+        &self,
+        index: usize,
+        report: &SyncReport,
+        ctx: &SyncCtx,
+    ) -> Result<Option<String>, EngineError>;
+}
+
+/// Why an engine could not do its part. Messages are final text for logs and history.
+#[derive(Debug, thiserror::Error)]
+pub enum EngineError {
+    /// A check refused to copy (e.g. a `--delete` sync from an empty source).
+    #[error("sync {index}: {message}")]
+    GuardRefused { index: usize, message: String },
+    /// rsync could not be started, was killed by a signal we did not send, or could not be
+    /// waited for.
+    #[error("sync {index}: {source}")]
+    Rsync {
+        index: usize,
+        #[source]
+        source: RsyncError,
+    },
+    /// rsync ran and exited with a failing code (after retries of transient ones).
+    #[error(
+        "sync {index} ({source_path} -> {dest}{on}) failed after {attempts} attempt(s): {message}{hint}",
+        on = .host.as_ref().map(|h| format!(" on {h}")).unwrap_or_default(),
+        hint = if *.exit_code == 255 {
+            format!("\nthe connection to {} failed; check that its sshd runs and is reachable", .host.clone().unwrap_or_default())
+        } else {
+            String::new()
+        }
+    )]
+    RsyncExit {
+        index: usize,
+        exit_code: i32,
+        attempts: u32,
+        source_path: String,
+        dest: String,
+        /// The destination host, for remote syncs.
+        host: Option<String>,
+        /// rsync's own summary and stderr tail.
+        message: String,
+        report: SyncReport,
+    },
+    #[error("run cancelled")]
+    Cancelled,
+}

@@ -1,0 +1,166 @@
+//! What happens during a run, as a stream of typed [`RunEvent`]s delivered to [`Observer`]s.
+//!
+//! The run and its engine emit events; they never format log lines themselves. Today's log
+//! output is one observer ([`crate::run::log::LogObserver`]); the daemon's channel is another
+//! (it forwards events to the one owner of state, which fans them out to history, metrics,
+//! notifications and the web page as those arrive).
+//!
+//! Must not: let an observer block or fail a run. `Observer::on_event` returns nothing, and an
+//! observer that needs to do slow work hands the event to its own thread or channel.
+//! This module sits below run and engine and imports only plain data from below them.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::rsync::{RsyncStats, Stream};
+
+/// One event of one run.
+#[derive(Debug, Clone)]
+pub struct RunEvent {
+    pub job: String,
+    pub run_id: String,
+    pub at: jiff::Timestamp,
+    pub kind: EventKind,
+}
+
+/// A lock or blocker, as events name it: its path, the host that holds the file (`"this
+/// host"` or `user@host:port`), and who holds it, if anyone.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LockRef {
+    pub path: String,
+    pub host: String,
+}
+
+/// What one sync did.
+#[derive(Debug, Clone)]
+pub struct SyncReport {
+    pub index: usize,
+    pub exit_code: i32,
+    pub attempts: u32,
+    pub stats: Option<RsyncStats>,
+    pub duration: Duration,
+}
+
+#[derive(Debug, Clone)]
+pub enum EventKind {
+    /// The run began (after its id was chosen).
+    Started {
+        dry_run: bool,
+    },
+    /// The run waits. `lock` and `holder` name the obstacle when it is a lock file; `retry` is
+    /// the re-check interval (zero for the run lock, which is re-checked every second).
+    Waiting {
+        reason: String,
+        lock: Option<LockRef>,
+        holder: Option<String>,
+        retry: Duration,
+    },
+    LockTaken {
+        lock: LockRef,
+    },
+    LockReleased {
+        lock: LockRef,
+    },
+    /// At release the file no longer carried our token; it was left alone.
+    LockNotOurs {
+        lock: LockRef,
+    },
+    LockReleaseFailed {
+        lock: LockRef,
+        error: String,
+    },
+    /// A held lock could not be refreshed (the run goes on while the lease lasts).
+    LockRefreshFailed {
+        lock: LockRef,
+        error: String,
+    },
+    /// A held lock is gone or taken over: the run stops.
+    LockLost {
+        lock: LockRef,
+    },
+    /// An abandoned backupmanager lock was removed.
+    StaleRemoved {
+        lock: LockRef,
+        holder: String,
+        why: String,
+    },
+    /// Another program's stale file was ignored (and kept).
+    ForeignIgnored {
+        lock: LockRef,
+        holder: String,
+        why: String,
+    },
+    /// Dry run: what a lock or blocker looks like now. `state` is `absent` or a description.
+    Inspected {
+        what: &'static str,
+        lock: LockRef,
+        holder: Option<String>,
+        verdict: Option<String>,
+    },
+    SyncStarted {
+        index: usize,
+        source: String,
+        dest: String,
+        attempt: u32,
+    },
+    SyncOutput {
+        index: usize,
+        stream: Stream,
+        line: String,
+    },
+    /// rsync exit 24: files vanished during the transfer (normal for live data).
+    SyncVanished {
+        index: usize,
+    },
+    SyncRetry {
+        index: usize,
+        exit_code: i32,
+        message: String,
+        backoff: Duration,
+    },
+    SyncDone {
+        report: SyncReport,
+    },
+    /// The run ended. `outcome` is success, failed, blocked or cancelled; `message` is the
+    /// error's text, empty on success.
+    Finished {
+        outcome: &'static str,
+        message: String,
+        duration: Duration,
+    },
+}
+
+/// Receives every event of the runs it is attached to.
+pub trait Observer: Send + Sync {
+    fn on_event(&self, event: &RunEvent);
+}
+
+/// Sends a run's events to its observers, stamped with the job and run id.
+#[derive(Clone)]
+pub struct Emitter {
+    job: String,
+    run_id: String,
+    observers: Vec<Arc<dyn Observer>>,
+}
+
+impl Emitter {
+    pub fn new(job: &str, run_id: &str, observers: Vec<Arc<dyn Observer>>) -> Emitter {
+        Emitter {
+            job: job.into(),
+            run_id: run_id.into(),
+            observers,
+        }
+    }
+
+    pub fn emit(&self, kind: EventKind) {
+        let ev = RunEvent {
+            job: self.job.clone(),
+            run_id: self.run_id.clone(),
+            at: jiff::Timestamp::now(),
+            kind,
+        };
+        for o in &self.observers {
+            o.on_event(&ev);
+        }
+    }
+}

@@ -1,0 +1,123 @@
+//! Whether an observed lock still stands: a pure function of the observation, who we are, and
+//! which runs of this process are in progress. The rules are in DESIGN.md, "Stale locks".
+//!
+//! Must not: read files, keep global state or remove anything: the runner acts on a verdict.
+//! (It does ask the kernel whether a pid on this same kernel still runs: that is the evidence.)
+
+use std::fmt;
+use std::time::Duration;
+
+use super::record::{Identity, Record};
+use crate::sys::procfs::process_alive;
+
+/// What was found at a lock path.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Holder {
+    /// A backupmanager lock.
+    Ours(Record),
+    /// Something else (another program's lock file, or unreadable). Holds its first line.
+    Foreign(String),
+}
+
+/// A lock file that exists, as seen by the host that holds it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Observed {
+    pub holder: Holder,
+    /// Now minus the file's mtime, by the holding host's clock (zero if the mtime is ahead).
+    pub age: Duration,
+}
+
+impl fmt::Display for Observed {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.holder {
+            Holder::Ours(r) => write!(
+                f,
+                "job {} (run {}, pid {} on {}, since {})",
+                r.job, r.run_id, r.pid, r.host, r.started
+            ),
+            Holder::Foreign(first) if first.is_empty() => {
+                write!(
+                    f,
+                    "a file not written by backupmanager (empty, {}s old)",
+                    self.age.as_secs()
+                )
+            }
+            Holder::Foreign(first) => write!(
+                f,
+                "a file not written by backupmanager ({:?}, {}s old)",
+                first.chars().take(80).collect::<String>(),
+                self.age.as_secs()
+            ),
+        }
+    }
+}
+
+/// Whether an observed lock still stands.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Verdict {
+    Live,
+    /// Abandoned; the string says why (for the warning that names the former owner).
+    Stale(String),
+}
+
+/// Judges a lock file. `local_file` is true when the file is on this host's filesystem;
+/// `default_lease` applies to records without one; `foreign_stale_after` is the blocks_on
+/// entry's `stale_after`, the only way another program's file can be judged stale;
+/// `run_active` says whether a run of this very process (by run id) is still in progress.
+pub fn judge(
+    obs: &Observed,
+    me: &Identity,
+    local_file: bool,
+    default_lease: Duration,
+    foreign_stale_after: Option<Duration>,
+    run_active: &dyn Fn(&str) -> bool,
+) -> Verdict {
+    match &obs.holder {
+        Holder::Ours(r) => {
+            if r.boot_id == me.boot_id && r.pid_ns == me.pid_ns && !r.boot_id.is_empty() {
+                // Written by this very process: live only while that run is. A run whose release
+                // failed (a network cut) must not block this process's later runs forever.
+                if r.pid == me.pid && r.pid_start == me.pid_start {
+                    return if run_active(&r.run_id) {
+                        Verdict::Live
+                    } else {
+                        Verdict::Stale(format!(
+                            "it was left by an earlier run ({}) of this same process whose release failed",
+                            r.run_id
+                        ))
+                    };
+                }
+                return if process_alive(r.pid, r.pid_start) {
+                    Verdict::Live
+                } else {
+                    Verdict::Stale(format!("its process {} on {} is gone", r.pid, r.host))
+                };
+            }
+            if local_file && r.host == me.host && r.boot_id != me.boot_id {
+                return Verdict::Stale(format!("{} has rebooted since it was written", r.host));
+            }
+            let lease = if r.lease_secs > 0 {
+                Duration::from_secs(r.lease_secs)
+            } else {
+                default_lease
+            };
+            if obs.age > lease {
+                Verdict::Stale(format!(
+                    "it was last refreshed {}s ago, longer than its lease of {}s",
+                    obs.age.as_secs(),
+                    lease.as_secs()
+                ))
+            } else {
+                Verdict::Live
+            }
+        }
+        Holder::Foreign(_) => match foreign_stale_after {
+            Some(limit) if obs.age > limit => Verdict::Stale(format!(
+                "it has not changed for {}s (stale_after {}s)",
+                obs.age.as_secs(),
+                limit.as_secs()
+            )),
+            _ => Verdict::Live,
+        },
+    }
+}

@@ -1,0 +1,254 @@
+//! Lock unit tests: the remote scripts run by a local `sh`, local create/release, judging.
+
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use super::remote::{parse_observation, OBSERVE_SCRIPT};
+use super::*;
+use crate::sys::procfs::{process_alive, process_start};
+use crate::sys::random::hex as random_hex;
+use crate::transport::shell_quote;
+
+/// The remote observe script, run by a local `sh`: present, absent, and a path that exists
+/// but cannot be read as a file (counts as present, unknown holder).
+#[test]
+fn observe_script_reports_present_absent_and_unreadable() {
+    let d = std::env::temp_dir().join(format!("bm-observe-{}", random_hex(4)));
+    fs::create_dir_all(d.join("dir")).unwrap();
+    fs::write(d.join("f"), "busy\n").unwrap();
+    let run = |name: &str| {
+        let p = d.join(name);
+        let script = format!("p={}; {OBSERVE_SCRIPT}", shell_quote(p.to_str().unwrap()));
+        let out = std::process::Command::new("sh")
+            .arg("-c")
+            .arg(&script)
+            .output()
+            .unwrap();
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+        )
+    };
+    let (code, out) = run("f");
+    assert_eq!(code, Some(0));
+    assert!(
+        out.starts_with("PRESENT\n") && out.ends_with("\nbusy\n"),
+        "{out:?}"
+    );
+    assert!(parse_observation(&out).is_some());
+    assert_eq!(run("missing"), (Some(0), "ABSENT\n".to_string()));
+    let (code, out) = run("dir");
+    assert_eq!(code, Some(0));
+    assert!(parse_observation(&out).is_some(), "{out:?}");
+    fs::remove_dir_all(d).unwrap();
+}
+
+fn me() -> Identity {
+    Identity::current()
+}
+
+fn tmp() -> PathBuf {
+    let d = std::env::temp_dir().join(format!("bm-lock-unit-{}", random_hex(6)));
+    fs::create_dir_all(&d).unwrap();
+    d
+}
+
+#[test]
+fn identity_reads_this_process() {
+    let me = me();
+    assert_eq!(me.pid, std::process::id());
+    assert!(me.pid_start > 0);
+    assert_eq!(me.boot_id.len(), 36);
+    assert!(me.pid_ns.starts_with("pid:["));
+    assert!(process_alive(me.pid, me.pid_start));
+    assert!(
+        !process_alive(me.pid, me.pid_start + 1),
+        "a different start time is another process"
+    );
+}
+
+#[test]
+fn create_is_exclusive_and_release_needs_the_token() {
+    let d = tmp();
+    let path = d.join("sub/dir/job.lock").to_string_lossy().into_owned();
+    let a = Record::new(&me(), "j", "run-a", Duration::from_secs(600));
+    let b = Record::new(&me(), "j", "run-b", Duration::from_secs(600));
+    assert_eq!(LocalFiles.try_create(&path, &a).unwrap(), Created::Yes);
+    let Created::Exists(Some(obs)) = LocalFiles.try_create(&path, &b).unwrap() else {
+        panic!()
+    };
+    assert_eq!(obs.holder, Holder::Ours(a.clone()));
+    assert!(!LocalFiles.release_if_token(&path, &b.token).unwrap());
+    assert!(Path::new(&path).exists());
+    assert!(LocalFiles.refresh_if_token(&path, &a.token).unwrap());
+    assert!(!LocalFiles.refresh_if_token(&path, &b.token).unwrap());
+    assert!(LocalFiles.release_if_token(&path, &a.token).unwrap());
+    assert!(!Path::new(&path).exists());
+    // No temporary files are left behind.
+    assert_eq!(fs::read_dir(d.join("sub/dir")).unwrap().count(), 0);
+    fs::remove_dir_all(d).unwrap();
+}
+
+#[test]
+fn foreign_files_are_never_ours() {
+    let d = tmp();
+    let path = d.join("other.lock").to_string_lossy().into_owned();
+    fs::write(&path, "12345\n").unwrap();
+    let obs = LocalFiles.observe(&path).unwrap().unwrap();
+    assert_eq!(obs.holder, Holder::Foreign("12345".into()));
+    assert!(!LocalFiles.release_if_token(&path, "12345").unwrap());
+    assert!(Path::new(&path).exists());
+    fs::remove_dir_all(d).unwrap();
+}
+
+#[test]
+fn judging() {
+    let me = me();
+    let lease = Duration::from_secs(600);
+    let live = Record::new(&me, "j", "r-live", lease);
+    let obs = |r: Record, age| Observed {
+        holder: Holder::Ours(r),
+        age: Duration::from_secs(age),
+    };
+    // Same kernel: the process decides, not the age. This very process: the run decides.
+    let active = |r: &str| r == "r-live";
+    let ended = |_: &str| false;
+    assert_eq!(
+        judge(&obs(live.clone(), 99_999), &me, true, lease, None, &active),
+        Verdict::Live
+    );
+    assert!(
+        matches!(judge(&obs(live.clone(), 0), &me, true, lease, None, &ended), Verdict::Stale(s) if s.contains("earlier run")),
+        "a lock of this process whose run has ended is a leftover"
+    );
+    // Another live process on this kernel (our parent): live, whatever its age.
+    let mut other = live.clone();
+    other.pid = std::os::unix::process::parent_id();
+    other.pid_start = process_start(other.pid).unwrap();
+    assert_eq!(
+        judge(&obs(other, 99_999), &me, true, lease, None, &ended),
+        Verdict::Live
+    );
+    let mut dead = live.clone();
+    dead.pid = u32::MAX - 1;
+    assert!(
+        matches!(judge(&obs(dead, 0), &me, true, lease, None, &ended), Verdict::Stale(s) if s.contains("is gone"))
+    );
+    // Written by this host before a reboot.
+    let mut old_boot = live.clone();
+    old_boot.boot_id = "00000000-0000-0000-0000-000000000000".into();
+    assert!(
+        matches!(judge(&obs(old_boot.clone(), 0), &me, true, lease, None, &ended), Verdict::Stale(s) if s.contains("rebooted"))
+    );
+    // Another machine: the lease decides.
+    let mut other = old_boot;
+    other.host = "elsewhere".into();
+    other.lease_secs = 60;
+    assert_eq!(
+        judge(&obs(other.clone(), 59), &me, false, lease, None, &ended),
+        Verdict::Live
+    );
+    assert!(matches!(
+        judge(&obs(other, 61), &me, false, lease, None, &ended),
+        Verdict::Stale(_)
+    ));
+    // Someone else's file: only a blocks_on stale_after can discount it.
+    let foreign = Observed {
+        holder: Holder::Foreign("x".into()),
+        age: Duration::from_secs(1_000_000),
+    };
+    assert_eq!(
+        judge(&foreign, &me, true, lease, None, &ended),
+        Verdict::Live
+    );
+    assert!(matches!(
+        judge(
+            &foreign,
+            &me,
+            true,
+            lease,
+            Some(Duration::from_secs(60)),
+            &ended
+        ),
+        Verdict::Stale(_)
+    ));
+}
+
+/// The remote observe script, run by a local `sh`, with `tool` (stat or head) replaced by a
+/// wrapper that removes the lock first: the owner releasing it mid-observation.
+fn observe_while_released_by(tool: &str) -> (bool, String) {
+    let d = tmp();
+    let bin = d.join("bin");
+    fs::create_dir_all(&bin).unwrap();
+    let real = std::env::split_paths(&std::env::var_os("PATH").unwrap())
+        .map(|p| p.join(tool))
+        .find(|p| p.is_file())
+        .unwrap();
+    let wrapper = bin.join(tool);
+    fs::write(
+        &wrapper,
+        format!(
+            "#!/bin/sh\nrm -f -- \"$BM_VANISH\"\nexec {} \"$@\"\n",
+            real.display()
+        ),
+    )
+    .unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    fs::set_permissions(&wrapper, fs::Permissions::from_mode(0o755)).unwrap();
+    let path = d.join("lock").to_string_lossy().into_owned();
+    let r = Record::new(&me(), "j", "r", Duration::from_secs(600));
+    fs::write(&path, r.to_line()).unwrap();
+    let out = std::process::Command::new("sh")
+        .arg("-c")
+        .arg(format!("p={}; {OBSERVE_SCRIPT}", shell_quote(&path)))
+        .env("BM_VANISH", &path)
+        .env(
+            "PATH",
+            format!("{}:{}", bin.display(), std::env::var("PATH").unwrap()),
+        )
+        .output()
+        .unwrap();
+    fs::remove_dir_all(d).unwrap();
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+    )
+}
+
+#[test]
+fn a_lock_released_while_observed_remotely_is_absent() {
+    for tool in ["stat", "head"] {
+        let (ok, out) = observe_while_released_by(tool);
+        assert!(ok, "{tool}: the script fails: {out}");
+        assert_eq!(parse_observation(&out), None, "{tool}: {out}");
+    }
+    // Undisturbed, the same script reports the record.
+    let d = tmp();
+    let path = d.join("lock").to_string_lossy().into_owned();
+    let r = Record::new(&me(), "j", "r", Duration::from_secs(600));
+    fs::write(&path, r.to_line()).unwrap();
+    let out = std::process::Command::new("sh")
+        .arg("-c")
+        .arg(format!("p={}; {OBSERVE_SCRIPT}", shell_quote(&path)))
+        .output()
+        .unwrap();
+    let obs = parse_observation(&String::from_utf8_lossy(&out.stdout)).unwrap();
+    assert_eq!(obs.holder, Holder::Ours(r));
+    fs::remove_dir_all(d).unwrap();
+}
+
+#[test]
+fn parses_remote_observations() {
+    let r = Record::new(&me(), "j", "r", Duration::from_secs(600));
+    let out = format!("PRESENT\n1000\n990\n{}", r.to_line());
+    let o = parse_observation(&out).unwrap();
+    assert_eq!(o.age, Duration::from_secs(10));
+    assert_eq!(o.holder, Holder::Ours(r));
+    assert_eq!(parse_observation("ABSENT\n"), None);
+    let o = parse_observation("PRESENT\n1000\n2000\n").unwrap();
+    assert_eq!(
+        (o.age, o.holder),
+        (Duration::ZERO, Holder::Foreign(String::new()))
+    );
+}

@@ -1,0 +1,180 @@
+//! Build: validated [`Config`] → [`Plan`], once per config load (start, SIGHUP, `run-job`).
+//!
+//! A [`JobPlan`] holds everything a run needs, resolved: the transports to other hosts (one
+//! per endpoint, sharing ssh settings and ControlMaster sockets), a lock backend and path for
+//! every `lock_files` and `blocks_on` entry, and the engine with its rsync commands. A run
+//! therefore never re-derives any of it, and a job that cannot be built is reported by name
+//! before anything runs ("cannot build job X: ...").
+//!
+//! Must not: touch the network or the filesystem, or run anything.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::config::{Config, Job, Location, Remote};
+use crate::engine::mirror::Mirror;
+use crate::engine::Engine;
+use crate::lock::{LocalFiles, LockBackend, RemoteFiles};
+use crate::sys::runtime::RuntimeDir;
+use crate::transport::{SshConfig, SshError, SshTarget, SshTransport, Transport};
+
+/// Every job of a config, built.
+#[derive(Debug)]
+pub struct Plan {
+    pub config: Arc<Config>,
+    pub jobs: Vec<Arc<JobPlan>>,
+}
+
+impl Plan {
+    pub fn job(&self, id: &str) -> Option<&Arc<JobPlan>> {
+        self.jobs.iter().find(|j| j.job.id == id)
+    }
+}
+
+/// A lock file the job creates, where it lives.
+#[derive(Debug, Clone)]
+pub struct LockSpec {
+    pub backend: Arc<dyn LockBackend>,
+    pub path: String,
+}
+
+/// A lock file that must be absent, where it lives, and how to wait for it.
+#[derive(Debug, Clone)]
+pub struct BlockerSpec {
+    pub backend: Arc<dyn LockBackend>,
+    pub path: String,
+    pub wait_time: Duration,
+    pub stale_after: Option<Duration>,
+}
+
+/// One job, ready to run.
+#[derive(Debug)]
+pub struct JobPlan {
+    pub job: Job,
+    pub runtime: RuntimeDir,
+    pub locks: Vec<LockSpec>,
+    pub blockers: Vec<BlockerSpec>,
+    pub engine: Box<dyn Engine>,
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("cannot build job {job}: {source}")]
+pub struct BuildError {
+    pub job: String,
+    #[source]
+    pub source: SshError,
+}
+
+/// Builds every job of `config`.
+pub fn build(config: Config) -> Result<Plan, BuildError> {
+    let config = Arc::new(config);
+    let jobs = config
+        .jobs
+        .iter()
+        .map(|j| build_job(&config, j).map(Arc::new))
+        .collect::<Result<_, _>>()?;
+    Ok(Plan { config, jobs })
+}
+
+/// The ssh settings of a job, with ControlMaster sockets under the runtime directory.
+pub fn ssh_config(runtime: &RuntimeDir, job: &Job) -> SshConfig {
+    SshConfig {
+        identity_file: job.ssh.identity_file.clone(),
+        known_hosts_file: job.ssh.known_hosts_file.clone(),
+        extra_options: job.ssh.options.clone(),
+        control_dir: Some(runtime.ssh_dir()),
+        ..SshConfig::default()
+    }
+}
+
+/// Transports of one job, one per endpoint.
+struct Endpoints {
+    ssh: SshConfig,
+    built: Vec<(Remote, Arc<dyn Transport>)>,
+}
+
+impl Endpoints {
+    fn get(&mut self, r: &Remote) -> Result<Arc<dyn Transport>, SshError> {
+        if let Some((_, t)) = self.built.iter().find(|(k, _)| k == r) {
+            return Ok(Arc::clone(t));
+        }
+        let target = SshTarget {
+            user: r.user.clone(),
+            host: r.host.clone(),
+            port: r.port,
+        };
+        let t: Arc<dyn Transport> = Arc::new(SshTransport::new(target, self.ssh.clone())?);
+        self.built.push((r.clone(), Arc::clone(&t)));
+        Ok(t)
+    }
+
+    fn backend(&mut self, loc: &Location) -> Result<Arc<dyn LockBackend>, SshError> {
+        Ok(match loc {
+            Location::Local => Arc::new(LocalFiles),
+            Location::Remote(r) => Arc::new(RemoteFiles {
+                transport: self.get(r)?,
+            }),
+        })
+    }
+}
+
+fn build_job(config: &Config, job: &Job) -> Result<JobPlan, BuildError> {
+    let err = |source| BuildError {
+        job: job.id.clone(),
+        source,
+    };
+    let runtime = RuntimeDir::new(&config.pid_file_dir);
+    let mut ep = Endpoints {
+        ssh: ssh_config(&runtime, job),
+        built: Vec::new(),
+    };
+    let remote = job
+        .remote
+        .as_ref()
+        .map(|r| ep.get(r))
+        .transpose()
+        .map_err(err)?;
+    let locks = job
+        .lock_files
+        .iter()
+        .map(|l| {
+            Ok(LockSpec {
+                backend: ep.backend(&l.location)?,
+                path: l.path.clone(),
+            })
+        })
+        .collect::<Result<_, _>>()
+        .map_err(err)?;
+    let blockers = job
+        .blocks_on
+        .iter()
+        .map(|b| {
+            Ok(BlockerSpec {
+                backend: ep.backend(&b.location)?,
+                path: b.path.clone(),
+                wait_time: b.wait_time,
+                stale_after: b.stale_after,
+            })
+        })
+        .collect::<Result<_, _>>()
+        .map_err(err)?;
+    // On shutdown rsync gets SIGTERM and most of shutdown_timeout before SIGKILL; the rest is
+    // left for releasing lock files.
+    let cancel_grace = config
+        .shutdown_timeout
+        .saturating_sub(Duration::from_secs(5))
+        .max(Duration::from_secs(2));
+    let engine = Box::new(Mirror::new(
+        &job.syncs,
+        remote.as_ref(),
+        job.retries,
+        cancel_grace,
+    ));
+    Ok(JobPlan {
+        job: job.clone(),
+        runtime,
+        locks,
+        blockers,
+        engine,
+    })
+}

@@ -1,0 +1,229 @@
+//! The log observer: turns run events into the log lines operators read (journald fields
+//! `PHASE`, `SYNC`, `RESULT`, `EXIT_CODE`, `DURATION_MS`, `PATH`, `HOST`, `HOLDER`, ...). The
+//! job and run ids come from the run's tracing span, which is entered on the run's thread, where
+//! this observer is called.
+//!
+//! Must not: keep state or block.
+
+use tracing::{debug, error, info, warn};
+
+use crate::events::{EventKind, Observer, RunEvent};
+use crate::rsync::{RsyncStats, Stream};
+
+pub struct LogObserver;
+
+impl Observer for LogObserver {
+    fn on_event(&self, ev: &RunEvent) {
+        match &ev.kind {
+            EventKind::Started { .. } => {}
+            EventKind::Waiting {
+                reason,
+                lock,
+                holder,
+                retry,
+            } => {
+                let path = lock.as_ref().map(|l| l.path.as_str());
+                let host = lock.as_ref().map(|l| l.host.as_str());
+                if retry.is_zero() {
+                    info!(phase = "wait", path, host, holder, "waiting: {reason}");
+                } else {
+                    info!(
+                        phase = "wait",
+                        path,
+                        host,
+                        holder,
+                        "waiting: {reason} (re-checking every {}s)",
+                        retry.as_secs()
+                    );
+                }
+            }
+            EventKind::LockTaken { lock } => info!(
+                phase = "lock",
+                path = lock.path,
+                host = lock.host,
+                "lock taken: {} on {}",
+                lock.path,
+                lock.host
+            ),
+            EventKind::LockReleased { lock } => info!(
+                phase = "lock",
+                path = lock.path,
+                host = lock.host,
+                "lock released: {} on {}",
+                lock.path,
+                lock.host
+            ),
+            EventKind::LockNotOurs { lock } => warn!(
+                phase = "lock",
+                path = lock.path,
+                host = lock.host,
+                "lock {} on {} was no longer ours; left it alone",
+                lock.path,
+                lock.host
+            ),
+            EventKind::LockReleaseFailed { lock, error } => error!(
+                phase = "lock",
+                path = lock.path,
+                host = lock.host,
+                "could not release lock {} on {}: {error}; it expires when its lease runs out",
+                lock.path,
+                lock.host
+            ),
+            EventKind::LockRefreshFailed { lock, error } => warn!(
+                phase = "lock",
+                path = lock.path,
+                host = lock.host,
+                "cannot refresh lock {} on {}: {error}",
+                lock.path,
+                lock.host
+            ),
+            EventKind::LockLost { lock } => error!(
+                phase = "lock",
+                path = lock.path,
+                host = lock.host,
+                "lock {} on {} is no longer ours; stopping the run",
+                lock.path,
+                lock.host
+            ),
+            EventKind::StaleRemoved { lock, holder, why } => warn!(
+                phase = "lock",
+                path = lock.path,
+                host = lock.host,
+                holder,
+                "removed stale lock {} on {} left by {holder}: {why}",
+                lock.path,
+                lock.host
+            ),
+            EventKind::ForeignIgnored { lock, holder, why } => warn!(
+                phase = "lock",
+                path = lock.path,
+                host = lock.host,
+                holder,
+                "ignoring blocker {} on {}: {holder} ({why}); it is not ours, so it stays",
+                lock.path,
+                lock.host
+            ),
+            EventKind::Inspected {
+                what,
+                lock,
+                holder,
+                verdict,
+            } => match (holder, verdict) {
+                (Some(h), Some(v)) => info!(
+                    phase = "dry-run",
+                    path = lock.path,
+                    host = lock.host,
+                    holder = h,
+                    "{what} {} on {}: present, held by {h} ({v})",
+                    lock.path,
+                    lock.host
+                ),
+                _ => info!(
+                    phase = "dry-run",
+                    path = lock.path,
+                    host = lock.host,
+                    "{what} {} on {}: absent",
+                    lock.path,
+                    lock.host
+                ),
+            },
+            EventKind::SyncStarted {
+                index,
+                source,
+                dest,
+                attempt,
+            } => info!(
+                phase = "sync",
+                sync = index,
+                "sync {index} starting: {source} -> {dest}{}",
+                if *attempt > 1 {
+                    format!(" (attempt {attempt})")
+                } else {
+                    String::new()
+                }
+            ),
+            EventKind::SyncOutput {
+                index,
+                stream,
+                line,
+            } => match stream {
+                // The --stats block is parsed into the sync summary; keep it out of the info log.
+                Stream::Stdout
+                    if line.trim().is_empty() || RsyncStats::default().parse_line(line) =>
+                {
+                    debug!(phase = "rsync", sync = index, channel = "stdout", "{line}")
+                }
+                Stream::Stdout => info!(phase = "rsync", sync = index, channel = "stdout", "{line}"),
+                Stream::Stderr => warn!(phase = "rsync", sync = index, channel = "stderr", "{line}"),
+            },
+            EventKind::SyncVanished { index } => warn!(
+                phase = "sync",
+                sync = index,
+                exit_code = 24,
+                "sync {index}: some source files vanished during the transfer (normal for live data)"
+            ),
+            EventKind::SyncRetry {
+                index,
+                exit_code,
+                message,
+                backoff,
+            } => warn!(
+                phase = "sync",
+                sync = index,
+                exit_code,
+                "sync {index} failed transiently: {message}; retrying in {}s",
+                backoff.as_secs()
+            ),
+            EventKind::SyncDone { report } => {
+                let (files, bytes) = report
+                    .stats
+                    .as_ref()
+                    .map_or((0, 0), |s| (s.files_transferred, s.total_size));
+                let i = report.index;
+                info!(
+                    phase = "sync",
+                    sync = i,
+                    result = "ok",
+                    exit_code = report.exit_code,
+                    duration_ms = report.duration.as_millis() as u64,
+                    files,
+                    bytes,
+                    "sync {i} done: {files} file(s) transferred, {bytes} bytes in the tree"
+                );
+            }
+            EventKind::Finished {
+                outcome,
+                message,
+                duration,
+            } => {
+                let ms = duration.as_millis() as u64;
+                match *outcome {
+                    "success" => info!(
+                        phase = "end",
+                        result = "success",
+                        duration_ms = ms,
+                        "run succeeded"
+                    ),
+                    "failed" => error!(
+                        phase = "end",
+                        result = "failed",
+                        duration_ms = ms,
+                        "run failed: {message}"
+                    ),
+                    "blocked" => warn!(
+                        phase = "end",
+                        result = "blocked",
+                        duration_ms = ms,
+                        "run blocked: {message}"
+                    ),
+                    _ => warn!(
+                        phase = "end",
+                        result = "cancelled",
+                        duration_ms = ms,
+                        "run cancelled"
+                    ),
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,216 @@
+//! One run of one job, as a short sequence:
+//! run lock → acquire (own locks, then blockers; wait) → for each sync: preflight, transfer,
+//! commit → release. Returns a [`RunOutcome`].
+//!
+//! `run-job` and the daemon call [`run_job`] with a [`JobPlan`] built once per config load, so
+//! a one-shot run takes the same locks, waits the same way and emits the same events as a
+//! scheduled one. The lock protocol itself is told once, in DESIGN.md ("The lock protocol").
+//!
+//! Submodules, one job each: [`runlock`] (the per-job kernel lock), [`acquire`] (the lock pass
+//! and waiting), [`wait`] (jitter, inotify), [`held`] (the release guard and the heartbeat),
+//! [`outcome`] (typed results), [`active`] (runs in progress in this process), [`log`] (the
+//! log observer).
+//!
+//! Must not: reach into the scheduler (it answers through its outcome), format log lines
+//! (events do), or know how an engine copies.
+
+mod acquire;
+pub mod active;
+mod held;
+pub mod log;
+pub mod outcome;
+mod runlock;
+pub mod wait;
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use crate::engine::{EngineError, SyncCtx};
+use crate::events::{Emitter, EventKind, LockRef, Observer, SyncReport};
+use crate::lock::Identity;
+use crate::plan::JobPlan;
+use crate::sys::random;
+pub use active::ActiveRuns;
+pub use outcome::{ErrorKind, RunError, RunOutcome, RunStatus};
+
+#[derive(Debug, Clone, Copy, Default)]
+pub struct RunOptions {
+    /// Report lock and blocker state without waiting or locking, then `rsync --dry-run`.
+    pub dry_run: bool,
+    /// End as blocked at once instead of waiting.
+    pub no_wait: bool,
+}
+
+/// What every run of this process shares: its observers and the runs in progress.
+#[derive(Clone, Default)]
+pub struct RunContext {
+    pub observers: Vec<Arc<dyn Observer>>,
+    pub active: ActiveRuns,
+}
+
+impl RunContext {
+    /// The log observer alone (what `run-job` uses).
+    pub fn logging() -> RunContext {
+        RunContext {
+            observers: vec![Arc::new(log::LogObserver)],
+            active: ActiveRuns::default(),
+        }
+    }
+}
+
+/// Runs the job of `plan` once. `cancel` stops it (waiting or syncing) and releases its locks.
+pub fn run_job(
+    plan: &JobPlan,
+    ctx: &RunContext,
+    opts: RunOptions,
+    cancel: &AtomicBool,
+) -> RunOutcome {
+    let started = Instant::now();
+    let run_id = new_run_id();
+    let span = tracing::info_span!("run", job_id = %plan.job.id, run_id = %run_id);
+    let _enter = span.enter();
+    let _active = ctx.active.register(&run_id);
+    let events = Emitter::new(&plan.job.id, &run_id, ctx.observers.clone());
+    events.emit(EventKind::Started {
+        dry_run: opts.dry_run,
+    });
+    let mut run = Run {
+        plan,
+        ctx,
+        run_id: run_id.clone(),
+        me: Identity::current(),
+        cancel,
+        events: events.clone(),
+        waited: Duration::ZERO,
+        syncs: Vec::new(),
+        restore_points: Vec::new(),
+    };
+    let result = if opts.dry_run {
+        run.dry_run()
+    } else {
+        run.real_run(opts.no_wait)
+    };
+    let outcome = RunOutcome {
+        job: plan.job.id.clone(),
+        run_id,
+        result,
+        syncs: run.syncs,
+        restore_points: run.restore_points,
+        waited: run.waited,
+        duration: started.elapsed(),
+    };
+    events.emit(EventKind::Finished {
+        outcome: outcome.status().as_str(),
+        message: outcome.message(),
+        duration: outcome.duration,
+    });
+    outcome
+}
+
+fn new_run_id() -> String {
+    let now = jiff::Zoned::now();
+    format!("{}-{}", now.strftime("%Y%m%dT%H%M%S"), random::hex(3))
+}
+
+struct Run<'a> {
+    plan: &'a JobPlan,
+    ctx: &'a RunContext,
+    run_id: String,
+    me: Identity,
+    cancel: &'a AtomicBool,
+    events: Emitter,
+    waited: Duration,
+    syncs: Vec<SyncReport>,
+    restore_points: Vec<String>,
+}
+
+impl Run<'_> {
+    fn cancelled(&self) -> bool {
+        self.cancel.load(Ordering::SeqCst)
+    }
+
+    fn real_run(&mut self, no_wait: bool) -> Result<(), RunError> {
+        self.plan
+            .runtime
+            .prepare()
+            .map_err(|(path, source)| RunError::RuntimeDir { path, source })?;
+        let deadline = self.plan.job.max_wait.map(|w| Instant::now() + w);
+        let _run_lock = self.take_run_lock(no_wait, deadline)?;
+        let mut held = self.acquire(no_wait, deadline)?;
+        let (heartbeat, cancel) = (self.plan.job.lock_heartbeat, self.cancel);
+        let (result, lost) = held.with_heartbeat(heartbeat, cancel, || self.run_engine(false));
+        // Release before reporting, so the outcome is only sent once no lock of ours remains.
+        held.release();
+        if lost {
+            return Err(RunError::LockLost);
+        }
+        result
+    }
+
+    /// Every sync in order: preflight, transfer, commit.
+    fn run_engine(&mut self, dry_run: bool) -> Result<(), RunError> {
+        let engine = &*self.plan.engine;
+        let ctx = SyncCtx {
+            dry_run,
+            cancel: self.cancel,
+            events: &self.events,
+        };
+        for i in 0..engine.syncs() {
+            if self.cancelled() {
+                return Err(RunError::Cancelled);
+            }
+            engine.preflight(i, &ctx)?;
+            let report = match engine.transfer(i, &ctx) {
+                Ok(r) => r,
+                Err(e) => {
+                    if let EngineError::RsyncExit { report, .. } = &e {
+                        self.syncs.push(report.clone());
+                    }
+                    return Err(e.into());
+                }
+            };
+            self.syncs.push(report.clone());
+            if !dry_run {
+                if let Some(point) = engine.commit(i, &report, &ctx)? {
+                    self.restore_points.push(point);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Reports lock and blocker state without taking or waiting, then runs the engine dry.
+    fn dry_run(&mut self) -> Result<(), RunError> {
+        let plan = self.plan;
+        let own = plan
+            .locks
+            .iter()
+            .map(|l| ("lock", &l.backend, &l.path, None));
+        let blockers = plan
+            .blockers
+            .iter()
+            .map(|b| ("blocker", &b.backend, &b.path, b.stale_after));
+        for (what, backend, path, stale_after) in own.chain(blockers) {
+            let lock = LockRef {
+                path: path.clone(),
+                host: backend.to_string(),
+            };
+            let (holder, verdict) = match backend.observe(path) {
+                Ok(None) => (None, None),
+                Ok(Some(o)) => {
+                    let v = self.judge(&**backend, &o, stale_after);
+                    (Some(o.to_string()), Some(format!("{v:?}")))
+                }
+                Err(source) => return Err(RunError::Inspect { what, source }),
+            };
+            self.events.emit(EventKind::Inspected {
+                what,
+                lock,
+                holder,
+                verdict,
+            });
+        }
+        self.run_engine(true)
+    }
+}
