@@ -171,7 +171,7 @@ pub fn run_with_retries(
                     dest: sync.dest.clone(),
                     host: host.map(str::to_string),
                     message: res.message(),
-                    report,
+                    report: Box::new(report),
                 })
             }
         }

@@ -78,7 +78,7 @@ pub enum EngineError {
         host: Option<String>,
         /// rsync's own summary and stderr tail.
         message: String,
-        report: SyncReport,
+        report: Box<SyncReport>,
     },
     #[error("run cancelled")]
     Cancelled,

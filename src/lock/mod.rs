@@ -18,7 +18,7 @@
 
 // Lock operations run a few times per job run and their errors end the run: the size of
 // `LockError` (which carries an `SshError`) costs nothing measurable.
-#![allow(clippy::result_large_err)]
+#![allow(clippy::large_enum_variant, clippy::result_large_err)]
 
 pub mod judge;
 pub mod local;

@@ -56,13 +56,34 @@ impl RemoteFiles {
     }
 
     /// Runs `remote_cmd -- PATH` only while the file holds `token`; returns whether it did.
+    /// The reply must be exactly `BM1 DONE` or `BM1 KEPT`.
     fn if_token(&self, path: &str, token: &str, remote_cmd: &str) -> Result<bool, LockError> {
         let script = format!(
-            "p={}; if grep -qF -- {} \"$p\" 2>/dev/null; then {remote_cmd} -- \"$p\" && echo DONE; else echo KEPT; fi",
+            "p={}; if grep -qF -- {} \"$p\" 2>/dev/null; then {remote_cmd} -- \"$p\" && echo 'BM1 DONE'; \
+             else r=$?; if [ \"$r\" = 1 ] || {{ [ ! -e \"$p\" ] && [ ! -L \"$p\" ]; }}; then echo 'BM1 KEPT'; \
+             else echo \"BM1 ERROR cannot read $p (grep exit $r)\"; fi; fi",
             shell_quote(path),
             shell_quote(&format!("\"token\":\"{token}\""))
         );
-        Ok(self.run(path, &script)?.contains("DONE"))
+        let out = self.run(path, &script)?;
+        match out.trim_end() {
+            "BM1 DONE" => Ok(true),
+            "BM1 KEPT" => Ok(false),
+            o if o.starts_with("BM1 ERROR ") => Err(self.remote_err(path, o[10..].to_string())),
+            _ => Err(self.remote_err(path, unexpected(&out))),
+        }
+    }
+
+    fn parsed(&self, path: &str, out: &str) -> Result<Option<Observed>, LockError> {
+        parse_observation(out).map_err(|m| self.remote_err(path, m))
+    }
+
+    fn remote_err(&self, path: &str, message: String) -> LockError {
+        LockError::Remote {
+            path: path.into(),
+            target: self.transport.to_string(),
+            message,
+        }
     }
 }
 
@@ -77,7 +98,7 @@ impl LockBackend for RemoteFiles {
         let script = format!(
             "umask 022; p={p}; t={t}; mkdir -p -- {d} || exit 3; \
              printf '%s' {rec} > \"$t\" || exit 3; \
-             if ln -- \"$t\" \"$p\" 2>/dev/null; then rm -f -- \"$t\"; echo CREATED; exit 0; fi; \
+             if ln -- \"$t\" \"$p\" 2>/dev/null; then rm -f -- \"$t\"; echo 'BM1 CREATED'; exit 0; fi; \
              rm -f -- \"$t\"; if [ ! -e \"$p\" ] && [ ! -L \"$p\" ]; then \
              echo \"cannot create $p (permission denied or not a directory?)\" >&2; exit 3; fi; {observe}",
             p = shell_quote(path),
@@ -87,16 +108,17 @@ impl LockBackend for RemoteFiles {
             observe = OBSERVE_SCRIPT,
         );
         let out = self.run(path, &script)?;
-        if out.trim_start().starts_with("CREATED") {
+        if out.trim_end() == "BM1 CREATED" {
             Ok(Created::Yes)
         } else {
-            Ok(Created::Exists(parse_observation(&out)))
+            Ok(Created::Exists(self.parsed(path, &out)?))
         }
     }
 
     fn observe(&self, path: &str) -> Result<Option<Observed>, LockError> {
         let script = format!("p={}; {OBSERVE_SCRIPT}", shell_quote(path));
-        Ok(parse_observation(&self.run(path, &script)?))
+        let out = self.run(path, &script)?;
+        self.parsed(path, &out)
     }
 
     fn release_if_token(&self, path: &str, token: &str) -> Result<bool, LockError> {
@@ -116,33 +138,60 @@ impl LockBackend for RemoteFiles {
     }
 }
 
-/// Prints `ABSENT`, or `PRESENT`, the host's clock, the file's mtime and its first bytes.
-/// Expects the path in `$p`. A file removed while it is being read (its owner releasing it
-/// between our `-e` and `stat` or `head`) is absent, not an error; one that stays but cannot be
-/// read is present with an empty body, like a local one.
-pub(super) const OBSERVE_SCRIPT: &str =
-    "if [ -e \"$p\" ] && m=$(stat -c %Y -- \"$p\" 2>/dev/null); then \
-     if b=$(head -c 4096 -- \"$p\" 2>/dev/null); then :; elif [ -e \"$p\" ]; then b=; \
-     else echo ABSENT; exit 0; fi; \
-     echo PRESENT; date +%s; printf '%s\\n%s\\n' \"$m\" \"$b\"; else echo ABSENT; fi";
+/// Answers with exactly one framed reply for the path in `$p`:
+/// `BM1 ABSENT`, `BM1 ERROR <why>`, or `BM1 PRESENT` followed by the host's clock, the file's
+/// mtime (both in seconds) and its first 4 KiB.
+///
+/// Fails closed and is POSIX: a directory the user cannot enter is an error, never "absent"
+/// (only a directory that provably does not exist makes its lock absent); the mtime comes from
+/// `stat -c %Y` (GNU, BusyBox) or `stat -f %m` (BSD, macOS) and anything but digits is an
+/// error; the body is read with `dd`. A file removed while it is being read (its owner
+/// releasing it between our test and `stat` or `dd`) is absent, not an error; one that stays
+/// but cannot be read is present with an empty body, like a local one.
+pub(super) const OBSERVE_SCRIPT: &str = "d=$(dirname -- \"$p\"); n=$(basename -- \"$p\"); \
+     while ! cd -- \"$d\" 2>/dev/null; do u=$(dirname -- \"$d\"); \
+     if [ \"$u\" = \"$d\" ]; then echo \"BM1 ERROR cannot enter $d\"; exit 0; fi; \
+     if cd -- \"$u\" 2>/dev/null; then e=$(basename -- \"$d\"); \
+     if [ -e \"$e\" ] || [ -L \"$e\" ]; then echo \"BM1 ERROR cannot enter directory $d (permission denied?)\"; \
+     else echo 'BM1 ABSENT'; fi; exit 0; fi; d=$u; done; \
+     if [ ! -e \"$n\" ] && [ ! -L \"$n\" ]; then echo 'BM1 ABSENT'; exit 0; fi; \
+     m=$(stat -c %Y -- \"$n\" 2>/dev/null) || m=$(stat -f %m -- \"$n\" 2>/dev/null) || m=; \
+     case $m in ''|*[!0-9]*) if [ -e \"$n\" ] || [ -L \"$n\" ]; then \
+     echo \"BM1 ERROR cannot read the modification time of $p (neither stat -c %Y nor stat -f %m works)\"; \
+     else echo 'BM1 ABSENT'; fi; exit 0;; esac; \
+     t=$(date +%s); case $t in ''|*[!0-9]*) echo 'BM1 ERROR date +%s does not print seconds'; exit 0;; esac; \
+     if b=$(dd if=\"$n\" bs=4096 count=1 2>/dev/null); then :; elif [ -e \"$n\" ] || [ -L \"$n\" ]; then b=; \
+     else echo 'BM1 ABSENT'; exit 0; fi; \
+     echo 'BM1 PRESENT'; printf '%s\\n%s\\n%s\\n' \"$t\" \"$m\" \"$b\"";
 
-pub(super) fn parse_observation(out: &str) -> Option<Observed> {
+/// Reads the observe script's reply. Anything but a well-formed frame is an error (login-shell
+/// noise, a non-POSIX shell, a missing tool): a check never reads "absent" by accident.
+pub(super) fn parse_observation(out: &str) -> Result<Option<Observed>, String> {
     let mut lines = out.splitn(4, '\n');
-    let mut first = lines.next()?.trim();
-    if first == "CREATED" {
-        return None;
+    let first = lines.next().unwrap_or("").trim_end();
+    match first {
+        "BM1 ABSENT" => return Ok(None),
+        "BM1 PRESENT" => {}
+        _ if first.starts_with("BM1 ERROR ") => {
+            return Err(first["BM1 ERROR ".len()..].to_string());
+        }
+        _ => return Err(unexpected(out)),
     }
-    if first.is_empty() {
-        first = lines.next()?.trim();
-    }
-    if first != "PRESENT" {
-        return None;
-    }
-    let now: i64 = lines.next()?.trim().parse().ok()?;
-    let mtime: i64 = lines.next()?.trim().parse().ok()?;
+    let num = |l: Option<&str>| l.and_then(|l| l.trim().parse::<i64>().ok());
+    let (Some(now), Some(mtime)) = (num(lines.next()), num(lines.next())) else {
+        return Err(unexpected(out));
+    };
     let body = lines.next().unwrap_or("");
-    Some(Observed {
+    Ok(Some(Observed {
         holder: holder_of(body),
         age: Duration::from_secs(u64::try_from(now - mtime).unwrap_or(0)),
-    })
+    }))
+}
+
+/// The error for a reply that is not ours to read.
+fn unexpected(out: &str) -> String {
+    let shown: String = out.chars().take(200).collect();
+    format!(
+        "unexpected answer from the remote shell (is the login shell POSIX sh-compatible, and silent for non-interactive sessions?): {shown:?}"
+    )
 }

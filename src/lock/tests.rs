@@ -33,14 +33,14 @@ fn observe_script_reports_present_absent_and_unreadable() {
     let (code, out) = run("f");
     assert_eq!(code, Some(0));
     assert!(
-        out.starts_with("PRESENT\n") && out.ends_with("\nbusy\n"),
+        out.starts_with("BM1 PRESENT\n") && out.ends_with("\nbusy\n"),
         "{out:?}"
     );
-    assert!(parse_observation(&out).is_some());
-    assert_eq!(run("missing"), (Some(0), "ABSENT\n".to_string()));
+    assert!(parse_observation(&out).unwrap().is_some());
+    assert_eq!(run("missing"), (Some(0), "BM1 ABSENT\n".to_string()));
     let (code, out) = run("dir");
     assert_eq!(code, Some(0));
-    assert!(parse_observation(&out).is_some(), "{out:?}");
+    assert!(parse_observation(&out).unwrap().is_some(), "{out:?}");
     fs::remove_dir_all(d).unwrap();
 }
 
@@ -218,10 +218,10 @@ fn observe_while_released_by(tool: &str) -> (bool, String) {
 
 #[test]
 fn a_lock_released_while_observed_remotely_is_absent() {
-    for tool in ["stat", "head"] {
+    for tool in ["stat", "dd"] {
         let (ok, out) = observe_while_released_by(tool);
         assert!(ok, "{tool}: the script fails: {out}");
-        assert_eq!(parse_observation(&out), None, "{tool}: {out}");
+        assert_eq!(parse_observation(&out), Ok(None), "{tool}: {out}");
     }
     // Undisturbed, the same script reports the record.
     let d = tmp();
@@ -233,7 +233,9 @@ fn a_lock_released_while_observed_remotely_is_absent() {
         .arg(format!("p={}; {OBSERVE_SCRIPT}", shell_quote(&path)))
         .output()
         .unwrap();
-    let obs = parse_observation(&String::from_utf8_lossy(&out.stdout)).unwrap();
+    let obs = parse_observation(&String::from_utf8_lossy(&out.stdout))
+        .unwrap()
+        .unwrap();
     assert_eq!(obs.holder, Holder::Ours(r));
     fs::remove_dir_all(d).unwrap();
 }
@@ -241,14 +243,135 @@ fn a_lock_released_while_observed_remotely_is_absent() {
 #[test]
 fn parses_remote_observations() {
     let r = Record::new(&me(), "j", "r", Duration::from_secs(600));
-    let out = format!("PRESENT\n1000\n990\n{}", r.to_line());
-    let o = parse_observation(&out).unwrap();
+    let out = format!("BM1 PRESENT\n1000\n990\n{}", r.to_line());
+    let o = parse_observation(&out).unwrap().unwrap();
     assert_eq!(o.age, Duration::from_secs(10));
     assert_eq!(o.holder, Holder::Ours(r));
-    assert_eq!(parse_observation("ABSENT\n"), None);
-    let o = parse_observation("PRESENT\n1000\n2000\n").unwrap();
+    assert_eq!(parse_observation("BM1 ABSENT\n"), Ok(None));
+    let o = parse_observation("BM1 PRESENT\n1000\n2000\n")
+        .unwrap()
+        .unwrap();
     assert_eq!(
         (o.age, o.holder),
         (Duration::ZERO, Holder::Foreign(String::new()))
+    );
+}
+
+/// Runs the observe script for `path` with `PATH` starting at `bin` (wrappers that imitate
+/// another userland), as user `nobody` when `as_nobody`.
+fn observe_with(path: &str, bin: Option<&Path>) -> String {
+    let mut cmd = std::process::Command::new("sh");
+    cmd.arg("-c")
+        .arg(format!("p={}; {OBSERVE_SCRIPT}", shell_quote(path)));
+    if let Some(bin) = bin {
+        cmd.env(
+            "PATH",
+            format!("{}:{}", bin.display(), std::env::var("PATH").unwrap()),
+        );
+    }
+    String::from_utf8_lossy(&cmd.output().unwrap().stdout).into_owned()
+}
+
+fn wrapper(bin: &Path, name: &str, body: &str) {
+    use std::os::unix::fs::PermissionsExt;
+    fs::create_dir_all(bin).unwrap();
+    let w = bin.join(name);
+    fs::write(&w, format!("#!/bin/sh\n{body}\n")).unwrap();
+    fs::set_permissions(&w, fs::Permissions::from_mode(0o755)).unwrap();
+}
+
+/// A BSD userland: `stat` rejects GNU's `-c` and answers `-f %m`. The lock is still seen, with
+/// its age; and where neither form works the check is an error, never "absent".
+#[test]
+fn observe_script_works_with_bsd_stat_and_fails_closed_without_one() {
+    let d = tmp();
+    let path = d.join("lock").to_string_lossy().into_owned();
+    let r = Record::new(&me(), "j", "r", Duration::from_secs(600));
+    fs::write(&path, r.to_line()).unwrap();
+    let real = std::env::split_paths(&std::env::var_os("PATH").unwrap())
+        .map(|p| p.join("stat"))
+        .find(|p| p.is_file())
+        .unwrap();
+    let bsd = d.join("bsd");
+    wrapper(
+        &bsd,
+        "stat",
+        &format!(
+            "case \"$1\" in -c) echo 'stat: illegal option -- c' >&2; exit 1;; \
+             -f) [ \"$2\" = %m ] || exit 1; shift 2; [ \"$1\" = -- ] && shift; exec {} -c %Y -- \"$1\";; esac; exit 1",
+            real.display()
+        ),
+    );
+    let out = observe_with(&path, Some(&bsd));
+    let obs = parse_observation(&out).unwrap().expect("present");
+    assert_eq!(obs.holder, Holder::Ours(r));
+    assert!(obs.age < Duration::from_secs(60), "{obs:?}");
+
+    let none = d.join("none");
+    wrapper(&none, "stat", "echo 'stat: not supported' >&2; exit 1");
+    let out = observe_with(&path, Some(&none));
+    let err = parse_observation(&out).unwrap_err();
+    assert!(err.contains("modification time"), "{err}");
+    // A missing lock needs no stat at all.
+    let out = observe_with(&d.join("missing").to_string_lossy(), Some(&none));
+    assert_eq!(parse_observation(&out), Ok(None));
+    fs::remove_dir_all(d).unwrap();
+}
+
+/// A lock in a directory the ssh user cannot enter is not "absent"; one in a directory that
+/// does not exist is.
+#[test]
+fn observe_script_fails_closed_on_a_directory_it_cannot_enter() {
+    let d = tmp();
+    let locked = d.join("locked");
+    fs::create_dir_all(&locked).unwrap();
+    fs::write(locked.join("lock"), "x\n").unwrap();
+    let path = locked.join("lock").to_string_lossy().into_owned();
+    // Root enters any directory; run the script as nobody, who cannot enter a 0700 root dir.
+    use std::os::unix::fs::PermissionsExt;
+    fs::set_permissions(&d, fs::Permissions::from_mode(0o755)).unwrap();
+    fs::set_permissions(&locked, fs::Permissions::from_mode(0o700)).unwrap();
+    let as_nobody = fs::read_to_string("/proc/self/status")
+        .unwrap()
+        .lines()
+        .any(|l| l.starts_with("Uid:") && l.split_whitespace().nth(2) == Some("0"));
+    let out = if as_nobody {
+        let o = std::process::Command::new("setpriv")
+            .args([
+                "--reuid=65534",
+                "--regid=65534",
+                "--clear-groups",
+                "sh",
+                "-c",
+            ])
+            .arg(format!("p={}; {OBSERVE_SCRIPT}", shell_quote(&path)))
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&o.stdout).into_owned()
+    } else {
+        observe_with(&path, None)
+    };
+    let err = parse_observation(&out).unwrap_err();
+    assert!(err.contains("cannot enter directory"), "{err}");
+    let gone = d.join("no/such/dir/lock").to_string_lossy().into_owned();
+    assert_eq!(parse_observation(&observe_with(&gone, None)), Ok(None));
+    fs::remove_dir_all(d).unwrap();
+}
+
+/// Anything but the frame is an error: login noise, a non-POSIX shell's complaint, nothing.
+#[test]
+fn unframed_replies_are_errors_not_absent() {
+    for out in [
+        "",
+        "Welcome to backup_a!\nBM1 ABSENT\n",
+        "fish: Unsupported use of '='.\n",
+        "ABSENT\n",
+        "BM1 PRESENT\nnot-a-number\n1\n",
+    ] {
+        assert!(parse_observation(out).is_err(), "{out:?}");
+    }
+    assert_eq!(
+        parse_observation("BM1 ERROR cannot enter /x\n"),
+        Err("cannot enter /x".to_string())
     );
 }

@@ -14,6 +14,10 @@
 //! Must not: reach into the scheduler (it answers through its outcome), format log lines
 //! (events do), or know how an engine copies.
 
+// A run returns its error once; the size of `RunError` (it carries lock and ssh errors with
+// their stderr tails) costs nothing measurable.
+#![allow(clippy::result_large_err)]
+
 mod acquire;
 pub mod active;
 mod held;
@@ -165,7 +169,7 @@ impl Run<'_> {
                 Ok(r) => r,
                 Err(e) => {
                     if let EngineError::RsyncExit { report, .. } = &e {
-                        self.syncs.push(report.clone());
+                        self.syncs.push((**report).clone());
                     }
                     return Err(e.into());
                 }
