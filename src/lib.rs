@@ -8,6 +8,7 @@ pub mod daemon;
 pub mod exit;
 pub mod lock;
 pub mod logging;
+pub mod retention;
 pub mod rsync;
 pub mod runner;
 pub mod schedule;
