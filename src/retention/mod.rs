@@ -187,7 +187,7 @@ enum Bucket {
 /// which points are in the future (see the module docs).
 pub fn apply(policy: &Policy, points: &[Point], tz: &TimeZone, now: Timestamp) -> Vec<Decision> {
     let mut order: Vec<&Point> = points.iter().collect();
-    order.sort_by(|a, b| b.time.cmp(&a.time));
+    order.sort_by_key(|p| std::cmp::Reverse(p.time));
 
     let latest = order.iter().map(|p| p.time).find(|t| *t <= now);
     // `None`: the window reaches back before any time (no point in the past, or a huge span).
