@@ -51,6 +51,10 @@ impl Period {
 mod tests {
     use super::*;
 
+    fn iso(year: i64, week: i64) -> i64 {
+        year * 100 + week
+    }
+
     fn key(p: Period, s: &str) -> i64 {
         p.key(s.parse().unwrap())
     }
@@ -64,12 +68,12 @@ mod tests {
             "2016-01-01T00:00",
             "2016-01-03T23:59",
         ] {
-            assert_eq!(key(Period::Week, d), 2015_53, "{d}");
+            assert_eq!(key(Period::Week, d), iso(2015, 53), "{d}");
         }
-        assert_eq!(key(Period::Week, "2016-01-04T00:00"), 2016_01);
+        assert_eq!(key(Period::Week, "2016-01-04T00:00"), iso(2016, 01));
         // Monday 2024-12-30 is already in 2025-W01.
-        assert_eq!(key(Period::Week, "2024-12-30T00:00"), 2025_01);
-        assert_eq!(key(Period::Week, "2024-12-29T23:59"), 2024_52);
+        assert_eq!(key(Period::Week, "2024-12-30T00:00"), iso(2025, 01));
+        assert_eq!(key(Period::Week, "2024-12-29T23:59"), iso(2024, 52));
     }
 
     #[test]
