@@ -70,9 +70,9 @@ mod tests {
         ] {
             assert_eq!(key(Period::Week, d), iso(2015, 53), "{d}");
         }
-        assert_eq!(key(Period::Week, "2016-01-04T00:00"), iso(2016, 01));
+        assert_eq!(key(Period::Week, "2016-01-04T00:00"), iso(2016, 1));
         // Monday 2024-12-30 is already in 2025-W01.
-        assert_eq!(key(Period::Week, "2024-12-30T00:00"), iso(2025, 01));
+        assert_eq!(key(Period::Week, "2024-12-30T00:00"), iso(2025, 1));
         assert_eq!(key(Period::Week, "2024-12-29T23:59"), iso(2024, 52));
     }
 
