@@ -12,6 +12,7 @@ pub mod exit;
 pub mod lock;
 pub mod logging;
 pub mod plan;
+pub mod retention;
 pub mod rsync;
 pub mod run;
 pub mod schedule;

@@ -112,6 +112,50 @@ fn design_document_config_reads_as_written() {
 }
 
 #[test]
+fn snapshot_example_reads_as_written() {
+    use backupmanager::retention::{CalendarSpan, Count, Policy};
+    let c = config::load(Path::new("examples/snapshots.yaml"))
+        .config
+        .unwrap();
+    assert_eq!(c.timezone.name.as_deref(), Some("Europe/Berlin"));
+    let job = c.job("desktop_to_backup_a").unwrap();
+    assert_eq!(job.mode, config::Mode::Snapshot);
+    assert_eq!(
+        job.retention,
+        Some(Policy {
+            keep_last: Some(Count::N(3)),
+            keep_daily: Some(Count::N(7)),
+            keep_weekly: Some(Count::N(5)),
+            keep_monthly: Some(Count::N(12)),
+            keep_yearly: Some(Count::All),
+            keep_within: Some(CalendarSpan {
+                days: 2,
+                ..CalendarSpan::default()
+            }),
+            ..Policy::default()
+        })
+    );
+    let hourly = c
+        .job("projects_hourly")
+        .unwrap()
+        .retention
+        .as_ref()
+        .unwrap();
+    assert_eq!(
+        hourly.keep_within_daily.map(|s| s.to_string()).as_deref(),
+        Some("7d")
+    );
+    // Jobs without `mode:` mirror, as before.
+    let old = config::load(Path::new("examples/local-disk.yaml"))
+        .config
+        .unwrap();
+    assert!(old
+        .jobs
+        .iter()
+        .all(|j| j.mode == config::Mode::Mirror && j.retention.is_none()));
+}
+
+#[test]
 fn invalid_fixtures_fail_with_the_expected_errors() {
     let dir = Path::new("tests/fixtures/invalid");
     let mut cases: Vec<(PathBuf, PathBuf)> = Vec::new();

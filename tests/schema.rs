@@ -140,6 +140,20 @@ const SCHEMA_REJECTS: &[(&str, &[(&str, &str)])] = &[
         )],
     ),
     (
+        "retention_values",
+        &[
+            ("/jobs/0/retention/keep_last", "0"),
+            ("/jobs/0/retention/keep_hourly", "-1"),
+            ("/jobs/0/retention/keep_daily", "1.5"),
+            ("/jobs/0/retention/keep_weekly", "\"forever\""),
+            ("/jobs/0/retention", "'keep_dayly' was unexpected"),
+            ("/jobs/1/retention/keep_within", "is not of type \"string\""),
+            ("/jobs/1/retention/keep_within_daily", "does not match"),
+            ("/jobs/1/retention/keep_within_monthly", "does not match"),
+            ("/jobs/2/mode", "is not one of \"mirror\" or \"snapshot\""),
+        ],
+    ),
+    (
         "wait_time",
         &[
             ("/jobs/0/blocks_on/1/wait_time", "-5"),
@@ -170,6 +184,10 @@ const SCHEMA_BLIND: &[(&str, &str)] = &[
         "-e inside opts words, and only for remote jobs",
     ),
     ("self_block", "a relation between two keys' values"),
+    (
+        "snapshot_mode",
+        "which mode needs a retention block (and a zero span) is beyond the schema's value checks",
+    ),
     ("unbalanced_quote", "shell word syntax inside a string"),
 ];
 

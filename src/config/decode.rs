@@ -44,7 +44,7 @@ pub(super) fn load(main: &Path) -> Loaded {
 }
 
 #[derive(Default)]
-struct Decoder {
+pub(super) struct Decoder {
     diags: Vec<Diagnostic>,
     sources: BTreeMap<PathBuf, String>,
 }
@@ -58,7 +58,12 @@ struct JobCtx<'a> {
 }
 
 impl Decoder {
-    fn err(&mut self, span: Span, path: &str, msg: impl Into<String>) -> &mut Diagnostic {
+    pub(super) fn err(
+        &mut self,
+        span: Span,
+        path: &str,
+        msg: impl Into<String>,
+    ) -> &mut Diagnostic {
         self.diags.push(Diagnostic::error(span, path, msg));
         self.diags.last_mut().expect("just pushed")
     }
@@ -521,6 +526,10 @@ impl Decoder {
             },
         };
 
+        // `mode` and `retention` (config/retention.rs).
+        let storage = self.mode_and_retention(&f, &path);
+        ok &= storage.is_some();
+
         // Checks across fields.
         let remote = host.map(|host| Remote { user, host, port });
         for (i, b) in blocks_on.iter().enumerate() {
@@ -539,6 +548,7 @@ impl Decoder {
         if !ok {
             return None;
         }
+        let (mode, retention) = storage?;
         Some(Job {
             id: id?,
             origin: id_node?.inner_span(0, 1),
@@ -554,6 +564,8 @@ impl Decoder {
             lock_heartbeat,
             stale_after,
             on_missed,
+            mode,
+            retention,
         })
     }
 
@@ -803,7 +815,12 @@ impl Decoder {
 
     // ----- typed readers: each reports its own error and returns None on a bad value -----
 
-    fn fields<'n>(&mut self, node: &'n Node, path: &str, section: &Section) -> Option<Fields<'n>> {
+    pub(super) fn fields<'n>(
+        &mut self,
+        node: &'n Node,
+        path: &str,
+        section: &Section,
+    ) -> Option<Fields<'n>> {
         let known = section.keys();
         let known = known.as_slice();
         let what = section.what;
@@ -870,7 +887,7 @@ impl Decoder {
         }
     }
 
-    fn string(&mut self, node: &Node, path: &str) -> Option<String> {
+    pub(super) fn string(&mut self, node: &Node, path: &str) -> Option<String> {
         match &node.value {
             Value::Scalar {
                 kind: Scalar::Null, ..
@@ -1083,12 +1100,12 @@ impl Decoder {
 }
 
 /// A mapping's entries, looked up by key. Null values count as absent.
-struct Fields<'n> {
-    entries: &'n [(Node, Node)],
+pub(super) struct Fields<'n> {
+    pub(super) entries: &'n [(Node, Node)],
 }
 
 impl<'n> Fields<'n> {
-    fn get(&self, key: &str) -> Option<&'n Node> {
+    pub(super) fn get(&self, key: &str) -> Option<&'n Node> {
         self.entries
             .iter()
             .find(|(k, _)| matches!(&k.value, Value::Scalar { text, .. } if text == key))

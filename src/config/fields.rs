@@ -30,6 +30,12 @@ pub enum Ty {
     StrList,
     /// A list of mappings with these keys.
     List(&'static Section),
+    /// A mapping with these keys.
+    Map(&'static Section),
+    /// A whole number >= 1, or `all`.
+    Count,
+    /// A calendar span: `2d`, `36h`, `1y6mo` (units y, mo, w, d, h, m).
+    CalendarSpan,
 }
 
 /// A mapping: its name in the docs and its keys.
@@ -86,7 +92,7 @@ pub static TOP: Section = Section {
         f("cron_schedule", Ty::Cron, None, "Default schedule for jobs that set none: standard 5-field cron (minute hour day-of-month month day-of-week) as cronie reads it, or a macro (`@hourly`, `@daily`, `@weekly`, `@monthly`, `@yearly`, `@reboot`). Always quote it: an unquoted `*` starts a YAML alias."),
         f("pid_file_dir", Ty::AbsPath, Some("/run/backupmanager"), "Directory for the pid file and runtime state: per-job run locks (`jobs/ID.run`) and ssh ControlMaster sockets (`ssh/`). Keep the path short: socket paths are limited to 108 bytes."),
         f("state_dir", Ty::AbsPath, Some("/var/lib/backupmanager"), "Directory for persistent state (`state.json`: how far each job's schedule has been handled, last results)."),
-        f("timezone", Ty::TimeZone, None, "IANA time zone schedules are evaluated in (e.g. `Europe/Amsterdam`). Default: the system zone, `TZ` honoured."),
+        f("timezone", Ty::TimeZone, None, "IANA time zone schedules are evaluated in (e.g. `Europe/Amsterdam`), and in which `retention` counts hours, days, weeks, months and years. Default: the system zone, `TZ` honoured."),
         f("include", Ty::StrList, Some("[jobs.d/*.yaml]"), "Glob patterns, relative to the main file's directory, of drop-in files that add jobs. Each drop-in holds only a `jobs:` list."),
         f("shutdown_timeout", Ty::Duration, Some("30s"), "On SIGTERM the daemon cancels running jobs (rsync gets SIGTERM, then SIGKILL) and waits this long for them to release their locks before exiting."),
         f("jobs", Ty::List(&JOB), Some("[]"), "The jobs."),
@@ -122,6 +128,28 @@ pub static JOB: Section = Section {
         f("lock_heartbeat", Ty::Duration, Some("60s"), "How often the mtime of each held lock file is refreshed while the job runs."),
         f("stale_after", Ty::Duration, Some("10m"), "The lease written into this job's lock records: a lock whose owner cannot be checked directly (another machine) is abandoned when not refreshed for this long. Must exceed twice `lock_heartbeat`."),
         f("on_missed", Ty::Enum(&["run_once", "skip"]), Some("run_once"), "Slots missed while the daemon was down or the machine slept: run once soon after start or resume, or skip them."),
+        f("mode", Ty::Enum(&["mirror", "snapshot"]), Some("mirror"), "`mirror`: `dest` is one copy, brought up to date by every run. `snapshot`: every run makes a new dated copy under `dest`, hard-linked to the previous one so unchanged files take no space, and old copies are removed as `retention` says (required then). (`archive` is planned, not yet supported.)"),
+        f("retention", Ty::Map(&RETENTION), None, "Which snapshots a `mode: snapshot` job keeps (see below). Not allowed on a mirror job: it has no history to keep."),
+    ],
+};
+
+pub static RETENTION: Section = Section {
+    name: "retention",
+    what: "the retention block",
+    doc: "Which snapshots a `mode: snapshot` job keeps; the others are removed. The rules are restic's `forget` rules: each rule picks snapshots on its own and a snapshot stays when any rule picks it. A count rule walks from the newest snapshot to the oldest and keeps the newest of each hour, day, week, month or year, until it has kept N; periods without a snapshot do not count (`keep_daily: 7` is the last 7 days *that have* snapshots). Rules overlap: with `keep_daily: 7` and `keep_weekly: 5`, the weeks of those 7 days count towards the 5. A count rule that reaches the oldest snapshot with count to spare keeps that one too, so a young backup keeps its whole history. Periods are taken on the wall clock of the top-level `timezone`; weeks are ISO weeks, Monday to Sunday (1 January can fall in the previous year's last week). `keep_within*` windows end at the newest snapshot that is not dated in the future, not at the current time, so a machine that stops backing up keeps its last snapshots; spans count months and years on the calendar (1mo before 31 March is 2 or 3 March, as 31 February rolls over) and `m` means minutes. At least one rule is required.",
+    fields: &[
+        f("keep_last", Ty::Count, None, "Keep the N newest snapshots (`all`: every snapshot)."),
+        f("keep_hourly", Ty::Count, None, "Keep the newest snapshot of each of the last N hours that have one (`all`: of every hour)."),
+        f("keep_daily", Ty::Count, None, "Keep the newest snapshot of each of the last N days that have one (`all`: of every day)."),
+        f("keep_weekly", Ty::Count, None, "Keep the newest snapshot of each of the last N ISO weeks (Monday to Sunday) that have one (`all`: of every week)."),
+        f("keep_monthly", Ty::Count, None, "Keep the newest snapshot of each of the last N months that have one (`all`: of every month)."),
+        f("keep_yearly", Ty::Count, None, "Keep the newest snapshot of each of the last N years that have one (`all`: of every year)."),
+        f("keep_within", Ty::CalendarSpan, None, "Keep every snapshot taken less than this span before the newest snapshot (e.g. `2d`, `1y6mo`). Snapshots dated in the future are kept too."),
+        f("keep_within_hourly", Ty::CalendarSpan, None, "Within this span before the newest snapshot, keep the newest snapshot of every hour (no count)."),
+        f("keep_within_daily", Ty::CalendarSpan, None, "Within this span before the newest snapshot, keep the newest snapshot of every day (no count)."),
+        f("keep_within_weekly", Ty::CalendarSpan, None, "Within this span before the newest snapshot, keep the newest snapshot of every ISO week (no count)."),
+        f("keep_within_monthly", Ty::CalendarSpan, None, "Within this span before the newest snapshot, keep the newest snapshot of every month (no count)."),
+        f("keep_within_yearly", Ty::CalendarSpan, None, "Within this span before the newest snapshot, keep the newest snapshot of every year (no count)."),
     ],
 };
 
@@ -166,6 +194,6 @@ pub static SYNC: Section = Section {
 };
 
 /// Every section, for generators.
-pub fn sections() -> [&'static Section; 5] {
-    [&TOP, &JOB, &LOCK, &BLOCKER, &SYNC]
+pub fn sections() -> [&'static Section; 6] {
+    [&TOP, &JOB, &LOCK, &BLOCKER, &SYNC, &RETENTION]
 }

@@ -14,6 +14,7 @@ pub mod diag;
 pub mod duration;
 pub mod fields;
 pub mod reference;
+pub mod retention;
 pub mod words;
 pub mod yaml;
 
@@ -40,7 +41,8 @@ pub struct Config {
     pub pid_file_dir: PathBuf,
     /// Directory for persistent state (last run times, run history).
     pub state_dir: PathBuf,
-    /// Time zone schedules are evaluated in.
+    /// Time zone schedules are evaluated in, and retention counts hours, days, weeks, months
+    /// and years in.
     pub timezone: Zone,
     /// How long the daemon waits for running jobs to stop on SIGTERM before killing rsync.
     pub shutdown_timeout: Duration,
@@ -94,6 +96,21 @@ pub struct Job {
     pub stale_after: Duration,
     /// What the daemon does with slots missed while it was down or the machine slept.
     pub on_missed: OnMissed,
+    /// How the destination holds what the job copies.
+    pub mode: Mode,
+    /// Which snapshots to keep; `Some` exactly when `mode` is [`Mode::Snapshot`], and then it
+    /// keeps something ([`crate::retention::Policy::keeps_something`]).
+    pub retention: Option<crate::retention::Policy>,
+}
+
+/// How a job stores what it copies at its destination.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Mode {
+    /// One copy, brought up to date by every run (rsync as configured).
+    #[default]
+    Mirror,
+    /// A new dated copy per run, hard-linked to the previous one, aged out by `retention`.
+    Snapshot,
 }
 
 /// What to do with schedule slots that passed while the daemon was not running (or asleep).

@@ -70,6 +70,19 @@ fn ty_schema(ty: Ty) -> Value {
         Ty::Enum(words) => json!({"type": "string", "enum": words}),
         Ty::StrList => json!({"type": ["array", "null"], "items": {"type": "string"}}),
         Ty::List(section) => json!({"type": ["array", "null"], "items": object_schema(section)}),
+        Ty::Map(section) => {
+            let mut o = object_schema(section);
+            o["type"] = json!(["object", "null"]);
+            o
+        }
+        Ty::Count => json!({"oneOf": [
+            {"type": "integer", "minimum": 1, "maximum": u32::MAX},
+            {"const": "all"}
+        ]}),
+        Ty::CalendarSpan => json!({
+            "type": "string",
+            "pattern": "^\\s*([0-9]+\\s*(y|mo|w|d|h|m)\\s*)+$"
+        }),
     }
 }
 
@@ -91,6 +104,9 @@ fn ty_words(ty: Ty) -> String {
             .join(" or "),
         Ty::StrList => "list of strings".into(),
         Ty::List(s) => format!("list of {} entries", s.name),
+        Ty::Map(s) => format!("mapping (see {})", title(s.name)),
+        Ty::Count => "count (integer >= 1) or `all`".into(),
+        Ty::CalendarSpan => "calendar span (2d, 36h, 1y6mo; units y, mo, w, d, h, m)".into(),
     }
 }
 
@@ -207,7 +223,7 @@ mod tests {
 
     #[test]
     fn every_field_is_read_by_the_decoder() {
-        let decoder = include_str!("decode.rs");
+        let decoder = [include_str!("decode.rs"), include_str!("retention.rs")].concat();
         for section in fields::sections().iter().copied().chain([&fields::DROPIN]) {
             for f in section.fields {
                 assert!(
@@ -224,7 +240,7 @@ mod tests {
     #[test]
     fn schema_forbids_unknown_keys_everywhere() {
         let s = json_schema().to_string();
-        assert_eq!(s.matches("\"additionalProperties\":false").count(), 5);
+        assert_eq!(s.matches("\"additionalProperties\":false").count(), 6);
         assert!(s.contains("\"required\":[\"id\",\"syncs\"]"));
     }
 }
