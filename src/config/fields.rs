@@ -84,6 +84,35 @@ const fn req(key: &'static str, ty: Ty, doc: &'static str) -> Field {
     }
 }
 
+/// The default of `key` in `section`, as written in the table. Panics if the table has none:
+/// a unit test reads every default the decoder asks for.
+pub fn default_text(section: &Section, key: &str) -> &'static str {
+    section
+        .fields
+        .iter()
+        .find(|f| f.key == key)
+        .and_then(|f| f.default)
+        .unwrap_or_else(|| panic!("field table: {} has no default for `{key}`", section.name))
+}
+
+/// A duration default from the table (the one place defaults are written).
+pub fn default_duration(section: &Section, key: &str) -> std::time::Duration {
+    super::duration::parse(default_text(section, key))
+        .unwrap_or_else(|e| panic!("field table: default of `{key}`: {e}"))
+}
+
+/// An integer default from the table.
+pub fn default_int(section: &Section, key: &str) -> i64 {
+    default_text(section, key)
+        .parse()
+        .unwrap_or_else(|e| panic!("field table: default of `{key}`: {e}"))
+}
+
+/// A boolean default from the table.
+pub fn default_bool(section: &Section, key: &str) -> bool {
+    default_text(section, key) == "true"
+}
+
 pub static TOP: Section = Section {
     name: "top level",
     what: "the top level of the config",
@@ -196,4 +225,35 @@ pub static SYNC: Section = Section {
 /// Every section, for generators.
 pub fn sections() -> [&'static Section; 6] {
     [&TOP, &JOB, &LOCK, &BLOCKER, &SYNC, &RETENTION]
+}
+
+#[cfg(test)]
+mod default_tests {
+    use super::*;
+    use std::time::Duration;
+
+    /// Every default the decoder reads from the table parses.
+    #[test]
+    fn the_defaults_the_decoder_reads_parse() {
+        assert_eq!(
+            default_duration(&TOP, "shutdown_timeout"),
+            Duration::from_secs(30)
+        );
+        assert_eq!(
+            default_duration(&JOB, "lock_heartbeat"),
+            Duration::from_secs(60)
+        );
+        assert_eq!(
+            default_duration(&JOB, "stale_after"),
+            Duration::from_secs(600)
+        );
+        assert_eq!(
+            default_duration(&BLOCKER, "wait_time"),
+            Duration::from_secs(300)
+        );
+        assert_eq!(default_int(&JOB, "retries"), 2);
+        assert!(default_bool(&JOB, "enabled"));
+        assert_eq!(default_text(&TOP, "pid_file_dir"), "/run/backupmanager");
+        assert_eq!(default_text(&TOP, "state_dir"), "/var/lib/backupmanager");
+    }
 }
