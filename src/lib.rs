@@ -11,4 +11,5 @@ pub mod logging;
 pub mod rsync;
 pub mod runner;
 pub mod schedule;
+pub mod snapshot;
 pub mod ssh;
