@@ -18,9 +18,9 @@
 //! the directory `latest` points to. The script makes the new link `.latest-new-<id>` and
 //! tries, in order: `mv -T` (GNU coreutils, BusyBox), `mv -h` (FreeBSD, macOS: do not follow
 //! a target symlink), both of which are a plain atomic `rename(2)`; an `mv` that knows
-//! neither rejects the option and moves nothing. Only then does it fall back to `rm -f latest`
-//! + `mv` (OpenBSD, NetBSD, old BusyBox): `latest` is then briefly absent, but never points at
-//! anything but a complete snapshot. Afterwards the script checks with `ls -ld` that `latest`
+//! neither rejects the option and moves nothing. Only then does it fall back to removing
+//! `latest` and renaming the new link to it (OpenBSD, NetBSD, old BusyBox): `latest` is then
+//! briefly absent, but never points at anything but a complete snapshot. Afterwards the script checks with `ls -ld` that `latest`
 //! is a symlink to the new id and that the temporary link is gone, and fails otherwise.
 
 use std::time::Duration;

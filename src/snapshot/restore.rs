@@ -129,9 +129,15 @@ pub fn restore_plan(series: &Series, req: &RestoreRequest) -> Result<RestorePlan
     series
         .apply("checking restore paths", &checks)
         .map_err(|e| match e {
+            // A check failed (locally an io error, remotely our script's `fail`): the path
+            // is missing or leads through a symlink.
             SnapshotError::Io { op, source, .. } => SnapshotError::InvalidPath {
                 path: op.trim_start_matches("checking ").to_string(),
                 reason: source.to_string(),
+            },
+            SnapshotError::Remote { stderr_tail, .. } => SnapshotError::InvalidPath {
+                path: req.paths.join(", "),
+                reason: stderr_tail.trim().to_string(),
             },
             other => other,
         })?;

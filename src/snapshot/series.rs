@@ -27,6 +27,9 @@ use crate::rsync::{classify, ExitClass, RsyncStats};
 use crate::ssh::{SshConfig, SshTarget};
 
 /// Where a series lives.
+// One per series, never in a hot collection: boxing the ssh config would only make the
+// variant clumsier to build.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Location {
     /// This host: std::fs, no shell.
