@@ -532,7 +532,7 @@ fn listing_a_thousand_local_snapshots_reads_only_manifests() {
             total_size: Some(3),
         };
         // Each snapshot holds a tree the listing must not enter.
-        fs::create_dir_all(dir.join(m.id.to_string()).join("a/b/c")).unwrap();
+        fs::create_dir_all(dir.join(m.id.to_string()).join("a")).unwrap();
         fs::write(dir.join(format!("{}.json", m.id)), m.to_json()).unwrap();
     }
     let series = Series::new(Location::Local, &s(&dir)).unwrap();

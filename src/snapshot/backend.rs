@@ -61,6 +61,9 @@ pub enum Op {
     MkdirIncomplete(SnapshotId),
     /// Rename `from` to `to` within the series directory; fails if `to` exists.
     Rename { from: String, to: String },
+    /// Flush the file system holding the series to stable storage (rsync does not fsync),
+    /// so that a snapshot is durable before it becomes complete.
+    SyncData,
     /// Write `content` to a new file `.incomplete-<id>.json` (replacing a leftover).
     WriteIncompleteManifest { id: SnapshotId, content: String },
     /// Remove a file of ours (never a directory); absent is fine.

@@ -157,6 +157,12 @@ fn apply_one(dest: &Path, op: &Op, dirty: &mut bool) -> Result<(), SnapshotError
                 .map_err(io_err(dest, format!("renaming {from} to {to}")))?;
             *dirty = true;
         }
+        Op::SyncData => {
+            let dir = fs::File::open(dest).map_err(io_err(dest, "opening the series directory"))?;
+            nix::unistd::syncfs(&dir).map_err(|e| {
+                io_err(dest, "syncing the file system")(io::Error::from_raw_os_error(e as i32))
+            })?;
+        }
         Op::WriteIncompleteManifest { id, content } => {
             let n = names::incomplete_manifest(id);
             let path = at(&n);

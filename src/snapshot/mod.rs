@@ -34,7 +34,9 @@
 //! every crash state harmless.
 //!
 //! # Crash safety
-//! * commit: write `.incomplete-<id>.json`; rename `.incomplete-<id>` → `<id>`; rename the
+//! * commit: flush the file system (`syncfs` locally, `sync` remotely: rsync does not
+//!   fsync, and a power cut must not leave a listed snapshot with lost data); write
+//!   `.incomplete-<id>.json`; rename `.incomplete-<id>` → `<id>`; rename the
 //!   manifest → `<id>.json` (**the commit point**); switch `latest`. A crash before the
 //!   commit point leaves a directory without manifest: not listed; the next `begin` reuses
 //!   it. A crash after it leaves `latest` one snapshot behind until the next commit.

@@ -44,6 +44,8 @@ const FAIL: &str = "fail() { printf 'backupmanager: %s\\n' \"$1\" >&2; exit 3; }
 
 /// Lists our names with their kinds (`E k name`), each complete snapshot's manifest
 /// (`M id length` + the bytes + newline) and `latest` (`L link TARGET|other|absent`).
+/// A manifest that vanished before `wc` (a concurrent removal) is skipped like a local one;
+/// one that vanishes between `wc` and `cat` breaks the framing: an error, never a guess.
 const INVENTORY_SCRIPT: &[&str] = &[
     "d=$1",
     "if [ ! -e \"$d\" ] && [ ! -L \"$d\" ]; then printf 'BM-SNAPSHOT-INVENTORY 1 absent\\nBM-SNAPSHOT-END\\n'; exit 0; fi",
@@ -57,7 +59,8 @@ const INVENTORY_SCRIPT: &[&str] = &[
      if [ -L \"$n\" ]; then k=l; elif [ -d \"$n\" ]; then k=d; elif [ -f \"$n\" ]; then k=f; else k=o; fi; \
      printf 'E %s %s\\n' \"$k\" \"$n\"; \
      case $n in [0-9]*.json) if [ \"$k\" = f ] && [ -d \"$b\" ] && [ ! -L \"$b\" ]; then \
-     s=$(wc -c < \"$n\") || exit 3; printf 'M %s %s\\n' \"$b\" $s; cat \"$n\" || exit 3; printf '\\n'; \
+     if s=$(wc -c 2>/dev/null < \"$n\"); then \
+     printf 'M %s %s\\n' \"$b\" $s; cat \"$n\" || exit 3; printf '\\n'; fi; \
      fi ;; esac; done",
     "if [ -L latest ]; then t=$(ls -ld latest) || exit 3; t=${t##*\" -> \"}; \
      case $t in ''|*[!0-9A-Za-z.-]*) t='?' ;; esac; printf 'L link %s\\n' \"$t\"; \
@@ -259,6 +262,9 @@ fn op_statements(op: &Op) -> Vec<String> {
                 fail(format!("cannot rename {from} to {to}"))
             ),
         ],
+        // `sync` is not POSIX but GNU, BusyBox and the BSDs have it; where it is missing the
+        // snapshot is only as durable as the remote file system makes it.
+        Op::SyncData => vec!["if command -v sync >/dev/null 2>&1; then sync; fi".into()],
         Op::WriteIncompleteManifest { id, content } => {
             let n = names::incomplete_manifest(id);
             vec![

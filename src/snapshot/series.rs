@@ -357,7 +357,8 @@ impl Series {
         })
     }
 
-    /// Make `pending` a complete snapshot after rsync exited 0 or 24: write its manifest,
+    /// Make `pending` a complete snapshot after rsync exited 0 or 24: flush the file system
+    /// (rsync does not fsync), write its manifest,
     /// rename `.incomplete-<id>` to `<id>`, rename the manifest into place as `<id>.json`
     /// (from that moment it is listed), point `latest` at it, then remove leftover
     /// `.deleting-…` trees. Returns the manifest written.
@@ -386,6 +387,7 @@ impl Series {
         };
         let id = &pending.id;
         let ops = [
+            Op::SyncData,
             Op::WriteIncompleteManifest {
                 id: id.clone(),
                 content: m.to_json(),
@@ -416,7 +418,8 @@ impl Series {
             _ => None,
         };
         let mut ops = Vec::new();
-        for raw in ids {
+        let unique: BTreeSet<&str> = ids.iter().copied().collect();
+        for raw in unique {
             let id = SnapshotId::parse(raw)
                 .filter(|id| st.complete.iter().any(|m| &m.id == id))
                 .ok_or_else(|| SnapshotError::NotFound {
@@ -462,5 +465,38 @@ impl Series {
                 where_: self.where_(),
                 id: which.to_string(),
             })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn words(w: &[&str]) -> Vec<String> {
+        w.iter().map(|s| s.to_string()).collect()
+    }
+
+    #[test]
+    fn options_that_would_damage_older_snapshots_are_named() {
+        assert_eq!(forbidden_option(&words(&["-a", "--delete", "-H"])), None);
+        for bad in [
+            "--inplace",
+            "--append-verify",
+            "--link-dest=/x",
+            "--backup-dir=b",
+            "-b",
+        ] {
+            let opts = words(&["-a", bad]);
+            assert_eq!(forbidden_option(&opts).map(|(o, _)| o), Some(bad), "{bad}");
+        }
+    }
+
+    #[test]
+    fn dest_must_be_absolute_and_plain() {
+        assert_eq!(check_dest("/srv/b/").unwrap(), "/srv/b");
+        assert_eq!(check_dest("/srv/it's here").unwrap(), "/srv/it's here");
+        for bad in ["", "/", "//", "srv/b", "/srv/../etc", "/a\nb"] {
+            assert!(check_dest(bad).is_err(), "{bad:?}");
+        }
     }
 }
