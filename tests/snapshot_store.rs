@@ -404,6 +404,16 @@ fn series_lifecycle(series: &Series, dir: &Path, tmp: &Path) {
     }
     assert!(!out.exists());
 
+    // Never into the series itself (that would change snapshots).
+    if let Location::Local = series.location() {
+        for inside in [dir.join("latest"), dir.join("new dir")] {
+            let mut req = restore_req(&second.id.to_string(), &inside);
+            req.overwrite = true;
+            let e = do_restore(series, &req).unwrap_err();
+            assert!(matches!(e, SnapshotError::BadTarget { .. }), "{e}");
+        }
+    }
+
     // Dry run: changes nothing, creates nothing.
     let mut req = restore_req("latest", &out);
     req.dry_run = true;

@@ -8,8 +8,8 @@
 //!
 //! Must not: delete anything in the target (no `--delete` of any kind, ever), copy a
 //! manifest (manifests live beside the snapshot directories, never inside), follow a
-//! symlink inside the snapshot to reach a `--path` (it could lead out of the snapshot), or
-//! create the target when `dry_run` is set.
+//! symlink inside the snapshot to reach a `--path` (it could lead out of the snapshot),
+//! write into a local series itself, or create the target when `dry_run` is set.
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::AtomicBool;
@@ -17,7 +17,7 @@ use std::sync::atomic::AtomicBool;
 use super::backend::Op;
 use super::error::SnapshotError;
 use super::manifest::Manifest;
-use super::series::Series;
+use super::series::{Location, Series};
 use crate::rsync::{self, RsyncCommand, RsyncResult, Stream};
 
 /// The options of every restore: archive, hard links, numeric owners.
@@ -111,6 +111,20 @@ pub fn restore_plan(series: &Series, req: &RestoreRequest) -> Result<RestorePlan
         .map(|p| clean_subpath(p))
         .collect::<Result<Vec<_>, _>>()?;
     let to = check_target(&req.to, req.overwrite)?;
+    if let Location::Local = series.location() {
+        // Restoring into the series would change a snapshot (and, through hard links, others).
+        let inside = |p: &Path| p.starts_with(series.dest());
+        let canonical = std::fs::canonicalize(&to).ok();
+        let canonical_dest = std::fs::canonicalize(series.dest()).ok();
+        let in_canonical =
+            matches!((&canonical, &canonical_dest), (Some(t), Some(d)) if t.starts_with(d));
+        if inside(Path::new(&to)) || in_canonical {
+            return Err(SnapshotError::BadTarget {
+                to: req.to.clone(),
+                reason: format!("it is inside the snapshot series {}", series.dest()),
+            });
+        }
+    }
     let manifest = series.resolve(&req.snapshot)?;
     let id = manifest.id.to_string();
 
