@@ -16,6 +16,7 @@ pub mod retention;
 pub mod rsync;
 pub mod run;
 pub mod schedule;
+pub mod snapshot;
 pub mod store;
 pub mod sys;
 pub mod transport;
