@@ -238,11 +238,11 @@ fn drop_in_files_add_jobs_and_include_globs_replace_the_default() {
         ("more/d.yaml", "d"),
     ] {
         ConfigBuilder::new()
-            .job(
-                JobBuilder::new(id)
-                    .cron_schedule("5 4 * * *")
-                    .sync("/", format!("/tmp/{id}/"), &[]),
-            )
+            .job(JobBuilder::new(id).cron_schedule("5 4 * * *").sync(
+                "/",
+                format!("/tmp/{id}/"),
+                &[],
+            ))
             .write(dir.join(f));
     }
     std::fs::write(dir.join("jobs.d/notes.txt"), "not yaml").unwrap();

@@ -56,7 +56,10 @@ impl Bed {
 
     /// A job copying `src/` to `dst-ID/` with rsync `-a` and `extra_opts`, under lock `locks/ID`.
     fn job(&self, id: &str, schedule: &str, extra_opts: &[&str]) -> JobBuilder {
-        let opts: Vec<&str> = ["-a"].into_iter().chain(extra_opts.iter().copied()).collect();
+        let opts: Vec<&str> = ["-a"]
+            .into_iter()
+            .chain(extra_opts.iter().copied())
+            .collect();
         JobBuilder::new(id)
             .cron_schedule(schedule)
             .lock_local(self.p(&format!("locks/{id}")))

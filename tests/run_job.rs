@@ -378,8 +378,8 @@ fn local_sync_is_exact_and_lock_exists_only_while_rsync_runs() {
     big_file(&src.join("big.bin"), 3 << 20);
     let lock = t.p("locks/j.lock");
     let job = JobBuilder::new("j").lock_local(&lock).sync(
-        &format!("{}/", s(&src)),
-        &t.s("dst/"),
+        format!("{}/", s(&src)),
+        t.s("dst/"),
         &["-a", "--bwlimit=1000"],
     );
     let cfg = config(&t, &[&job]);
@@ -416,14 +416,15 @@ fn ssh_sync_is_exact_and_local_and_remote_locks_exist_only_while_rsync_runs() {
     let local_lock = t.p("locks/local.lock");
     let remote_lock = t.p("remote locks/remote.lock");
     let dest = t.p("remote dst ✓");
-    let job = sh.job("push")
+    let job = sh
+        .job("push")
         .remote(&sh.remote())
         .retries(0)
         .lock_local(&local_lock)
         .lock(sh.lock(&remote_lock))
         .sync(
-            &format!("{}/", s(&src)),
-            &format!("{}/", s(&dest)),
+            format!("{}/", s(&src)),
+            format!("{}/", s(&dest)),
             &["-a", "--bwlimit=1000"],
         );
     let cfg = config(&t, &[&job]);
@@ -460,9 +461,9 @@ fn local_blocker_removal_wakes_the_waiter_long_before_wait_time() {
     fs::write(&blocker, "held by another program\n").unwrap();
     // Own lock in the same directory as the blocker: its own release must not count as a wake-up.
     let job = JobBuilder::new("j")
-        .lock_local(&t.s("locks/j.lock"))
+        .lock_local(t.s("locks/j.lock"))
         .blocks_on_local(&blocker, "30s")
-        .sync(&format!("{}/", s(&src)), &t.s("dst/"), &["-a"]);
+        .sync(format!("{}/", s(&src)), t.s("dst/"), &["-a"]);
     let cfg = config(&t, &[&job]);
 
     let mut bm = Bm::spawn(&cfg, "j", &[]);
@@ -504,10 +505,11 @@ fn remote_blocker_is_rechecked_every_wait_time() {
     fs::create_dir_all(blocker.parent().unwrap()).unwrap();
     fs::write(&blocker, "busy\n").unwrap();
     let lock = t.p("locks/j.lock");
-    let job = sh.job("j")
+    let job = sh
+        .job("j")
         .lock_local(&lock)
         .blocks_on(sh.blocker(&blocker, "2s"))
-        .sync(&format!("{}/", s(&src)), &t.s("dst/"), &["-a"]);
+        .sync(format!("{}/", s(&src)), t.s("dst/"), &["-a"]);
     let cfg = config(&t, &[&job]);
 
     let mut bm = Bm::spawn(&cfg, "j", &[]);
@@ -536,7 +538,7 @@ fn max_wait_and_no_wait_end_blocked_and_leave_no_lock() {
         .max_wait("2s")
         .lock_local(&lock)
         .blocks_on_local(&blocker, "30s")
-        .sync(&format!("{}/", s(&src)), &t.s("dst/"), &["-a"]);
+        .sync(format!("{}/", s(&src)), t.s("dst/"), &["-a"]);
     let cfg = config(&t, &[&job]);
 
     let (code, bm) = run(&cfg, "j", &[]);
@@ -558,15 +560,15 @@ fn a_job_runs_once_per_host_with_or_without_lock_files() {
     let src = t.p("src");
     big_file(&src.join("big.bin"), 3 << 20);
     let with_lock = JobBuilder::new("locked")
-        .lock_local(&t.s("locks/locked.lock"))
+        .lock_local(t.s("locks/locked.lock"))
         .sync(
-            &format!("{}/", s(&src)),
-            &t.s("dst1/"),
+            format!("{}/", s(&src)),
+            t.s("dst1/"),
             &["-a", "--bwlimit=1000"],
         );
     let without = JobBuilder::new("lockless").sync(
-        &format!("{}/", s(&src)),
-        &t.s("dst2/"),
+        format!("{}/", s(&src)),
+        t.s("dst2/"),
         &["-a", "--bwlimit=1000"],
     );
     let cfg = config(&t, &[&with_lock, &without]);
@@ -608,7 +610,7 @@ fn dead_writers_locks_are_broken_live_ones_are_not() {
     let job = JobBuilder::new("j")
         .lock_local(&own)
         .blocks_on_local(&blocker, "30s")
-        .sync(&format!("{}/", s(&src)), &t.s("dst/"), &["-a"]);
+        .sync(format!("{}/", s(&src)), t.s("dst/"), &["-a"]);
     let cfg = config(&t, &[&job]);
     let me = Identity::current();
 
@@ -651,13 +653,13 @@ fn foreign_blocker_blocks_is_never_removed_and_stale_after_only_ignores_it() {
     fs::create_dir_all(blocker.parent().unwrap()).unwrap();
     fs::write(&blocker, "4242\n").unwrap();
     let strict = JobBuilder::new("strict")
-        .lock_local(&t.s("locks/strict.lock"))
+        .lock_local(t.s("locks/strict.lock"))
         .blocks_on_local(&blocker, "30s")
-        .sync(&format!("{}/", s(&src)), &t.s("dst1/"), &["-a"]);
+        .sync(format!("{}/", s(&src)), t.s("dst1/"), &["-a"]);
     let lenient = JobBuilder::new("lenient")
-        .lock_local(&t.s("locks/lenient.lock"))
+        .lock_local(t.s("locks/lenient.lock"))
         .blocks_on(Blocker::local(&blocker, "30s").stale_after("1s"))
-        .sync(&format!("{}/", s(&src)), &t.s("dst2/"), &["-a"]);
+        .sync(format!("{}/", s(&src)), t.s("dst2/"), &["-a"]);
     let cfg = config(&t, &[&strict, &lenient]);
 
     // Even an ancient foreign file blocks without stale_after.
@@ -690,17 +692,19 @@ fn assert_remote_failure(t: &Scratch, sh: &Ssh, why: &str) {
     let src = t.p("src");
     make_hostile_tree(&src);
     let remote_lock = t.p("remote/j.lock");
-    let with_remote_lock = sh.job("rlock")
+    let with_remote_lock = sh
+        .job("rlock")
         .remote(&sh.remote())
         .retries(0)
-        .lock_local(&t.s("locks/rlock.lock"))
+        .lock_local(t.s("locks/rlock.lock"))
         .lock(sh.lock(&remote_lock))
-        .sync(&format!("{}/", s(&src)), &t.s("dst1/"), &["-a"]);
-    let sync_only = sh.job("sync")
+        .sync(format!("{}/", s(&src)), t.s("dst1/"), &["-a"]);
+    let sync_only = sh
+        .job("sync")
         .remote(&sh.remote())
         .retries(0)
-        .lock_local(&t.s("locks/sync.lock"))
-        .sync(&format!("{}/", s(&src)), &t.s("dst2/"), &["-a"]);
+        .lock_local(t.s("locks/sync.lock"))
+        .sync(format!("{}/", s(&src)), t.s("dst2/"), &["-a"]);
     let cfg = config(t, &[&with_remote_lock, &sync_only]);
     let host = format!("127.0.0.1:{}", sh.port);
 
@@ -788,14 +792,15 @@ fn hostile_lock_blocker_and_dest_paths_do_only_what_they_say() {
     make_hostile_tree(&src);
     // rsync makes only the last component of a dest; the `/` inside `$(touch /tmp/…)` nests it.
     fs::create_dir_all(dest.parent().unwrap()).unwrap();
-    let job = sh.job("j")
+    let job = sh
+        .job("j")
         .remote(&sh.remote())
         .retries(0)
         .lock_local(&local_lock)
         .lock(sh.lock(&remote_lock))
         .blocks_on_local(&local_blocker, "30s")
         .blocks_on(sh.blocker(&remote_blocker, "30s"))
-        .sync(&format!("{}/", s(&src)), &format!("{}/", s(&dest)), &["-a"]);
+        .sync(format!("{}/", s(&src)), format!("{}/", s(&dest)), &["-a"]);
     let cfg = config(&t, &[&job]);
 
     // Each blocker is looked for at exactly its path.
@@ -879,8 +884,8 @@ fn sigterm_stops_rsync_and_releases_the_lock() {
     big_file(&src.join("big.bin"), 8 << 20);
     let lock = t.p("locks/j.lock");
     let job = JobBuilder::new("j").lock_local(&lock).sync(
-        &format!("{}/", s(&src)),
-        &t.s("dst/"),
+        format!("{}/", s(&src)),
+        t.s("dst/"),
         &["-a", "--bwlimit=500"],
     );
     let cfg = config(&t, &[&job]);
@@ -918,11 +923,11 @@ fn chained_instances_started_together_never_sync_at_the_same_time() {
     let a = JobBuilder::new("a")
         .lock_local(&x)
         .blocks_on_local(&y, "1s")
-        .sync(&t.s("src_a/"), &t.s("dst_a/"), &["-a", "--bwlimit=1000"]);
+        .sync(t.s("src_a/"), t.s("dst_a/"), &["-a", "--bwlimit=1000"]);
     let b = JobBuilder::new("b")
         .lock_local(&y)
         .blocks_on_local(&x, "1s")
-        .sync(&t.s("src_b/"), &t.s("dst_b/"), &["-a", "--bwlimit=1000"]);
+        .sync(t.s("src_b/"), t.s("dst_b/"), &["-a", "--bwlimit=1000"]);
     let cfg_a = config_in(&t, "a", "r_a", &[&a]);
     let cfg_b = config_in(&t, "b", "r_b", &[&b]);
 

@@ -385,7 +385,10 @@ impl ConfigBuilder {
         emit_map(&mut out, m, 0);
         let back: Value = serde_yaml_ng::from_str(&out)
             .unwrap_or_else(|e| panic!("the builder wrote invalid YAML ({e}):\n{out}"));
-        assert_eq!(back, value, "the builder's YAML reads back differently:\n{out}");
+        assert_eq!(
+            back, value,
+            "the builder's YAML reads back differently:\n{out}"
+        );
         if !self.raw_jobs.is_empty() {
             if self.jobs.is_empty() {
                 out.push_str("jobs:\n");
@@ -398,8 +401,7 @@ impl ConfigBuilder {
     /// Writes the text to `path`; returns `path`.
     pub fn write(&self, path: impl AsRef<Path>) -> PathBuf {
         let path = path.as_ref();
-        fs::write(path, self.to_yaml())
-            .unwrap_or_else(|e| panic!("write {}: {e}", path.display()));
+        fs::write(path, self.to_yaml()).unwrap_or_else(|e| panic!("write {}: {e}", path.display()));
         path.to_path_buf()
     }
 }

@@ -30,9 +30,9 @@ use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
 
 use super::procfs::{pid_alive, start_time};
+use super::require_root_tools;
 use super::scratch::Scratch;
 use super::sshd::{keygen, pubkey_fields, stop_sshd_child, SSHD};
-use super::require_root_tools;
 
 const PREFIX: &str = "bmc-";
 
@@ -186,7 +186,13 @@ impl Bed {
         cleanup_leftovers();
         let dir = Scratch::short(PREFIX);
         let root = dir.path().to_path_buf();
-        let id = dir.path().file_name().unwrap().to_str().unwrap().to_string();
+        let id = dir
+            .path()
+            .file_name()
+            .unwrap()
+            .to_str()
+            .unwrap()
+            .to_string();
         // Owner first: a concurrent cleanup must never take a bed being built for a leftover.
         let me = std::process::id();
         fs::write(

@@ -19,8 +19,8 @@ use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
 
 use super::procfs::{children_of, pid_alive};
-use super::scratch::Scratch;
 use super::require_root_tools;
+use super::scratch::Scratch;
 
 pub const SSHD: &str = "/usr/sbin/sshd";
 
