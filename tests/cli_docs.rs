@@ -1,8 +1,12 @@
 //! What the package build generates from the binary: `--version` with the git commit, the man
 //! pages (`reference man DIR`) and the shell completions (`completions SHELL`).
 
+mod support;
+
 use std::path::Path;
 use std::process::{Command, Output};
+
+use support::Scratch;
 
 fn bm(args: &[&str]) -> Output {
     let out = Command::new(env!("CARGO_BIN_EXE_backupmanager"))
@@ -65,7 +69,7 @@ fn version_names_the_commit() {
 
 #[test]
 fn man_pages_cover_every_subcommand() {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = Scratch::new("bm-cli-docs.");
     let listed = stdout(&["reference", "man", dir.path().to_str().unwrap()]);
     let mut names: Vec<String> = std::fs::read_dir(dir.path())
         .unwrap()
@@ -145,7 +149,7 @@ fn completions_for_bash_zsh_fish() {
             "bash" | "zsh" => &["-n"],
             _ => &["--no-execute"],
         };
-        let dir = tempfile::tempdir().unwrap();
+        let dir = Scratch::new("bm-cli-docs.");
         let file = dir.path().join("completion");
         std::fs::write(&file, &script).unwrap();
         if let Ok(out) = Command::new(shell).args(check).arg(&file).output() {

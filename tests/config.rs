@@ -7,10 +7,13 @@
 //! expectation because they depend on the machine (a source that does not exist here).
 //! `BLESS=1 cargo test --test config` rewrites the .expected files; review the diff.
 
+mod support;
+
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use backupmanager::config;
+use support::{ConfigBuilder, JobBuilder, Scratch};
 
 fn bin() -> Command {
     let mut c = Command::new(env!("CARGO_BIN_EXE_backupmanager"));
@@ -264,7 +267,8 @@ fn config_path_from_flag_anywhere_or_env() {
 
 #[test]
 fn drop_in_files_add_jobs_and_include_globs_replace_the_default() {
-    let dir = tempdir();
+    let scratch = Scratch::new("bm-config-test.");
+    let dir = scratch.path();
     std::fs::create_dir_all(dir.join("jobs.d")).unwrap();
     std::fs::create_dir_all(dir.join("more")).unwrap();
     std::fs::write(
@@ -277,7 +281,13 @@ fn drop_in_files_add_jobs_and_include_globs_replace_the_default() {
         ("jobs.d/c.yaml", "c"),
         ("more/d.yaml", "d"),
     ] {
-        std::fs::write(dir.join(f), format!("jobs:\n  - id: {id}\n    cron_schedule: '5 4 * * *'\n    syncs: [{{source: /, dest: /tmp/{id}/}}]\n")).unwrap();
+        ConfigBuilder::new()
+            .job(JobBuilder::new(id).cron_schedule("5 4 * * *").sync(
+                "/",
+                format!("/tmp/{id}/"),
+                &[],
+            ))
+            .write(dir.join(f));
     }
     std::fs::write(dir.join("jobs.d/notes.txt"), "not yaml").unwrap();
     let c = config::load(&dir.join("main.yaml")).config.unwrap();
@@ -306,13 +316,12 @@ fn drop_in_files_add_jobs_and_include_globs_replace_the_default() {
         "{}",
         l.render()
     );
-    std::fs::remove_dir_all(&dir).unwrap();
 }
 
 #[test]
 fn durations_and_inheritance() {
-    let dir = tempdir();
-    let f = dir.join("c.yaml");
+    let dir = Scratch::new("bm-config-test.");
+    let f = dir.p("c.yaml");
     std::fs::write(
         &f,
         "cron_schedule: '0 * * * *'\njobs:\n  - id: j\n    user: bob\n    host: h.example\n    port: 2200\n    max_wait: 1h 30m\n    lock_files:\n      - {type: remote, path: /l, host: other.example}\n    blocks_on:\n      - {type: remote, lock_file_path: /b, wait_time: 5m, stale_after: '2h'}\n    syncs: [{source: /, dest: rel/ok/on/remote}]\n",
@@ -345,22 +354,4 @@ fn durations_and_inheritance() {
         ),
         (2, 60, 600)
     );
-    std::fs::remove_dir_all(&dir).unwrap();
-}
-
-fn tempdir() -> PathBuf {
-    let d = std::env::temp_dir().join(format!(
-        "bm-config-test-{}-{}",
-        std::process::id(),
-        rand_suffix()
-    ));
-    std::fs::create_dir_all(&d).unwrap();
-    d
-}
-
-fn rand_suffix() -> u64 {
-    use std::hash::{BuildHasher, Hasher};
-    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
-    h.write_u64(0);
-    h.finish()
 }

@@ -15,59 +15,71 @@ use std::time::{Duration, Instant};
 
 use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
-use support::{children_of, pid_alive, wait_until};
+use serde_json::json;
+use support::{descendants, pid_alive, procfs, wait_until, ConfigBuilder, JobBuilder, Scratch};
 
 const BIN: &str = env!("CARGO_BIN_EXE_backupmanager");
 
+/// A short scratch directory under /tmp (the notify socket lives in it) with `src/file`.
 struct Bed {
-    dir: tempfile::TempDir,
+    dir: Scratch,
 }
 
 impl Bed {
     fn new() -> Bed {
-        let dir = tempfile::Builder::new()
-            .prefix("bmd")
-            .tempdir_in("/tmp")
-            .unwrap();
-        fs::create_dir_all(dir.path().join("src")).unwrap();
-        fs::write(dir.path().join("src/file"), "data").unwrap();
+        let dir = Scratch::short("bmd");
+        fs::create_dir_all(dir.p("src")).unwrap();
+        fs::write(dir.p("src/file"), "data").unwrap();
         Bed { dir }
     }
 
     fn p(&self, rel: &str) -> PathBuf {
-        self.dir.path().join(rel)
+        self.dir.p(rel)
     }
 
     fn s(&self, rel: &str) -> String {
-        self.p(rel).to_string_lossy().into_owned()
+        self.dir.s(rel)
     }
 
-    /// A config with the given jobs (YAML list items, indented by 2).
-    fn config(&self, jobs: &str) -> PathBuf {
-        let text = format!(
-            "pid_file_dir: {run}\nstate_dir: {state}\nshutdown_timeout: 20s\njobs:\n{jobs}",
-            run = self.s("run"),
-            state = self.s("state"),
-        );
-        let path = self.p("c.yaml");
-        fs::write(&path, text).unwrap();
-        path
+    /// The top level every test's config has.
+    fn base(&self) -> ConfigBuilder {
+        ConfigBuilder::new()
+            .pid_file_dir(self.p("run"))
+            .state_dir(self.p("state"))
+            .shutdown_timeout("20s")
     }
 
-    fn job(&self, id: &str, schedule: &str, extra_opts: &str) -> String {
-        format!(
-            "  - id: {id}\n    cron_schedule: '{schedule}'\n    lock_files: [{{type: local, path: {lock}}}]\n    syncs:\n      - source: {src}/\n        dest: {dst}/\n        opts: [\"-a\"{extra_opts}]\n",
-            lock = self.s(&format!("locks/{id}")),
-            src = self.s("src"),
-            dst = self.s(&format!("dst-{id}")),
-        )
+    /// Writes `c.yaml` with the given jobs.
+    fn config(&self, jobs: &[JobBuilder]) -> PathBuf {
+        self.base().jobs(jobs).write(self.p("c.yaml"))
     }
 
-    fn seed_state(&self, job: &str, covered_until: &str) {
+    /// A job copying `src/` to `dst-ID/` with rsync `-a` and `extra_opts`, under lock `locks/ID`.
+    fn job(&self, id: &str, schedule: &str, extra_opts: &[&str]) -> JobBuilder {
+        let opts: Vec<&str> = ["-a"]
+            .into_iter()
+            .chain(extra_opts.iter().copied())
+            .collect();
+        JobBuilder::new(id)
+            .cron_schedule(schedule)
+            .lock_local(self.p(&format!("locks/{id}")))
+            .sync(
+                format!("{}/", self.s("src")),
+                format!("{}/", self.s(&format!("dst-{id}"))),
+                &opts,
+            )
+    }
+
+    /// Writes a state file in which each of `jobs` is handled up to `covered_until`.
+    fn seed_state(&self, jobs: &[&str], covered_until: &str) {
+        let jobs: serde_json::Map<String, serde_json::Value> = jobs
+            .iter()
+            .map(|j| (j.to_string(), json!({ "covered_until": covered_until })))
+            .collect();
         fs::create_dir_all(self.p("state")).unwrap();
         fs::write(
             self.p("state/state.json"),
-            format!("{{\"version\":1,\"jobs\":{{\"{job}\":{{\"covered_until\":\"{covered_until}\"}}}}}}"),
+            json!({ "version": 1, "jobs": jobs }).to_string(),
         )
         .unwrap();
     }
@@ -155,24 +167,17 @@ impl Drop for Daemon {
 }
 
 fn rsync_children(pid: u32) -> Vec<u32> {
-    // rsync runs under the daemon (possibly below an intermediate child); collect the subtree.
-    let mut out = Vec::new();
-    let mut frontier = vec![pid];
-    while let Some(p) = frontier.pop() {
-        for c in children_of(p) {
-            if fs::read_to_string(format!("/proc/{c}/comm")).is_ok_and(|n| n.trim() == "rsync") {
-                out.push(c);
-            }
-            frontier.push(c);
-        }
-    }
-    out
+    // rsync runs under the daemon (possibly below an intermediate child); search the subtree.
+    descendants(pid)
+        .into_iter()
+        .filter(|c| procfs::comm(*c) == "rsync")
+        .collect()
 }
 
 #[test]
 fn runs_at_the_next_minute() {
     let bed = Bed::new();
-    let cfg = bed.config(&bed.job("every_minute", "* * * * *", ""));
+    let cfg = bed.config(&[bed.job("every_minute", "* * * * *", &[])]);
     let d = Daemon::start(&bed, &cfg, None);
     d.wait_log(Duration::from_secs(10), "daemon started");
     assert_eq!(
@@ -203,7 +208,7 @@ fn runs_at_the_next_minute() {
 #[test]
 fn a_second_daemon_is_refused_and_a_stale_pid_file_is_not() {
     let bed = Bed::new();
-    let cfg = bed.config(&bed.job("j", "0 0 1 1 *", ""));
+    let cfg = bed.config(&[bed.job("j", "0 0 1 1 *", &[])]);
     // A pid file left by a crash (nobody holds its lock) does not block a start.
     fs::create_dir_all(bed.p("run")).unwrap();
     fs::write(bed.p("run/backupmanager.pid"), "999999\n").unwrap();
@@ -239,9 +244,13 @@ fn a_second_daemon_is_refused_and_a_stale_pid_file_is_not() {
 #[test]
 fn invalid_config_exits_78_with_positions() {
     let bed = Bed::new();
-    let cfg = bed.config(
-        "  - id: x\n    cron_schedule: '61 * * * *'\n    syncs: [{source: /, dest: /tmp/x/}]\n",
-    );
+    // Literal text: the position asserted below is in it (line 5 is the first after `jobs:`).
+    let cfg = bed
+        .base()
+        .raw_jobs(
+            "  - id: x\n    cron_schedule: '61 * * * *'\n    syncs: [{source: /, dest: /tmp/x/}]\n",
+        )
+        .write(bed.p("c.yaml"));
     let mut d = Daemon::start(&bed, &cfg, None);
     assert_eq!(d.wait_exit(Duration::from_secs(20)), Some(78));
     assert!(
@@ -256,23 +265,12 @@ fn invalid_config_exits_78_with_positions() {
 fn missed_slots_run_once_after_a_restart_or_are_skipped() {
     let bed = Bed::new();
     // A yearly job last handled two years ago: two slots were missed while "down".
-    let jobs = format!(
-        "{}{}",
-        bed.job("yearly", "0 0 1 1 *", ""),
-        bed.job("yearly_skip", "0 0 1 1 *", "")
-            .replace("    syncs:", "    on_missed: skip\n    syncs:")
-    );
-    let cfg = bed.config(&jobs);
+    let cfg = bed.config(&[
+        bed.job("yearly", "0 0 1 1 *", &[]),
+        bed.job("yearly_skip", "0 0 1 1 *", &[]).on_missed("skip"),
+    ]);
     let two_years_ago = jiff::Timestamp::now() - jiff::SignedDuration::from_hours(2 * 366 * 24);
-    fs::create_dir_all(bed.p("state")).unwrap();
-    fs::write(
-        bed.p("state/state.json"),
-        format!(
-            "{{\"version\":1,\"jobs\":{{\"yearly\":{{\"covered_until\":\"{t}\"}},\"yearly_skip\":{{\"covered_until\":\"{t}\"}}}}}}",
-            t = two_years_ago
-        ),
-    )
-    .unwrap();
+    bed.seed_state(&["yearly", "yearly_skip"], &two_years_ago.to_string());
     let mut d = Daemon::start(&bed, &cfg, None);
     wait_until(
         Duration::from_secs(30),
@@ -312,7 +310,7 @@ fn missed_slots_run_once_after_a_restart_or_are_skipped() {
 #[test]
 fn reboot_jobs_run_once_at_start() {
     let bed = Bed::new();
-    let cfg = bed.config(&bed.job("at_boot", "@reboot", ""));
+    let cfg = bed.config(&[bed.job("at_boot", "@reboot", &[])]);
     let mut d = Daemon::start(&bed, &cfg, None);
     wait_until(Duration::from_secs(30), "the @reboot job to run", || {
         bed.runs("at_boot") == 1
@@ -333,9 +331,9 @@ fn sigterm_during_a_slow_rsync_stops_cleanly_and_notifies_systemd() {
         .map(|i: u32| (i.wrapping_mul(2654435761) >> 13) as u8)
         .collect();
     fs::write(bed.p("src/big"), data).unwrap();
-    let cfg = bed.config(&bed.job("slow", "0 0 1 1 *", ", \"--bwlimit=256\""));
+    let cfg = bed.config(&[bed.job("slow", "0 0 1 1 *", &["--bwlimit=256"])]);
     // Seed a missed slot so the job starts right away.
-    bed.seed_state("slow", "2000-01-01T00:00:00Z");
+    bed.seed_state(&["slow"], "2000-01-01T00:00:00Z");
     let sock_path = bed.p("notify.sock");
     let sock = UnixDatagram::bind(&sock_path).unwrap();
     sock.set_read_timeout(Some(Duration::from_secs(30)))
@@ -358,7 +356,7 @@ fn sigterm_during_a_slow_rsync_stops_cleanly_and_notifies_systemd() {
         !rsyncs.is_empty()
     });
     for r in &rsyncs {
-        let env = fs::read(format!("/proc/{r}/environ")).unwrap_or_default();
+        let env = procfs::environ(*r);
         assert!(
             !String::from_utf8_lossy(&env).contains("NOTIFY_SOCKET"),
             "children never inherit NOTIFY_SOCKET"
@@ -428,7 +426,8 @@ fn sigterm_during_a_slow_rsync_stops_cleanly_and_notifies_systemd() {
 #[test]
 fn sighup_with_a_broken_config_keeps_the_old_one_and_a_good_one_adds_jobs() {
     let bed = Bed::new();
-    let cfg = bed.config(&bed.job("first", "0 0 1 1 *", ""));
+    let first = bed.job("first", "0 0 1 1 *", &[]);
+    let cfg = bed.config(std::slice::from_ref(&first));
     let sock_path = bed.p("notify.sock");
     let sock = UnixDatagram::bind(&sock_path).unwrap();
     sock.set_read_timeout(Some(Duration::from_secs(30)))
@@ -436,32 +435,34 @@ fn sighup_with_a_broken_config_keeps_the_old_one_and_a_good_one_adds_jobs() {
     let mut d = Daemon::start(&bed, &cfg, Some(&sock_path));
     assert!(recv(&sock).contains("READY=1"));
 
-    // Broken: unknown key and bad cron. The daemon logs both with file:line:col and keeps going.
-    let good = fs::read_to_string(&cfg).unwrap();
-    fs::write(
-        &cfg,
-        format!("{good}  - id: second\n    cron_schedule: '99 * * * *'\n    sycns: []\n"),
-    )
-    .unwrap();
+    // Broken: unknown key and bad cron, as literal text after the good config (whose lines
+    // precede it unchanged). The daemon logs both with file:line:col and keeps going.
+    let second = fs::read_to_string(&cfg).unwrap().lines().count() + 1; // its `- id:` line
+    bed.base()
+        .job(first.clone())
+        .raw_jobs("  - id: second\n    cron_schedule: '99 * * * *'\n    sycns: []\n")
+        .write(&cfg);
     d.signal(Signal::SIGHUP);
     d.wait_log(Duration::from_secs(10), "keeping the running configuration");
     let log = d.log();
     assert!(
-        log.contains("c.yaml:13:21: error: jobs[second].cron_schedule"),
+        log.contains(&format!(
+            "c.yaml:{}:21: error: jobs[second].cron_schedule",
+            second + 1
+        )),
         "{log}"
     );
     assert!(
-        log.contains("c.yaml:14:5: error: jobs[second].sycns: unknown key `sycns`"),
+        log.contains(&format!(
+            "c.yaml:{}:5: error: jobs[second].sycns: unknown key `sycns`",
+            second + 2
+        )),
         "{log}"
     );
     assert!(d.child.try_wait().unwrap().is_none(), "still running");
 
     // Good: adds a job.
-    fs::write(
-        &cfg,
-        format!("{good}{}", bed.job("second", "*/5 * * * *", "")),
-    )
-    .unwrap();
+    bed.config(&[first, bed.job("second", "*/5 * * * *", &[])]);
     d.signal(Signal::SIGHUP);
     d.wait_log(Duration::from_secs(10), "added: [second]");
     let out = Command::new(BIN)

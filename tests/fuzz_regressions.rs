@@ -4,30 +4,26 @@
 //! file, the bytes after it (if any) the drop-in `jobs.d/a.yaml` next to it. Every test also checks
 //! the invariants the target asserts, so a regression fails here without running the fuzzer.
 
+mod support;
+
 use std::path::{Path, PathBuf};
 
 use backupmanager::config::{self, diag, Loaded};
-
-/// A fresh directory for one test.
-fn scratch(name: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!("bm-fuzz-regression-{}-{name}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&d);
-    std::fs::create_dir_all(d.join("jobs.d")).unwrap();
-    d
-}
+use support::Scratch;
 
 /// Loads `bytes` like the fuzz target does and checks its invariants; returns the result and the
-/// main file's path.
+/// main file's path (in a scratch directory, removed when this returns).
 fn load_bytes(name: &str, bytes: &[u8]) -> (Loaded, PathBuf) {
-    let d = scratch(name);
-    let main = d.join("backupmanager.yaml");
+    let d = Scratch::new(&format!("bm-fuzz-regression-{name}."));
+    std::fs::create_dir_all(d.p("jobs.d")).unwrap();
+    let main = d.p("backupmanager.yaml");
     let (m, drop) = match bytes.iter().position(|&b| b == 0) {
         Some(i) => (&bytes[..i], Some(&bytes[i + 1..])),
         None => (bytes, None),
     };
     std::fs::write(&main, m).unwrap();
     if let Some(b) = drop {
-        std::fs::write(d.join("jobs.d/a.yaml"), b).unwrap();
+        std::fs::write(d.p("jobs.d/a.yaml"), b).unwrap();
     }
     let loaded = config::load(&main);
     let rendered = loaded.render();

@@ -15,7 +15,7 @@ fn s(p: &std::path::Path) -> String {
 #[test]
 fn local_copy_of_hostile_names_is_byte_identical() {
     require_root_tools();
-    let tmp = tempfile::tempdir().unwrap();
+    let tmp = Scratch::new("bm-rsync.");
     let src = tmp.path().join("src");
     let dst = tmp.path().join("dst");
     make_hostile_tree(&src);
@@ -42,7 +42,7 @@ fn local_copy_of_hostile_names_is_byte_identical() {
 #[test]
 fn source_starting_with_dash_is_a_path() {
     require_root_tools();
-    let tmp = tempfile::tempdir().unwrap();
+    let tmp = Scratch::new("bm-rsync.");
     std::fs::write(tmp.path().join("--version"), "not an option").unwrap();
     let mut cmd = RsyncCommand::new("--version", "-copied");
     cmd.opts = vec!["-a".into()];
@@ -66,7 +66,7 @@ fn source_starting_with_dash_is_a_path() {
 #[test]
 fn missing_source_is_partial_23() {
     require_root_tools();
-    let tmp = tempfile::tempdir().unwrap();
+    let tmp = Scratch::new("bm-rsync.");
     let cmd = RsyncCommand::new(s(&tmp.path().join("nope")), s(&tmp.path().join("d")));
     let mut err_lines = Vec::new();
     let never = AtomicBool::new(false);
@@ -113,7 +113,7 @@ fn slow_copy(tmp: &std::path::Path) -> RsyncCommand {
 #[test]
 fn dropping_the_guard_kills_the_whole_group() {
     require_root_tools();
-    let tmp = tempfile::tempdir().unwrap();
+    let tmp = Scratch::new("bm-rsync.");
     let cmd = slow_copy(tmp.path());
     let guard = RunningRsync::spawn(&cmd).unwrap();
     let pid = guard.pid();
@@ -137,7 +137,7 @@ fn dropping_the_guard_kills_the_whole_group() {
 #[test]
 fn cancel_flag_terminates_run() {
     require_root_tools();
-    let tmp = tempfile::tempdir().unwrap();
+    let tmp = Scratch::new("bm-rsync.");
     let cmd = slow_copy(tmp.path());
     let cancel = Arc::new(AtomicBool::new(false));
     let dst = tmp.path().join("dst");
@@ -156,14 +156,11 @@ fn cancel_flag_terminates_run() {
     setter.join().unwrap();
     assert!(matches!(res, Err(RsyncError::Cancelled { .. })), "{res:?}");
     // No rsync under our test temp dir remains.
-    for e in std::fs::read_dir("/proc").unwrap().flatten() {
-        if let Ok(cl) = std::fs::read(e.path().join("cmdline")) {
-            if String::from_utf8_lossy(&cl).contains(tmp.path().to_str().unwrap()) {
-                let pid: u32 = e.file_name().to_str().unwrap().parse().unwrap();
-                if pid_alive(pid) {
-                    pids.push(pid);
-                }
-            }
+    for p in procfs::all() {
+        if String::from_utf8_lossy(&procfs::cmdline(p.pid)).contains(tmp.path().to_str().unwrap())
+            && pid_alive(p.pid)
+        {
+            pids.push(p.pid);
         }
     }
     assert!(pids.is_empty(), "rsync processes survived cancel: {pids:?}");

@@ -31,26 +31,11 @@ const LONG: Duration = Duration::from_secs(120);
 // Scratch space
 
 /// A short directory under /tmp (ssh ControlPath limits), with the runtime dir `r` inside.
-struct Tmp {
-    dir: tempfile::TempDir,
-}
-
-impl Tmp {
-    fn new() -> Tmp {
-        require_root_tools();
-        let dir = tempfile::Builder::new()
-            .prefix("bm")
-            .tempdir_in("/tmp")
-            .unwrap();
-        fs::create_dir(dir.path().join("r")).unwrap();
-        Tmp { dir }
-    }
-    fn p(&self, rel: &str) -> PathBuf {
-        self.dir.path().join(rel)
-    }
-    fn s(&self, rel: &str) -> String {
-        self.p(rel).to_str().unwrap().to_string()
-    }
+fn tmp() -> Scratch {
+    require_root_tools();
+    let t = Scratch::short("bm");
+    fs::create_dir(t.p("r")).unwrap();
+    t
 }
 
 fn s(p: &Path) -> String {
@@ -98,11 +83,6 @@ fn write_record(path: &Path, rec: &Record) {
 // ---------------------------------------------------------------------------------------------
 // Configs
 
-/// A YAML double-quoted scalar (a JSON string is one).
-fn q(s: &str) -> String {
-    serde_json::to_string(s).unwrap()
-}
-
 /// How to reach an sshd: our test sshd, or a closed port.
 #[derive(Clone)]
 struct Ssh {
@@ -119,218 +99,52 @@ impl Ssh {
             known_hosts: sshd.known_hosts(),
         }
     }
-}
 
-#[derive(Clone, Copy, PartialEq)]
-enum At {
-    Local,
-    Remote,
-}
-
-struct BlockerSpec {
-    at: At,
-    path: String,
-    wait: String,
-    stale_after: Option<String>,
-}
-
-struct SyncSpec {
-    source: String,
-    dest: String,
-    opts: Vec<String>,
-    allow_empty: bool,
-}
-
-struct JobSpec {
-    id: String,
-    ssh: Option<Ssh>,
-    /// The job has `host:` — its syncs go over ssh.
-    remote_syncs: bool,
-    locks: Vec<(At, String)>,
-    blockers: Vec<BlockerSpec>,
-    syncs: Vec<SyncSpec>,
-    extra: Vec<String>,
-}
-
-impl JobSpec {
-    fn new(id: &str) -> JobSpec {
-        JobSpec {
-            id: id.into(),
-            ssh: None,
-            remote_syncs: false,
-            locks: vec![],
-            blockers: vec![],
-            syncs: vec![],
-            extra: vec![],
-        }
-    }
-    fn ssh(mut self, s: &Ssh) -> Self {
-        self.ssh = Some(s.clone());
-        self
-    }
-    fn remote(mut self) -> Self {
-        self.remote_syncs = true;
-        self
-    }
-    fn lock(mut self, at: At, path: &str) -> Self {
-        self.locks.push((at, path.into()));
-        self
-    }
-    fn blocker(mut self, at: At, path: &str, wait: &str) -> Self {
-        self.blockers.push(BlockerSpec {
-            at,
-            path: path.into(),
-            wait: wait.into(),
-            stale_after: None,
-        });
-        self
-    }
-    fn blocker_stale(mut self, at: At, path: &str, wait: &str, stale: &str) -> Self {
-        self.blockers.push(BlockerSpec {
-            at,
-            path: path.into(),
-            wait: wait.into(),
-            stale_after: Some(stale.into()),
-        });
-        self
-    }
-    fn sync(mut self, source: &str, dest: &str, opts: &[&str]) -> Self {
-        self.syncs.push(SyncSpec {
-            source: source.into(),
-            dest: dest.into(),
-            opts: opts.iter().map(|o| o.to_string()).collect(),
-            allow_empty: false,
-        });
-        self
-    }
-    fn allow_empty(mut self) -> Self {
-        self.syncs.last_mut().unwrap().allow_empty = true;
-        self
-    }
-    /// A raw `key: value` line at job level.
-    fn set(mut self, line: &str) -> Self {
-        self.extra.push(line.into());
-        self
+    /// root@127.0.0.1:PORT.
+    fn remote(&self) -> Remote {
+        Remote::new("root", "127.0.0.1", self.port)
     }
 
-    fn remote_lines(&self, indent: &str) -> String {
-        let s = self.ssh.as_ref().expect("remote entry needs ssh");
-        format!(
-            "{indent}host: 127.0.0.1\n{indent}port: {}\n{indent}user: root\n",
-            s.port
-        )
+    /// A job that uses this sshd's client key and known_hosts (its syncs stay local unless it
+    /// also gets `.remote(..)`).
+    fn job(&self, id: &str) -> JobBuilder {
+        JobBuilder::new(id)
+            .identity_file(&self.key)
+            .known_hosts_file(&self.known_hosts)
     }
 
-    fn yaml(&self) -> String {
-        let mut y = format!("  - id: {}\n", self.id);
-        if let Some(s) = &self.ssh {
-            if self.remote_syncs {
-                y += &self.remote_lines("    ");
-            }
-            y += &format!(
-                "    identity_file: {}\n    known_hosts_file: {}\n",
-                q(&s.key.to_string_lossy()),
-                q(&s.known_hosts.to_string_lossy())
-            );
-        }
-        for e in &self.extra {
-            y += &format!("    {e}\n");
-        }
-        if !self.locks.is_empty() {
-            y += "    lock_files:\n";
-            for (at, p) in &self.locks {
-                match at {
-                    At::Local => y += "      - type: local\n",
-                    At::Remote => {
-                        y += "      - type: remote\n";
-                        y += &self.remote_lines("        ");
-                    }
-                }
-                y += &format!("        path: {}\n", q(p));
-            }
-        }
-        if !self.blockers.is_empty() {
-            y += "    blocks_on:\n";
-            for b in &self.blockers {
-                match b.at {
-                    At::Local => y += "      - type: local\n",
-                    At::Remote => {
-                        y += "      - type: remote\n";
-                        y += &self.remote_lines("        ");
-                    }
-                }
-                y += &format!(
-                    "        lock_file_path: {}\n        wait_time: {}\n",
-                    q(&b.path),
-                    b.wait
-                );
-                if let Some(st) = &b.stale_after {
-                    y += &format!("        stale_after: {st}\n");
-                }
-            }
-        }
-        y += "    syncs:\n";
-        for sy in &self.syncs {
-            let opts: Vec<String> = sy.opts.iter().map(|o| q(o)).collect();
-            y += &format!(
-                "      - source: {}\n        dest: {}\n        opts: [{}]\n",
-                q(&sy.source),
-                q(&sy.dest),
-                opts.join(", ")
-            );
-            if sy.allow_empty {
-                y += "        allow_empty_source: true\n";
-            }
-        }
-        y
+    /// A remote lock file on this sshd.
+    fn lock(&self, path: &Path) -> LockFile {
+        LockFile::remote(path).on(&self.remote())
+    }
+
+    /// A remote blocker on this sshd.
+    fn blocker(&self, path: &Path, wait_time: &str) -> Blocker {
+        Blocker::remote(path, wait_time).on(&self.remote())
     }
 }
 
 /// Writes `<root>/<name>.yaml` with runtime dir `run_dir`.
-fn config_in(t: &Tmp, name: &str, run_dir: &str, jobs: &[&JobSpec]) -> PathBuf {
-    let mut y = format!(
-        "cron_schedule: '0 3 * * *'\npid_file_dir: {}\nstate_dir: {}\njobs:\n",
-        q(&t.s(run_dir)),
-        q(&t.s("state"))
-    );
-    for j in jobs {
-        y += &j.yaml();
-    }
-    let path = t.p(&format!("{name}.yaml"));
-    fs::write(&path, y).unwrap();
-    path
+fn config_in(t: &Scratch, name: &str, run_dir: &str, jobs: &[&JobBuilder]) -> PathBuf {
+    ConfigBuilder::new()
+        .cron_schedule("0 3 * * *")
+        .pid_file_dir(t.p(run_dir))
+        .state_dir(t.p("state"))
+        .jobs(jobs.iter().copied())
+        .write(t.p(&format!("{name}.yaml")))
 }
 
-fn config(t: &Tmp, jobs: &[&JobSpec]) -> PathBuf {
+fn config(t: &Scratch, jobs: &[&JobBuilder]) -> PathBuf {
     config_in(t, "bm", "r", jobs)
 }
 
 // ---------------------------------------------------------------------------------------------
 // Processes
 
-fn descendants(pid: u32) -> Vec<u32> {
-    let mut out = Vec::new();
-    let mut todo = vec![pid];
-    while let Some(p) = todo.pop() {
-        for c in children_of(p) {
-            out.push(c);
-            todo.push(c);
-        }
-    }
-    out
-}
-
-fn comm(pid: u32) -> String {
-    fs::read_to_string(format!("/proc/{pid}/comm"))
-        .unwrap_or_default()
-        .trim()
-        .to_string()
-}
-
 fn rsyncs_under(pid: u32) -> Vec<u32> {
     descendants(pid)
         .into_iter()
-        .filter(|p| comm(*p) == "rsync" && pid_alive(*p))
+        .filter(|p| procfs::comm(*p) == "rsync" && pid_alive(*p))
         .collect()
 }
 
@@ -492,7 +306,7 @@ struct Master {
 }
 
 impl Master {
-    fn new(t: &Tmp, ssh: &Ssh, run_dir: &str) -> Master {
+    fn new(t: &Scratch, ssh: &Ssh, run_dir: &str) -> Master {
         Master {
             target: SshTarget {
                 user: Some("root".into()),
@@ -558,14 +372,14 @@ fn assert_dir_holds(dir: &Path, keep: &[&str]) {
 
 #[test]
 fn local_sync_is_exact_and_lock_exists_only_while_rsync_runs() {
-    let t = Tmp::new();
+    let t = tmp();
     let src = t.p("src");
     make_hostile_tree(&src);
     big_file(&src.join("big.bin"), 3 << 20);
     let lock = t.p("locks/j.lock");
-    let job = JobSpec::new("j").lock(At::Local, &s(&lock)).sync(
-        &format!("{}/", s(&src)),
-        &t.s("dst/"),
+    let job = JobBuilder::new("j").lock_local(&lock).sync(
+        format!("{}/", s(&src)),
+        t.s("dst/"),
         &["-a", "--bwlimit=1000"],
     );
     let cfg = config(&t, &[&job]);
@@ -592,7 +406,7 @@ fn local_sync_is_exact_and_lock_exists_only_while_rsync_runs() {
 
 #[test]
 fn ssh_sync_is_exact_and_local_and_remote_locks_exist_only_while_rsync_runs() {
-    let t = Tmp::new();
+    let t = tmp();
     let sshd = Sshd::start();
     let sh = Ssh::of(&sshd);
     let _master = Master::new(&t, &sh, "r");
@@ -602,15 +416,15 @@ fn ssh_sync_is_exact_and_local_and_remote_locks_exist_only_while_rsync_runs() {
     let local_lock = t.p("locks/local.lock");
     let remote_lock = t.p("remote locks/remote.lock");
     let dest = t.p("remote dst ✓");
-    let job = JobSpec::new("push")
-        .ssh(&sh)
-        .remote()
-        .set("retries: 0")
-        .lock(At::Local, &s(&local_lock))
-        .lock(At::Remote, &s(&remote_lock))
+    let job = sh
+        .job("push")
+        .remote(&sh.remote())
+        .retries(0)
+        .lock_local(&local_lock)
+        .lock(sh.lock(&remote_lock))
         .sync(
-            &format!("{}/", s(&src)),
-            &format!("{}/", s(&dest)),
+            format!("{}/", s(&src)),
+            format!("{}/", s(&dest)),
             &["-a", "--bwlimit=1000"],
         );
     let cfg = config(&t, &[&job]);
@@ -639,17 +453,17 @@ fn ssh_sync_is_exact_and_local_and_remote_locks_exist_only_while_rsync_runs() {
 
 #[test]
 fn local_blocker_removal_wakes_the_waiter_long_before_wait_time() {
-    let t = Tmp::new();
+    let t = tmp();
     let src = t.p("src");
     make_hostile_tree(&src);
     let blocker = t.p("locks/other.lock");
     fs::create_dir_all(blocker.parent().unwrap()).unwrap();
     fs::write(&blocker, "held by another program\n").unwrap();
     // Own lock in the same directory as the blocker: its own release must not count as a wake-up.
-    let job = JobSpec::new("j")
-        .lock(At::Local, &t.s("locks/j.lock"))
-        .blocker(At::Local, &s(&blocker), "30s")
-        .sync(&format!("{}/", s(&src)), &t.s("dst/"), &["-a"]);
+    let job = JobBuilder::new("j")
+        .lock_local(t.s("locks/j.lock"))
+        .blocks_on_local(&blocker, "30s")
+        .sync(format!("{}/", s(&src)), t.s("dst/"), &["-a"]);
     let cfg = config(&t, &[&job]);
 
     let mut bm = Bm::spawn(&cfg, "j", &[]);
@@ -680,7 +494,7 @@ fn local_blocker_removal_wakes_the_waiter_long_before_wait_time() {
 
 #[test]
 fn remote_blocker_is_rechecked_every_wait_time() {
-    let t = Tmp::new();
+    let t = tmp();
     let sshd = Sshd::start();
     let sh = Ssh::of(&sshd);
     let _master = Master::new(&t, &sh, "r");
@@ -691,11 +505,11 @@ fn remote_blocker_is_rechecked_every_wait_time() {
     fs::create_dir_all(blocker.parent().unwrap()).unwrap();
     fs::write(&blocker, "busy\n").unwrap();
     let lock = t.p("locks/j.lock");
-    let job = JobSpec::new("j")
-        .ssh(&sh)
-        .lock(At::Local, &s(&lock))
-        .blocker(At::Remote, &s(&blocker), "2s")
-        .sync(&format!("{}/", s(&src)), &t.s("dst/"), &["-a"]);
+    let job = sh
+        .job("j")
+        .lock_local(&lock)
+        .blocks_on(sh.blocker(&blocker, "2s"))
+        .sync(format!("{}/", s(&src)), t.s("dst/"), &["-a"]);
     let cfg = config(&t, &[&job]);
 
     let mut bm = Bm::spawn(&cfg, "j", &[]);
@@ -713,18 +527,18 @@ fn remote_blocker_is_rechecked_every_wait_time() {
 
 #[test]
 fn max_wait_and_no_wait_end_blocked_and_leave_no_lock() {
-    let t = Tmp::new();
+    let t = tmp();
     let src = t.p("src");
     make_hostile_tree(&src);
     let blocker = t.p("locks/other.lock");
     fs::create_dir_all(blocker.parent().unwrap()).unwrap();
     fs::write(&blocker, "busy\n").unwrap();
     let lock = t.p("locks/j.lock");
-    let job = JobSpec::new("j")
-        .set("max_wait: 2s")
-        .lock(At::Local, &s(&lock))
-        .blocker(At::Local, &s(&blocker), "30s")
-        .sync(&format!("{}/", s(&src)), &t.s("dst/"), &["-a"]);
+    let job = JobBuilder::new("j")
+        .max_wait("2s")
+        .lock_local(&lock)
+        .blocks_on_local(&blocker, "30s")
+        .sync(format!("{}/", s(&src)), t.s("dst/"), &["-a"]);
     let cfg = config(&t, &[&job]);
 
     let (code, bm) = run(&cfg, "j", &[]);
@@ -742,19 +556,19 @@ fn max_wait_and_no_wait_end_blocked_and_leave_no_lock() {
 
 #[test]
 fn a_job_runs_once_per_host_with_or_without_lock_files() {
-    let t = Tmp::new();
+    let t = tmp();
     let src = t.p("src");
     big_file(&src.join("big.bin"), 3 << 20);
-    let with_lock = JobSpec::new("locked")
-        .lock(At::Local, &t.s("locks/locked.lock"))
+    let with_lock = JobBuilder::new("locked")
+        .lock_local(t.s("locks/locked.lock"))
         .sync(
-            &format!("{}/", s(&src)),
-            &t.s("dst1/"),
+            format!("{}/", s(&src)),
+            t.s("dst1/"),
             &["-a", "--bwlimit=1000"],
         );
-    let without = JobSpec::new("lockless").sync(
-        &format!("{}/", s(&src)),
-        &t.s("dst2/"),
+    let without = JobBuilder::new("lockless").sync(
+        format!("{}/", s(&src)),
+        t.s("dst2/"),
         &["-a", "--bwlimit=1000"],
     );
     let cfg = config(&t, &[&with_lock, &without]);
@@ -788,15 +602,15 @@ fn a_job_runs_once_per_host_with_or_without_lock_files() {
 
 #[test]
 fn dead_writers_locks_are_broken_live_ones_are_not() {
-    let t = Tmp::new();
+    let t = tmp();
     let src = t.p("src");
     make_hostile_tree(&src);
     let own = t.p("locks/j.lock");
     let blocker = t.p("locks/other.lock");
-    let job = JobSpec::new("j")
-        .lock(At::Local, &s(&own))
-        .blocker(At::Local, &s(&blocker), "30s")
-        .sync(&format!("{}/", s(&src)), &t.s("dst/"), &["-a"]);
+    let job = JobBuilder::new("j")
+        .lock_local(&own)
+        .blocks_on_local(&blocker, "30s")
+        .sync(format!("{}/", s(&src)), t.s("dst/"), &["-a"]);
     let cfg = config(&t, &[&job]);
     let me = Identity::current();
 
@@ -832,20 +646,20 @@ fn dead_writers_locks_are_broken_live_ones_are_not() {
 
 #[test]
 fn foreign_blocker_blocks_is_never_removed_and_stale_after_only_ignores_it() {
-    let t = Tmp::new();
+    let t = tmp();
     let src = t.p("src");
     make_hostile_tree(&src);
     let blocker = t.p("locks/other.pid");
     fs::create_dir_all(blocker.parent().unwrap()).unwrap();
     fs::write(&blocker, "4242\n").unwrap();
-    let strict = JobSpec::new("strict")
-        .lock(At::Local, &t.s("locks/strict.lock"))
-        .blocker(At::Local, &s(&blocker), "30s")
-        .sync(&format!("{}/", s(&src)), &t.s("dst1/"), &["-a"]);
-    let lenient = JobSpec::new("lenient")
-        .lock(At::Local, &t.s("locks/lenient.lock"))
-        .blocker_stale(At::Local, &s(&blocker), "30s", "1s")
-        .sync(&format!("{}/", s(&src)), &t.s("dst2/"), &["-a"]);
+    let strict = JobBuilder::new("strict")
+        .lock_local(t.s("locks/strict.lock"))
+        .blocks_on_local(&blocker, "30s")
+        .sync(format!("{}/", s(&src)), t.s("dst1/"), &["-a"]);
+    let lenient = JobBuilder::new("lenient")
+        .lock_local(t.s("locks/lenient.lock"))
+        .blocks_on(Blocker::local(&blocker, "30s").stale_after("1s"))
+        .sync(format!("{}/", s(&src)), t.s("dst2/"), &["-a"]);
     let cfg = config(&t, &[&strict, &lenient]);
 
     // Even an ancient foreign file blocks without stale_after.
@@ -874,23 +688,23 @@ fn foreign_blocker_blocks_is_never_removed_and_stale_after_only_ignores_it() {
 
 /// Runs the two shapes of remote job against `sh` and checks each fails cleanly: one with a
 /// remote lock (fails taking it), one whose only remote step is rsync (fails in the sync).
-fn assert_remote_failure(t: &Tmp, sh: &Ssh, why: &str) {
+fn assert_remote_failure(t: &Scratch, sh: &Ssh, why: &str) {
     let src = t.p("src");
     make_hostile_tree(&src);
     let remote_lock = t.p("remote/j.lock");
-    let with_remote_lock = JobSpec::new("rlock")
-        .ssh(sh)
-        .remote()
-        .set("retries: 0")
-        .lock(At::Local, &t.s("locks/rlock.lock"))
-        .lock(At::Remote, &s(&remote_lock))
-        .sync(&format!("{}/", s(&src)), &t.s("dst1/"), &["-a"]);
-    let sync_only = JobSpec::new("sync")
-        .ssh(sh)
-        .remote()
-        .set("retries: 0")
-        .lock(At::Local, &t.s("locks/sync.lock"))
-        .sync(&format!("{}/", s(&src)), &t.s("dst2/"), &["-a"]);
+    let with_remote_lock = sh
+        .job("rlock")
+        .remote(&sh.remote())
+        .retries(0)
+        .lock_local(t.s("locks/rlock.lock"))
+        .lock(sh.lock(&remote_lock))
+        .sync(format!("{}/", s(&src)), t.s("dst1/"), &["-a"]);
+    let sync_only = sh
+        .job("sync")
+        .remote(&sh.remote())
+        .retries(0)
+        .lock_local(t.s("locks/sync.lock"))
+        .sync(format!("{}/", s(&src)), t.s("dst2/"), &["-a"]);
     let cfg = config(t, &[&with_remote_lock, &sync_only]);
     let host = format!("127.0.0.1:{}", sh.port);
 
@@ -918,7 +732,7 @@ fn assert_remote_failure(t: &Tmp, sh: &Ssh, why: &str) {
 
 #[test]
 fn host_key_mismatch_fails_cleanly() {
-    let t = Tmp::new();
+    let t = tmp();
     let sshd = Sshd::start();
     let mut sh = Ssh::of(&sshd);
     sh.known_hosts = sshd.wrong_known_hosts();
@@ -928,7 +742,7 @@ fn host_key_mismatch_fails_cleanly() {
 
 #[test]
 fn unreachable_host_fails_cleanly() {
-    let t = Tmp::new();
+    let t = tmp();
     // A port nobody listens on: bound, then released.
     let port = std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
@@ -949,7 +763,7 @@ fn unreachable_host_fails_cleanly() {
 
 #[test]
 fn hostile_lock_blocker_and_dest_paths_do_only_what_they_say() {
-    let t = Tmp::new();
+    let t = tmp();
     let sshd = Sshd::start();
     let sh = Ssh::of(&sshd);
     let _master = Master::new(&t, &sh, "r");
@@ -978,15 +792,15 @@ fn hostile_lock_blocker_and_dest_paths_do_only_what_they_say() {
     make_hostile_tree(&src);
     // rsync makes only the last component of a dest; the `/` inside `$(touch /tmp/…)` nests it.
     fs::create_dir_all(dest.parent().unwrap()).unwrap();
-    let job = JobSpec::new("j")
-        .ssh(&sh)
-        .remote()
-        .set("retries: 0")
-        .lock(At::Local, &s(&local_lock))
-        .lock(At::Remote, &s(&remote_lock))
-        .blocker(At::Local, &s(&local_blocker), "30s")
-        .blocker(At::Remote, &s(&remote_blocker), "30s")
-        .sync(&format!("{}/", s(&src)), &format!("{}/", s(&dest)), &["-a"]);
+    let job = sh
+        .job("j")
+        .remote(&sh.remote())
+        .retries(0)
+        .lock_local(&local_lock)
+        .lock(sh.lock(&remote_lock))
+        .blocks_on_local(&local_blocker, "30s")
+        .blocks_on(sh.blocker(&remote_blocker, "30s"))
+        .sync(format!("{}/", s(&src)), format!("{}/", s(&dest)), &["-a"]);
     let cfg = config(&t, &[&job]);
 
     // Each blocker is looked for at exactly its path.
@@ -1023,7 +837,7 @@ fn hostile_lock_blocker_and_dest_paths_do_only_what_they_say() {
 
 #[test]
 fn delete_sync_refuses_an_empty_or_missing_source_unless_allowed() {
-    let t = Tmp::new();
+    let t = tmp();
     let empty = t.p("empty");
     fs::create_dir(&empty).unwrap();
     let dst = t.p("dst");
@@ -1031,16 +845,15 @@ fn delete_sync_refuses_an_empty_or_missing_source_unless_allowed() {
     let keep = t.p("keep");
     make_hostile_tree(&keep);
     let lock = t.p("locks/j.lock");
-    let mk = |id: &str, source: &str| {
-        JobSpec::new(id).lock(At::Local, &s(&lock)).sync(
-            source,
-            &format!("{}/", s(&dst)),
-            &["-a", "--delete"],
-        )
-    };
-    let empty_src = mk("empty", &format!("{}/", s(&empty)));
-    let missing_src = mk("missing", &t.s("missing/"));
-    let allowed = mk("allowed", &format!("{}/", s(&empty))).allow_empty();
+    let delete_into_dst =
+        |source: &str| SyncEntry::new(source, format!("{}/", s(&dst)), &["-a", "--delete"]);
+    let mk = |id: &str, sync: SyncEntry| JobBuilder::new(id).lock_local(&lock).sync_entry(sync);
+    let empty_src = mk("empty", delete_into_dst(&format!("{}/", s(&empty))));
+    let missing_src = mk("missing", delete_into_dst(&t.s("missing/")));
+    let allowed = mk(
+        "allowed",
+        delete_into_dst(&format!("{}/", s(&empty))).allow_empty_source(),
+    );
     let cfg = config(&t, &[&empty_src, &missing_src, &allowed]);
 
     for (id, why) in [("empty", "is empty"), ("missing", "does not exist")] {
@@ -1066,13 +879,13 @@ fn delete_sync_refuses_an_empty_or_missing_source_unless_allowed() {
 
 #[test]
 fn sigterm_stops_rsync_and_releases_the_lock() {
-    let t = Tmp::new();
+    let t = tmp();
     let src = t.p("src");
     big_file(&src.join("big.bin"), 8 << 20);
     let lock = t.p("locks/j.lock");
-    let job = JobSpec::new("j").lock(At::Local, &s(&lock)).sync(
-        &format!("{}/", s(&src)),
-        &t.s("dst/"),
+    let job = JobBuilder::new("j").lock_local(&lock).sync(
+        format!("{}/", s(&src)),
+        t.s("dst/"),
         &["-a", "--bwlimit=500"],
     );
     let cfg = config(&t, &[&job]);
@@ -1099,7 +912,7 @@ fn sigterm_stops_rsync_and_releases_the_lock() {
 
 #[test]
 fn chained_instances_started_together_never_sync_at_the_same_time() {
-    let t = Tmp::new();
+    let t = tmp();
     let (x, y) = (t.s("shared/X.lock"), t.s("shared/Y.lock"));
     for side in ["a", "b"] {
         let src = t.p(&format!("src_{side}"));
@@ -1107,14 +920,14 @@ fn chained_instances_started_together_never_sync_at_the_same_time() {
         big_file(&src.join("pad.bin"), 64 << 10);
         fs::create_dir(t.p(&format!("r_{side}"))).unwrap();
     }
-    let a = JobSpec::new("a")
-        .lock(At::Local, &x)
-        .blocker(At::Local, &y, "1s")
-        .sync(&t.s("src_a/"), &t.s("dst_a/"), &["-a", "--bwlimit=1000"]);
-    let b = JobSpec::new("b")
-        .lock(At::Local, &y)
-        .blocker(At::Local, &x, "1s")
-        .sync(&t.s("src_b/"), &t.s("dst_b/"), &["-a", "--bwlimit=1000"]);
+    let a = JobBuilder::new("a")
+        .lock_local(&x)
+        .blocks_on_local(&y, "1s")
+        .sync(t.s("src_a/"), t.s("dst_a/"), &["-a", "--bwlimit=1000"]);
+    let b = JobBuilder::new("b")
+        .lock_local(&y)
+        .blocks_on_local(&x, "1s")
+        .sync(t.s("src_b/"), t.s("dst_b/"), &["-a", "--bwlimit=1000"]);
     let cfg_a = config_in(&t, "a", "r_a", &[&a]);
     let cfg_b = config_in(&t, "b", "r_b", &[&b]);
 

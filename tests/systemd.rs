@@ -1,8 +1,12 @@
 //! The shipped unit file passes `systemd-analyze verify`, with its paths pointed at the binary
 //! this build produced (the packaged paths are checked again after `dpkg -i` in CI).
 
+mod support;
+
 use std::fs;
 use std::process::Command;
+
+use support::Scratch;
 
 #[test]
 fn unit_file_verifies() {
@@ -34,7 +38,7 @@ fn unit_file_verifies() {
             .is_ok(),
         "systemd-analyze is missing: run the README's test command, which installs it"
     );
-    let dir = tempfile::tempdir().unwrap();
+    let dir = Scratch::new("bm-systemd.");
     let bin = env!("CARGO_BIN_EXE_backupmanager");
     let local = unit.replace("/usr/bin/backupmanager", bin);
     let path = dir.path().join("backupmanager.service");

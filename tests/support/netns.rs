@@ -13,8 +13,9 @@
 //! (root's bashrc costs ~100 ms per ssh command on these images). So the same path holds
 //! different data on each host; the test reads a host's files through [`Host::fs`].
 //!
-//! Names: `bmc-<6 hex>` per bed (the directory `/tmp/bmc-<hex>` holds an `owner` file with the
-//! test process's pid and start time). [`cleanup_leftovers`] removes namespaces and directories of
+//! Names: `bmc-<6 random letters and digits>` per bed: the bed's root is a [`Scratch`] directory
+//! `/tmp/bmc-XXXXXX` (removed on drop; `BM_KEEP_BED` keeps it), holding an `owner` file with the
+//! test process's pid and start time. [`cleanup_leftovers`] removes namespaces and directories of
 //! beds whose owner is gone (a crashed earlier run), never a live one's.
 //!
 //! Must not: touch the root namespace's interfaces, kill anything by name (only pids we started
@@ -28,7 +29,10 @@ use std::time::{Duration, Instant};
 use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
 
-use super::{pid_alive, require_root_tools, SSHD};
+use super::procfs::{pid_alive, start_time};
+use super::require_root_tools;
+use super::scratch::Scratch;
+use super::sshd::{keygen, pubkey_fields, stop_sshd_child, SSHD};
 
 const PREFIX: &str = "bmc-";
 
@@ -52,6 +56,8 @@ pub struct Host {
 pub struct Bed {
     pub id: String,
     pub root: PathBuf,
+    /// Owns `root`: removed on drop, after the namespaces are gone.
+    dir: Option<Scratch>,
     br_ns: String,
     pub hosts: Vec<Host>,
     namespaces: Vec<String>,
@@ -120,12 +126,6 @@ fn destroy_ns(ns: &str) {
     let _ = ip(&["netns", "del", ns]);
 }
 
-fn process_start(pid: u32) -> Option<String> {
-    let stat = fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    let rest = &stat[stat.rfind(')')? + 2..];
-    rest.split_whitespace().nth(19).map(str::to_string)
-}
-
 /// Removes namespaces and directories left by beds whose test process is gone.
 pub fn cleanup_leftovers() {
     let owner_alive = |id: &str| -> bool {
@@ -139,7 +139,7 @@ pub fn cleanup_leftovers() {
         let Ok(pid) = pid.parse::<u32>() else {
             return false;
         };
-        pid_alive(pid) && process_start(pid).as_deref() == Some(start)
+        pid_alive(pid) && start_time(pid).is_some_and(|t| t.to_string() == start)
     };
     let mut dead_ids = Vec::new();
     for ns in netns_list() {
@@ -184,21 +184,27 @@ impl Bed {
     pub fn new(names: &[&str]) -> Result<Bed, Unavailable> {
         require_root_tools();
         cleanup_leftovers();
-        let hex = backupmanager::sys::random::hex(3);
-        let id = format!("{PREFIX}{hex}");
-        let root = PathBuf::from("/tmp").join(&id);
-        fs::create_dir_all(&root).expect("create bed root");
+        let dir = Scratch::short(PREFIX);
+        let root = dir.path().to_path_buf();
+        let id = dir
+            .path()
+            .file_name()
+            .unwrap()
+            .to_str()
+            .unwrap()
+            .to_string();
         // Owner first: a concurrent cleanup must never take a bed being built for a leftover.
         let me = std::process::id();
         fs::write(
             root.join("owner"),
-            format!("{me} {}\n", process_start(me).unwrap_or_default()),
+            format!("{me} {}\n", start_time(me).unwrap_or_default()),
         )
         .unwrap();
         let mut bed = Bed {
             br_ns: format!("{id}-br"),
             id,
             root,
+            dir: Some(dir),
             hosts: Vec::new(),
             namespaces: Vec::new(),
             children: Vec::new(),
@@ -219,7 +225,7 @@ impl Bed {
         fs::create_dir_all(bed.view()).unwrap();
         fs::create_dir_all(bed.root.join("keys")).unwrap();
         fs::write(bed.root.join("empty-bashrc"), "").unwrap();
-        super::keygen(&bed.client_key(), "bm-chain-client");
+        keygen(&bed.client_key(), "bm-chain-client");
         let mut known = String::new();
         for (i, name) in names.iter().enumerate() {
             let ns = format!("{}-{name}", bed.id);
@@ -251,13 +257,13 @@ impl Bed {
             fs::create_dir_all(&fs_dir).unwrap();
             let sshd_dir = bed.root.join("sshd").join(name);
             fs::create_dir_all(&sshd_dir).unwrap();
-            super::keygen(
+            keygen(
                 &sshd_dir.join("ssh_host_ed25519_key"),
                 &format!("bm-chain-{name}"),
             );
             known.push_str(&format!(
                 "{addr} {}\n",
-                super::pubkey_fields(&sshd_dir.join("ssh_host_ed25519_key.pub"))
+                pubkey_fields(&sshd_dir.join("ssh_host_ed25519_key.pub"))
             ));
             bed.hosts.push(Host {
                 name: name.to_string(),
@@ -474,7 +480,7 @@ impl Bed {
         let Some(child) = self.host_mut(host).sshd.take() else {
             return;
         };
-        super::stop_sshd_child(child);
+        stop_sshd_child(child);
     }
 
     pub fn sshd_log(&self, host: &str) -> String {
@@ -528,8 +534,11 @@ impl Drop for Bed {
         if std::env::var_os("BM_KEEP_BED").is_some() {
             eprintln!("chain bed: keeping {} (BM_KEEP_BED)", self.root.display());
             let _ = fs::remove_file(self.root.join("owner"));
+            if let Some(d) = self.dir.take() {
+                d.keep();
+            }
         } else {
-            let _ = fs::remove_dir_all(&self.root);
+            drop(self.dir.take());
         }
     }
 }
