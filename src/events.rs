@@ -23,8 +23,8 @@ pub struct RunEvent {
     pub kind: EventKind,
 }
 
-/// A lock or blocker, as events name it: its path, the host that holds the file (`"this
-/// host"` or `user@host:port`), and who holds it, if anyone.
+/// A lock or blocker, as events name it: its path and the host that holds the file (`"this
+/// host"` or `user@host:port`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LockRef {
     pub path: String,
@@ -120,6 +120,25 @@ pub enum EventKind {
     },
     SyncDone {
         report: SyncReport,
+    },
+    /// A snapshot became a restore point.
+    SnapshotCommitted {
+        index: usize,
+        id: String,
+        series: String,
+    },
+    /// Retention ran over a series after a successful run.
+    Pruned {
+        index: usize,
+        series: String,
+        kept: usize,
+        removed: Vec<String>,
+    },
+    /// Retention could not run (every snapshot is still there).
+    PruneFailed {
+        index: usize,
+        series: String,
+        error: String,
     },
     /// The run ended. `outcome` is success, failed, blocked or cancelled; `message` is the
     /// error's text, empty on success.

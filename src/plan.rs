@@ -11,8 +11,9 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::config::{Config, Job, Location, Remote};
+use crate::config::{Config, Job, Location, Mode, Remote};
 use crate::engine::mirror::Mirror;
+use crate::engine::snapshot::Snapshots;
 use crate::engine::Engine;
 use crate::lock::{LocalFiles, LockBackend, RemoteFiles};
 use crate::sys::runtime::RuntimeDir;
@@ -62,7 +63,15 @@ pub struct JobPlan {
 pub struct BuildError {
     pub job: String,
     #[source]
-    pub source: SshError,
+    pub source: BuildCause,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum BuildCause {
+    #[error(transparent)]
+    Ssh(#[from] SshError),
+    #[error(transparent)]
+    Snapshot(#[from] crate::snapshot::SnapshotError),
 }
 
 /// Builds every job of `config`.
@@ -119,9 +128,9 @@ impl Endpoints {
 }
 
 fn build_job(config: &Config, job: &Job) -> Result<JobPlan, BuildError> {
-    let err = |source| BuildError {
+    let err = |source: SshError| BuildError {
         job: job.id.clone(),
-        source,
+        source: source.into(),
     };
     let runtime = RuntimeDir::new(&config.pid_file_dir);
     let mut ep = Endpoints {
@@ -164,12 +173,28 @@ fn build_job(config: &Config, job: &Job) -> Result<JobPlan, BuildError> {
         .shutdown_timeout
         .saturating_sub(Duration::from_secs(5))
         .max(Duration::from_secs(2));
-    let engine = Box::new(Mirror::new(
-        &job.syncs,
-        remote.as_ref(),
-        job.retries,
-        cancel_grace,
-    ));
+    let engine: Box<dyn Engine> = match (&job.mode, &job.retention) {
+        (Mode::Snapshot, Some(policy)) => Box::new(
+            Snapshots::new(
+                &job.syncs,
+                remote.as_ref(),
+                policy.clone(),
+                config.timezone.tz.clone(),
+                job.retries,
+                cancel_grace,
+            )
+            .map_err(|e| BuildError {
+                job: job.id.clone(),
+                source: e.into(),
+            })?,
+        ),
+        _ => Box::new(Mirror::new(
+            &job.syncs,
+            remote.as_ref(),
+            job.retries,
+            cancel_grace,
+        )),
+    };
     Ok(JobPlan {
         job: job.clone(),
         runtime,

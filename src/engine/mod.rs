@@ -11,6 +11,8 @@
 
 pub mod guard;
 pub mod mirror;
+pub mod prune;
+pub mod snapshot;
 
 use std::sync::atomic::AtomicBool;
 
@@ -19,6 +21,10 @@ use crate::rsync::RsyncError;
 
 /// What an engine needs from the run it works for.
 pub struct SyncCtx<'a> {
+    pub job: &'a str,
+    pub run_id: &'a str,
+    /// When the run started (a snapshot's time).
+    pub started: &'a jiff::Zoned,
     pub dry_run: bool,
     pub cancel: &'a AtomicBool,
     pub events: &'a Emitter,
@@ -42,6 +48,12 @@ pub trait Engine: std::fmt::Debug + Send + Sync {
         report: &SyncReport,
         ctx: &SyncCtx,
     ) -> Result<Option<String>, EngineError>;
+
+    /// After every sync succeeded (never after a failure or in a dry run), still under the
+    /// job's locks: e.g. age out old snapshots.
+    fn after_success(&self, _ctx: &SyncCtx) -> Result<(), EngineError> {
+        Ok(())
+    }
 }
 
 /// Why an engine could not do its part. Messages are final text for logs and history.
@@ -80,6 +92,9 @@ pub enum EngineError {
         message: String,
         report: Box<SyncReport>,
     },
+    /// A snapshot series could not be read or changed.
+    #[error("sync {index}: {message}")]
+    Series { index: usize, message: String },
     #[error("run cancelled")]
     Cancelled,
 }

@@ -191,6 +191,38 @@ impl Observer for LogObserver {
                     "sync {i} done: {files} file(s) transferred, {bytes} bytes in the tree"
                 );
             }
+            EventKind::SnapshotCommitted { index, id, series } => info!(
+                phase = "snapshot",
+                sync = index,
+                snapshot = id,
+                "sync {index}: snapshot {id} complete in {series}"
+            ),
+            EventKind::Pruned {
+                index,
+                series,
+                kept,
+                removed,
+            } => info!(
+                phase = "prune",
+                sync = index,
+                removed = removed.len(),
+                "sync {index}: retention kept {kept} snapshot(s) in {series}, removed {}{}",
+                removed.len(),
+                if removed.is_empty() {
+                    String::new()
+                } else {
+                    format!(" ({})", removed.join(", "))
+                }
+            ),
+            EventKind::PruneFailed {
+                index,
+                series,
+                error,
+            } => error!(
+                phase = "prune",
+                sync = index,
+                "sync {index}: retention could not run in {series}: {error}; no snapshot was removed by it"
+            ),
             EventKind::Finished {
                 outcome,
                 message,

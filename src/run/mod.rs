@@ -82,6 +82,7 @@ pub fn run_job(
     let mut run = Run {
         plan,
         ctx,
+        started: jiff::Zoned::now(),
         run_id: run_id.clone(),
         me: Identity::current(),
         cancel,
@@ -120,6 +121,7 @@ fn new_run_id() -> String {
 struct Run<'a> {
     plan: &'a JobPlan,
     ctx: &'a RunContext,
+    started: jiff::Zoned,
     run_id: String,
     me: Identity,
     cancel: &'a AtomicBool,
@@ -156,6 +158,9 @@ impl Run<'_> {
     fn run_engine(&mut self, dry_run: bool) -> Result<(), RunError> {
         let engine = &*self.plan.engine;
         let ctx = SyncCtx {
+            job: &self.plan.job.id,
+            run_id: &self.run_id,
+            started: &self.started,
             dry_run,
             cancel: self.cancel,
             events: &self.events,
@@ -180,6 +185,9 @@ impl Run<'_> {
                     self.restore_points.push(point);
                 }
             }
+        }
+        if !dry_run {
+            engine.after_success(&ctx)?;
         }
         Ok(())
     }

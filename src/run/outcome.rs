@@ -175,6 +175,7 @@ impl RunError {
                 EngineError::GuardRefused { .. } => ErrorKind::GuardRefused,
                 EngineError::Rsync { .. } => ErrorKind::Io,
                 EngineError::RsyncExit { exit_code, .. } => ErrorKind::RsyncExit(*exit_code),
+                EngineError::Series { .. } => ErrorKind::Io,
                 EngineError::Cancelled => ErrorKind::Cancelled,
             },
             RunError::Cancelled => ErrorKind::Cancelled,
