@@ -74,6 +74,62 @@ pub enum Command {
         #[arg(long, value_enum, default_value_t = Format::Text)]
         format: Format,
     },
+    /// List the restore points of a snapshot-mode job, newest first.
+    ///
+    /// Reads each sync's series (locally, or on the job's host over ssh): id, time (RFC 3339
+    /// with offset, the run's start), files transferred, total size, run id.
+    Snapshots {
+        /// The job's id.
+        #[arg(value_name = "JOB_ID")]
+        id: String,
+        /// Output format: readable text or a JSON array (objects with at least id and time).
+        #[arg(long, value_enum, default_value_t = Format::Text)]
+        format: Format,
+    },
+    /// Apply a snapshot-mode job's retention policy now; print every snapshot with keep or
+    /// remove and the rules that keep it.
+    ///
+    /// A successful run prunes by itself; this is for a changed policy or a look ahead. The
+    /// newest snapshot is never removed, and a plan that would remove all is refused. Takes the
+    /// job's run lock (exit 75 while a run of the job is in progress).
+    Prune {
+        /// The job's id.
+        #[arg(value_name = "JOB_ID")]
+        id: String,
+        /// Show the plan; remove nothing.
+        #[arg(long)]
+        dry_run: bool,
+        /// Output format: readable text or a JSON array.
+        #[arg(long, value_enum, default_value_t = Format::Text)]
+        format: Format,
+    },
+    /// Copy a snapshot (or parts of it) back into a local directory with rsync.
+    ///
+    /// The snapshot's contents land directly in DIR, hard links kept. A non-empty DIR is
+    /// refused unless --overwrite; nothing in DIR is ever deleted.
+    Restore {
+        /// The job's id.
+        #[arg(value_name = "JOB_ID")]
+        id: String,
+        /// A snapshot id (see `snapshots`), or `latest`.
+        #[arg(long, default_value = "latest", value_name = "ID")]
+        snapshot: String,
+        /// Which sync's series, for a job with several syncs (0, 1, ...).
+        #[arg(long, value_name = "N")]
+        sync: Option<usize>,
+        /// A path inside the snapshot to restore (repeatable; default: all of it).
+        #[arg(long = "path", value_name = "SUBPATH")]
+        paths: Vec<String>,
+        /// The local directory to restore into.
+        #[arg(long, value_name = "DIR")]
+        to: PathBuf,
+        /// Show what would be copied (rsync --dry-run --itemize-changes); change nothing.
+        #[arg(long)]
+        dry_run: bool,
+        /// Restore into a non-empty DIR (same-named files are replaced; nothing is deleted).
+        #[arg(long)]
+        overwrite: bool,
+    },
     /// Print the JSON Schema of the config file (for editors: yaml-language-server, VS Code).
     Schema,
     /// Print a shell completion script on stdout.

@@ -56,6 +56,9 @@ pub struct JobPlan {
     pub locks: Vec<LockSpec>,
     pub blockers: Vec<BlockerSpec>,
     pub engine: Box<dyn Engine>,
+    /// Snapshot mode: each sync's series (empty for a mirror), for `snapshots`, `prune` and
+    /// `restore`.
+    pub series: Vec<crate::snapshot::Series>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -173,9 +176,10 @@ fn build_job(config: &Config, job: &Job) -> Result<JobPlan, BuildError> {
         .shutdown_timeout
         .saturating_sub(Duration::from_secs(5))
         .max(Duration::from_secs(2));
+    let mut series = Vec::new();
     let engine: Box<dyn Engine> = match (&job.mode, &job.retention) {
-        (Mode::Snapshot, Some(policy)) => Box::new(
-            Snapshots::new(
+        (Mode::Snapshot, Some(policy)) => {
+            let e = Snapshots::new(
                 &job.syncs,
                 remote.as_ref(),
                 policy.clone(),
@@ -186,8 +190,10 @@ fn build_job(config: &Config, job: &Job) -> Result<JobPlan, BuildError> {
             .map_err(|e| BuildError {
                 job: job.id.clone(),
                 source: e.into(),
-            })?,
-        ),
+            })?;
+            series = e.syncs.iter().map(|s| s.series.clone()).collect();
+            Box::new(e)
+        }
         _ => Box::new(Mirror::new(
             &job.syncs,
             remote.as_ref(),
@@ -201,5 +207,6 @@ fn build_job(config: &Config, job: &Job) -> Result<JobPlan, BuildError> {
         locks,
         blockers,
         engine,
+        series,
     })
 }

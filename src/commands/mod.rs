@@ -3,6 +3,7 @@
 pub mod next;
 pub mod reference;
 pub mod run_job;
+pub mod snapshots;
 pub mod status;
 pub mod validate;
 

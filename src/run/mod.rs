@@ -23,7 +23,7 @@ pub mod active;
 mod held;
 pub mod log;
 pub mod outcome;
-mod runlock;
+pub mod runlock;
 pub mod wait;
 
 use std::sync::atomic::{AtomicBool, Ordering};

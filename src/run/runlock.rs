@@ -11,6 +11,36 @@ use super::outcome::RunError;
 use super::Run;
 use crate::events::EventKind;
 use crate::sys::cancel::sleep_cancellable;
+use crate::sys::runtime::RuntimeDir;
+
+/// Takes `job`'s run lock without waiting, for commands that change a job's data outside a
+/// run (`prune`). `Ok(None)`: a run of the job is in progress (its holder line is returned in
+/// the error text by the caller).
+pub fn try_take(runtime: &RuntimeDir, job: &str, holder: &str) -> Result<Option<fs::File>, RunError> {
+    runtime
+        .prepare()
+        .map_err(|(path, source)| RunError::RuntimeDir { path, source })?;
+    let path = runtime.run_lock(job);
+    let file = fs::File::options()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .open(&path)
+        .map_err(|source| RunError::RunLockOpen {
+            path: path.clone(),
+            source,
+        })?;
+    match file.try_lock() {
+        Ok(()) => {
+            let _ = file.set_len(0);
+            let _ = fs::write(&path, format!("pid {} {holder}\n", std::process::id()));
+            Ok(Some(file))
+        }
+        Err(fs::TryLockError::WouldBlock) => Ok(None),
+        Err(fs::TryLockError::Error(source)) => Err(RunError::RunLock { path, source }),
+    }
+}
 
 impl Run<'_> {
     /// Takes the run lock, waiting (unless `no_wait`) until `deadline`.

@@ -1,0 +1,288 @@
+//! `backupmanager snapshots JOB`, `prune JOB` and `restore JOB`: the restore points of a
+//! snapshot-mode job, aging them out, and copying one back.
+//!
+//! All three read the job's series through the built plan (the same transports and paths a
+//! run uses). `prune` takes the job's run lock first (never alongside a run of the job);
+//! listing and restoring only read the series.
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::AtomicBool;
+use std::sync::Arc;
+
+use serde::Serialize;
+
+use crate::cli::Format;
+use crate::engine::prune;
+use crate::exit;
+use crate::plan::{self, JobPlan, Plan};
+use crate::rsync::Stream;
+use crate::run::runlock;
+use crate::snapshot::{self, RestoreRequest};
+
+/// A plan and its snapshot-mode job, or the exit code after saying why not.
+fn snapshot_job(path: &Path, id: &str, doing: &str) -> Result<(Plan, Arc<JobPlan>), i32> {
+    let config = super::load_valid(path, doing)?;
+    if config.job(id).is_none() {
+        return Err(super::unknown_job(path, &config, id));
+    }
+    let plan = plan::build(config).map_err(|e| {
+        eprintln!("error: {e}; {doing}");
+        exit::CONFIG
+    })?;
+    let job = Arc::clone(plan.job(id).expect("checked above"));
+    if job.series.is_empty() {
+        eprintln!(
+            "error: job `{id}` keeps no snapshots (mode: mirror); set `mode: snapshot` and a `retention:` policy to keep versions"
+        );
+        return Err(exit::USAGE);
+    }
+    Ok((plan, job))
+}
+
+#[derive(Serialize)]
+struct Listed {
+    id: String,
+    time: String,
+    sync: usize,
+    series: String,
+    job: String,
+    run_id: String,
+    rsync_exit: i32,
+    files_transferred: Option<u64>,
+    bytes_transferred: Option<u64>,
+    total_size: Option<u64>,
+}
+
+/// `snapshots JOB`: every complete snapshot of every sync, newest first.
+pub fn list(path: &Path, id: &str, format: Format) -> i32 {
+    let (_plan, job) = match snapshot_job(path, id, "cannot list snapshots") {
+        Ok(j) => j,
+        Err(code) => return code,
+    };
+    let mut all = Vec::new();
+    for (sync, series) in job.series.iter().enumerate() {
+        match series.list() {
+            Ok(list) => all.extend(list.into_iter().map(|m| Listed {
+                id: m.id.to_string(),
+                time: m.time_rfc3339(),
+                sync,
+                series: series.where_(),
+                job: m.job,
+                run_id: m.run_id,
+                rsync_exit: m.rsync_exit,
+                files_transferred: m.files_transferred,
+                bytes_transferred: m.bytes_transferred,
+                total_size: m.total_size,
+            })),
+            Err(e) => {
+                eprintln!("error: {e}");
+                return exit::FAILED;
+            }
+        }
+    }
+    match format {
+        Format::Json => println!(
+            "{}",
+            serde_json::to_string_pretty(&all).expect("list serializes")
+        ),
+        Format::Text => {
+            for (sync, series) in job.series.iter().enumerate() {
+                let mine: Vec<&Listed> = all.iter().filter(|l| l.sync == sync).collect();
+                println!("{} ({} snapshot(s))", series.where_(), mine.len());
+                for l in mine {
+                    println!(
+                        "  {}  {}  {:>8} files  {:>10}  run {}{}",
+                        l.id,
+                        l.time,
+                        l.files_transferred.map_or("?".into(), |n| n.to_string()),
+                        l.total_size.map_or("?".into(), human_size),
+                        l.run_id,
+                        if l.rsync_exit == 24 {
+                            "  (some files vanished)"
+                        } else {
+                            ""
+                        }
+                    );
+                }
+            }
+        }
+    }
+    exit::OK
+}
+
+#[derive(Serialize)]
+struct Pruned<'a> {
+    sync: usize,
+    series: String,
+    #[serde(flatten)]
+    verdict: &'a prune::Verdict,
+}
+
+/// `prune JOB`: apply the retention policy now (or show what it would do).
+pub fn prune(path: &Path, id: &str, dry_run: bool, format: Format) -> i32 {
+    let (plan, job) = match snapshot_job(path, id, "nothing was pruned") {
+        Ok(j) => j,
+        Err(code) => return code,
+    };
+    let policy = job.job.retention.clone().expect("snapshot jobs have a policy");
+    let _run_lock = if dry_run {
+        None
+    } else {
+        match runlock::try_take(&job.runtime, &job.job.id, "prune") {
+            Ok(Some(f)) => Some(f),
+            Ok(None) => {
+                eprintln!(
+                    "error: a run of job `{id}` is in progress on this host; it prunes by itself when it succeeds, or try again later"
+                );
+                return exit::BLOCKED;
+            }
+            Err(e) => {
+                eprintln!("error: {e}");
+                return exit::FAILED;
+            }
+        }
+    };
+    let tz = &plan.config.timezone.tz;
+    let now = jiff::Timestamp::now();
+    let mut code = exit::OK;
+    let mut rows: Vec<(usize, String, prune::Verdict)> = Vec::new();
+    for (sync, series) in job.series.iter().enumerate() {
+        match prune::prune(series, &policy, tz, now, dry_run) {
+            Ok(v) => rows.extend(v.into_iter().map(|v| (sync, series.where_(), v))),
+            Err(e) => {
+                eprintln!("error: {e}");
+                code = exit::FAILED;
+            }
+        }
+    }
+    match format {
+        Format::Json => {
+            let out: Vec<Pruned> = rows
+                .iter()
+                .map(|(sync, series, verdict)| Pruned {
+                    sync: *sync,
+                    series: series.clone(),
+                    verdict,
+                })
+                .collect();
+            println!(
+                "{}",
+                serde_json::to_string_pretty(&out).expect("prune serializes")
+            );
+        }
+        Format::Text => {
+            let mut last = None;
+            for (sync, series, v) in &rows {
+                if last != Some(*sync) {
+                    println!("{series}{}", if dry_run { " (dry run)" } else { "" });
+                    last = Some(*sync);
+                }
+                let what = match (v.keep, dry_run) {
+                    (true, _) => "keep  ",
+                    (false, true) => "would remove",
+                    (false, false) => "removed",
+                };
+                println!("  {what}  {}  {}  {}", v.id, v.time, v.reasons.join(", "));
+            }
+        }
+    }
+    code
+}
+
+/// `restore JOB`: copy a snapshot (or parts of it) into a local directory.
+#[allow(clippy::too_many_arguments)]
+pub fn restore(
+    path: &Path,
+    id: &str,
+    snapshot: &str,
+    sync: Option<usize>,
+    paths: &[String],
+    to: &Path,
+    dry_run: bool,
+    overwrite: bool,
+) -> i32 {
+    let (_plan, job) = match snapshot_job(path, id, "nothing was restored") {
+        Ok(j) => j,
+        Err(code) => return code,
+    };
+    let index = match (sync, job.series.len()) {
+        (Some(i), n) if i < n => i,
+        (None, 1) => 0,
+        (Some(i), n) => {
+            eprintln!("error: job `{id}` has {n} sync(s); --sync {i} is not one of them (0..{n})");
+            return exit::USAGE;
+        }
+        (None, n) => {
+            eprintln!("error: job `{id}` has {n} syncs; choose one with --sync N (0..{n})");
+            return exit::USAGE;
+        }
+    };
+    let series = &job.series[index];
+    let req = RestoreRequest {
+        snapshot: snapshot.to_string(),
+        paths: paths.to_vec(),
+        to: PathBuf::from(to),
+        dry_run,
+        overwrite,
+    };
+    let cancel = Arc::new(AtomicBool::new(false));
+    for sig in [signal_hook::consts::SIGTERM, signal_hook::consts::SIGINT] {
+        let _ = signal_hook::flag::register(sig, Arc::clone(&cancel));
+    }
+    let on_line = |stream: Stream, line: &str| match stream {
+        Stream::Stdout if dry_run && is_itemized(line) => println!("{line}"),
+        Stream::Stderr => eprintln!("{line}"),
+        _ => {}
+    };
+    match snapshot::restore(series, &req, on_line, &cancel) {
+        Ok((plan, results)) => {
+            if let Some(bad) = results.iter().find(|r| r.exit_code != 0 && r.exit_code != 24) {
+                eprintln!(
+                    "error: restoring {} from {}: {}",
+                    plan.manifest.id,
+                    series.where_(),
+                    bad.message()
+                );
+                return exit::FAILED;
+            }
+            eprintln!(
+                "{} snapshot {} ({}) of {} into {}",
+                if dry_run { "would restore" } else { "restored" },
+                plan.manifest.id,
+                plan.manifest.time_rfc3339(),
+                series.where_(),
+                to.display()
+            );
+            exit::OK
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
+            exit::FAILED
+        }
+    }
+}
+
+fn human_size(n: u64) -> String {
+    const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
+    let mut v = n as f64;
+    let mut u = 0;
+    while v >= 1024.0 && u < UNITS.len() - 1 {
+        v /= 1024.0;
+        u += 1;
+    }
+    if u == 0 {
+        format!("{n} B")
+    } else {
+        format!("{v:.1} {}", UNITS[u])
+    }
+}
+
+/// An `--itemize-changes` line (`>f+++++++++ path`, `cd+++++++++ dir/`, ...), not rsync's
+/// summary.
+fn is_itemized(line: &str) -> bool {
+    let mut c = line.chars();
+    matches!(
+        (c.next(), c.next()),
+        (Some('<' | '>' | 'c' | 'h' | '.' | '*'), Some('f' | 'd' | 'L' | 'D' | 'S' | 'd'))
+    ) || line.starts_with("*deleting")
+}
