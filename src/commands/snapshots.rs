@@ -283,6 +283,6 @@ fn is_itemized(line: &str) -> bool {
     let mut c = line.chars();
     matches!(
         (c.next(), c.next()),
-        (Some('<' | '>' | 'c' | 'h' | '.' | '*'), Some('f' | 'd' | 'L' | 'D' | 'S' | 'd'))
+        (Some('<' | '>' | 'c' | 'h' | '.' | '*'), Some('f' | 'd' | 'L' | 'D' | 'S'))
     ) || line.starts_with("*deleting")
 }
