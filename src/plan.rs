@@ -66,7 +66,7 @@ pub struct JobPlan {
 pub struct BuildError {
     pub job: String,
     #[source]
-    pub source: BuildCause,
+    pub source: Box<BuildCause>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -133,7 +133,7 @@ impl Endpoints {
 fn build_job(config: &Config, job: &Job) -> Result<JobPlan, BuildError> {
     let err = |source: SshError| BuildError {
         job: job.id.clone(),
-        source: source.into(),
+        source: Box::new(source.into()),
     };
     let runtime = RuntimeDir::new(&config.pid_file_dir);
     let mut ep = Endpoints {
@@ -189,7 +189,7 @@ fn build_job(config: &Config, job: &Job) -> Result<JobPlan, BuildError> {
             )
             .map_err(|e| BuildError {
                 job: job.id.clone(),
-                source: e.into(),
+                source: Box::new(e.into()),
             })?;
             series = e.syncs.iter().map(|s| s.series.clone()).collect();
             Box::new(e)

@@ -255,6 +255,19 @@ impl JobBuilder {
     pub fn enabled(self, on: bool) -> Self {
         self.set("enabled", on)
     }
+    /// `mode: snapshot` with a `retention:` block of `(key, value)` pairs; values that parse as
+    /// integers are written as numbers (`keep_last: 3`), the rest as strings (`all`, `2d`).
+    pub fn snapshot(self, retention: &[(&str, &str)]) -> Self {
+        let mut r = Mapping::new();
+        for (k, v) in retention {
+            match v.parse::<u64>() {
+                Ok(n) => put(&mut r, k, n),
+                Err(_) => put(&mut r, k, *v),
+            }
+        }
+        self.set("mode", "snapshot")
+            .set("retention", Value::Mapping(r))
+    }
 
     pub fn lock(mut self, l: LockFile) -> Self {
         self.lock_files.push(l);
