@@ -188,6 +188,10 @@ const SCHEMA_BLIND: &[(&str, &str)] = &[
         "snapshot_mode",
         "which mode needs a retention block (and a zero span) is beyond the schema's value checks",
     ),
+    (
+        "snapshot_opts",
+        "rsync option words inside opts strings, and which mode forbids them",
+    ),
     ("unbalanced_quote", "shell word syntax inside a string"),
 ];
 

@@ -117,6 +117,26 @@ pub fn sets_rsh(arg: &str) -> bool {
     false
 }
 
+/// rsync options that must not be used to fill a snapshot, with the reason; `None` if
+/// `opts` are fine. `--inplace`/`--append` would write into files hard-linked with older
+/// snapshots; the `*-dest` options and `--backup-dir` fight ours.
+pub fn snapshot_forbidden(opts: &[String]) -> Option<(&str, &'static str)> {
+    opts.iter().find_map(|o| {
+        let name = o.split('=').next().unwrap_or(o);
+        let why = match name {
+            "--inplace" | "--append" | "--append-verify" => {
+                "would change files shared (hard-linked) with older snapshots"
+            }
+            "--link-dest" | "--compare-dest" | "--copy-dest" => {
+                "snapshot mode sets --link-dest itself"
+            }
+            "--backup" | "-b" | "--backup-dir" => "snapshots already keep old versions",
+            _ => return None,
+        };
+        Some((o.as_str(), why))
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

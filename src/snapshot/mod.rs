@@ -62,10 +62,11 @@ mod remote;
 mod restore;
 mod series;
 
+pub use crate::config::words::snapshot_forbidden as forbidden_option;
 pub use error::SnapshotError;
 pub use manifest::Manifest;
 pub use names::SnapshotId;
 pub use restore::{
     clean_subpath, restore, restore_plan, RestorePlan, RestoreRequest, RESTORE_OPTS,
 };
-pub use series::{forbidden_option, Location, Pending, RunInfo, Series};
+pub use series::{Location, Pending, RunInfo, Series};

@@ -109,26 +109,6 @@ impl Pending {
     }
 }
 
-/// rsync options that must not be used to fill a snapshot, with the reason; `None` if
-/// `opts` are fine. `--inplace`/`--append` would write into files hard-linked with older
-/// snapshots; the `*-dest` options and `--backup-dir` fight ours.
-pub fn forbidden_option(opts: &[String]) -> Option<(&str, &'static str)> {
-    opts.iter().find_map(|o| {
-        let name = o.split('=').next().unwrap_or(o);
-        let why = match name {
-            "--inplace" | "--append" | "--append-verify" => {
-                "would change files shared (hard-linked) with older snapshots"
-            }
-            "--link-dest" | "--compare-dest" | "--copy-dest" => {
-                "snapshot mode sets --link-dest itself"
-            }
-            "--backup" | "-b" | "--backup-dir" => "snapshots already keep old versions",
-            _ => return None,
-        };
-        Some((o.as_str(), why))
-    })
-}
-
 /// Check a series path: absolute, not `/`, no `..`, no NUL or newline. Trailing `/` removed.
 fn check_dest(dest: &str) -> Result<String, SnapshotError> {
     let bad = |reason: &str| SnapshotError::InvalidDest {
@@ -461,6 +441,7 @@ impl Series {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::snapshot::forbidden_option;
 
     fn words(w: &[&str]) -> Vec<String> {
         w.iter().map(|s| s.to_string()).collect()

@@ -10,7 +10,9 @@ use super::{Decoder, Fields, JobCtx};
 use crate::config::diag::Diagnostic;
 use crate::config::fields::{self, JOB};
 use crate::config::yaml::{Node, Scalar, Value};
-use crate::config::{duration, Blocker, Job, LockFile, OnMissed, Remote, SshSettings, Sync};
+use crate::config::{
+    duration, words, Blocker, Job, LockFile, Mode, OnMissed, Remote, SshSettings, Sync,
+};
 use crate::schedule::Schedule;
 
 /// What a job's entries decoded to.
@@ -75,6 +77,9 @@ impl Decoder {
         let storage = self.mode_and_retention(&f, &path);
         ok &= storage.is_some();
         self.check_self_blocking(&path, &entries);
+        if matches!(storage, Some((Mode::Snapshot, _))) {
+            ok &= self.check_snapshot_syncs(&path, &entries);
+        }
         if !ok {
             return None;
         }
@@ -350,6 +355,36 @@ impl Decoder {
                 OnMissed::RunOnce
             }
         }
+    }
+
+    /// Snapshot mode: rsync options that would corrupt hard-linked older snapshots or fight the
+    /// engine's own `--link-dest`, and a `dest` that cannot hold a series.
+    fn check_snapshot_syncs(&mut self, path: &str, e: &Entries) -> bool {
+        let mut ok = true;
+        for (i, s) in e.syncs.iter().enumerate() {
+            if let Some((opt, why)) = words::snapshot_forbidden(&s.args) {
+                self.err(
+                    s.span.clone(),
+                    &format!("{path}.syncs[{i}].opts"),
+                    format!("`{opt}` cannot be used in snapshot mode ({why})"),
+                )
+                .help = Some("remove it from `opts`, or use `mode: mirror`".into());
+                ok = false;
+            }
+            if s.dest.trim_end_matches('/').is_empty() || s.dest.split('/').any(|c| c == "..") {
+                self.err(
+                    s.span.clone(),
+                    &format!("{path}.syncs[{i}].dest"),
+                    format!("`{}` cannot hold a snapshot series", s.dest),
+                )
+                .help = Some(
+                    "use a dedicated directory such as /srv/snapshots/home: snapshots, their manifests and `latest` are created in it"
+                        .into(),
+                );
+                ok = false;
+            }
+        }
+        ok
     }
 
     /// A blocker that is one of the job's own lock files would make it wait forever.
