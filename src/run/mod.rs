@@ -142,8 +142,10 @@ impl Run<'_> {
         let deadline = self.plan.job.max_wait.map(|w| Instant::now() + w);
         let _run_lock = self.take_run_lock(no_wait, deadline)?;
         let mut held = self.acquire(no_wait, deadline)?;
-        let (heartbeat, cancel) = (self.plan.job.lock_heartbeat, self.cancel);
-        let (result, lost) = held.with_heartbeat(heartbeat, cancel, || self.run_engine(false));
+        let (heartbeat, lease) = (self.plan.job.lock_heartbeat, self.plan.job.stale_after);
+        let cancel = self.cancel;
+        let (result, lost) =
+            held.with_heartbeat(heartbeat, lease, cancel, || self.run_engine(false));
         // Release before reporting, so the outcome is only sent once no lock of ours remains.
         held.release();
         if lost {
