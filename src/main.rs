@@ -12,6 +12,14 @@ fn main() {
     let notifier = matches!(cli.command, Command::Daemon)
         .then(backupmanager::daemon::notify::Notifier::from_env);
     backupmanager::logging::init(cli.log_level.as_deref(), cli.log_format);
+    if matches!(cli.command, Command::Daemon | Command::RunJob { .. }) {
+        // Ctrl-Z stops rsync's process group with us (it has its own, so the terminal's
+        // SIGTSTP would not reach it) and continues it only once the locks are re-verified.
+        if let Err(e) = backupmanager::sys::jobctl::install() {
+            eprintln!("backupmanager: cannot handle SIGTSTP: {e}");
+            std::process::exit(backupmanager::exit::FAILED);
+        }
+    }
     let code = match &cli.command {
         Command::Status { format } => commands::status::run(&cli.config, *format),
         Command::Schema => {

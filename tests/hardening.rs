@@ -107,6 +107,17 @@ fn rsyncs_under(pid: u32) -> Vec<u32> {
         .collect()
 }
 
+/// `/proc/PID/stat` state letter (`T` = stopped).
+fn state_of(pid: u32) -> char {
+    fs::read_to_string(format!("/proc/{pid}/stat"))
+        .ok()
+        .and_then(|s| {
+            s.rsplit_once(')')
+                .and_then(|(_, r)| r.trim_start().chars().next())
+        })
+        .unwrap_or('?')
+}
+
 /// A running `backupmanager` logging JSON to a file; dropping it stops it and its tree.
 struct Bm {
     child: Child,
@@ -271,4 +282,97 @@ fn unreachable_lock_host_stops_the_run_before_the_lease_ends() {
         stopped_after < lease,
         "stopped {stopped_after:?} after the cut, lease {lease:?}"
     );
+}
+
+// ---------------------------------------------------------------------------------------------
+// Item 4: Ctrl-Z stops rsync's group with the runner; SIGCONT re-verifies the locks first
+
+/// Bytes under `dir` (rsync's temporary file included).
+fn bytes_under(dir: &Path) -> u64 {
+    let Ok(rd) = fs::read_dir(dir) else { return 0 };
+    rd.flatten()
+        .map(|e| {
+            let m = fs::symlink_metadata(e.path()).unwrap();
+            if m.is_dir() {
+                bytes_under(&e.path())
+            } else {
+                m.len()
+            }
+        })
+        .sum()
+}
+
+/// A run-job with a local lock and a slow local rsync, stopped by SIGTSTP: returns it once it
+/// and every rsync of its are stopped, and rsync's output no longer grows.
+fn stopped_run(t: &Tmp) -> (Bm, Vec<u32>) {
+    let lock = t.p("locks/j.lock");
+    let jobs = format!(
+        "  - id: j\n    lock_heartbeat: 1s\n    stale_after: 60s\n    lock_files:\n      - type: local\n        path: {}\n{}",
+        q(&lock),
+        slow_local_sync(t)
+    );
+    let cfg = config(t, &jobs);
+    let bm = Bm::spawn(&cfg, &["run-job", "j"]);
+    wait_until(Duration::from_secs(60), "rsync writes", || {
+        !rsyncs_under(bm.pid()).is_empty() && bytes_under(&t.p("dst")) > 0
+    });
+    let rsyncs = rsyncs_under(bm.pid());
+    kill(Pid::from_raw(bm.pid() as i32), Signal::SIGTSTP).unwrap();
+    wait_until(Duration::from_secs(10), "backupmanager is stopped", || {
+        state_of(bm.pid()) == 'T'
+    });
+    wait_until(Duration::from_secs(10), "every rsync is stopped", || {
+        rsyncs.iter().all(|p| state_of(*p) == 'T')
+    });
+    let before = bytes_under(&t.p("dst"));
+    std::thread::sleep(Duration::from_millis(1500));
+    assert_eq!(
+        bytes_under(&t.p("dst")),
+        before,
+        "rsync wrote while stopped"
+    );
+    assert!(lock.exists());
+    (bm, rsyncs)
+}
+
+#[test]
+fn ctrl_z_stops_rsync_with_the_runner_and_sigcont_resumes_both() {
+    let t = Tmp::new();
+    let (mut bm, rsyncs) = stopped_run(&t);
+    kill(Pid::from_raw(bm.pid() as i32), Signal::SIGCONT).unwrap();
+    wait_until(Duration::from_secs(10), "rsync continues", || {
+        rsyncs.iter().all(|p| state_of(*p) != 'T')
+    });
+    let code = bm.wait(LONG);
+    assert_eq!(code, 0, "{}", bm.log());
+    assert!(!t.p("locks/j.lock").exists(), "lock released");
+    assert_eq!(
+        fs::read(t.p("src/big.bin")).unwrap(),
+        fs::read(t.p("dst/big.bin")).unwrap()
+    );
+}
+
+#[test]
+fn a_lock_lost_while_stopped_aborts_the_run_without_continuing_rsync() {
+    let t = Tmp::new();
+    let (mut bm, rsyncs) = stopped_run(&t);
+    // While we are stopped, the lock is broken and taken by someone else.
+    let lock = t.p("locks/j.lock");
+    fs::write(&lock, "someone else\n").unwrap();
+    let before = bytes_under(&t.p("dst"));
+    kill(Pid::from_raw(bm.pid() as i32), Signal::SIGCONT).unwrap();
+    let code = bm.wait(LONG);
+    assert_ne!(code, 0, "{}", bm.log());
+    assert!(
+        bm.saw("run failed: a lock file of this run was removed or taken over"),
+        "{}",
+        bm.log()
+    );
+    assert!(rsyncs.iter().all(|p| !pid_alive(*p)), "rsync is gone");
+    // rsync never ran again: nothing new was written (its temporary file may be removed).
+    assert!(
+        bytes_under(&t.p("dst")) <= before,
+        "rsync wrote after the lock was lost"
+    );
+    assert_eq!(fs::read_to_string(&lock).unwrap(), "someone else\n");
 }

@@ -6,10 +6,11 @@
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use crate::events::{Emitter, EventKind, LockRef};
 use crate::lock::LockBackend;
+use crate::sys::{clock, jobctl};
 
 /// One lock file this run created.
 pub struct Held {
@@ -72,7 +73,8 @@ impl HeldLocks {
     /// lock turns out not to be ours any more, or when a lock has gone [`give_up_after`]`(lease)`
     /// without a confirmed refresh: after `lease` without one another host may judge it
     /// abandoned and break it, and rsync must be stopped before that (see DESIGN.md,
-    /// "Hardening decisions").
+    /// "Hardening decisions"). After a Ctrl-Z every lock is re-verified before rsync may
+    /// continue ([`jobctl::Gate`]); time spent stopped (or suspended) counts against the lease.
     pub fn with_heartbeat<T>(
         &self,
         interval: Duration,
@@ -80,16 +82,45 @@ impl HeldLocks {
         cancel: &AtomicBool,
         work: impl FnOnce() -> T,
     ) -> (T, bool) {
+        if self.locks.is_empty() {
+            return (work(), false);
+        }
         let stop = Stop::default();
         let lost = AtomicBool::new(false);
-        let start = Instant::now();
+        let gate = jobctl::Gate::new();
+        let start = clock::boottime();
+        let since_start = move || (clock::boottime().saturating_sub(start)).as_millis() as u64;
+        let give_up = give_up_after(lease).as_millis() as u64;
         // Per lock: when the last refresh that was confirmed had *started* (the mtime it set is
-        // no older than that), in milliseconds after `start`. Acquisition happened just before.
+        // no older than that), in ms after `start`. Acquisition happened just before.
         let confirmed: Vec<AtomicU64> = self.locks.iter().map(|_| AtomicU64::new(0)).collect();
-        let give_up = give_up_after(lease);
+        // A confirmation counts only while the lock had not yet expired: once half the lease
+        // has passed unconfirmed (a cut link, a Ctrl-Z), the run stops whatever comes later.
+        let confirm = |ok: &AtomicU64, attempt: u64| {
+            let _ = ok.fetch_update(Ordering::SeqCst, Ordering::SeqCst, |prev| {
+                (attempt.saturating_sub(prev) < give_up).then_some(attempt.max(prev))
+            });
+        };
+        let lose = |h: &Held, why: Option<String>| {
+            if let Some(error) = why {
+                self.events.emit(EventKind::LockRefreshFailed {
+                    lock: h.lock_ref(),
+                    error,
+                });
+            }
+            self.events.emit(EventKind::LockLost { lock: h.lock_ref() });
+            lost.store(true, Ordering::SeqCst);
+            cancel.store(true, Ordering::SeqCst);
+        };
+        let unconfirmed = |for_ms: u64| {
+            format!(
+                "not confirmed for {:.1}s, half its lease of {lease:?}; stopping the run before \
+                 another host may break the lock",
+                Duration::from_millis(for_ms).as_secs_f64()
+            )
+        };
         std::thread::scope(|s| {
-            let (stop, lost, confirmed) = (&stop, &lost, &confirmed);
-            let since_start = move || start.elapsed().as_millis() as u64;
+            let (stop, confirmed, confirm, lose) = (&stop, &confirmed, &confirm, &lose);
             for (h, ok) in self.locks.iter().zip(confirmed) {
                 s.spawn(move || {
                     // First refresh at once: confirms the lock right as the work starts.
@@ -98,15 +129,10 @@ impl HeldLocks {
                         let attempt = since_start();
                         match h.backend.refresh_if_token(&h.path, &h.token) {
                             Ok(true) => {
-                                ok.fetch_max(attempt, Ordering::SeqCst);
+                                confirm(ok, attempt);
                                 next = interval;
                             }
-                            Ok(false) => {
-                                self.events.emit(EventKind::LockLost { lock: h.lock_ref() });
-                                lost.store(true, Ordering::SeqCst);
-                                cancel.store(true, Ordering::SeqCst);
-                                return;
-                            }
+                            Ok(false) => return lose(h, None),
                             Err(e) => {
                                 self.events.emit(EventKind::LockRefreshFailed {
                                     lock: h.lock_ref(),
@@ -119,34 +145,40 @@ impl HeldLocks {
                     }
                 });
             }
-            if !self.locks.is_empty() {
-                // The watchdog: not blocked by any refresh in flight.
-                s.spawn(move || {
-                    let mut expired = vec![false; self.locks.len()];
-                    while !stop.wait(WATCH_EVERY) {
+            // The watchdog: never blocked by a refresh in flight, except right after a Ctrl-Z,
+            // when it re-verifies every lock before rsync may continue.
+            s.spawn(move || {
+                let mut expired = vec![false; self.locks.len()];
+                while !stop.wait(WATCH_EVERY) {
+                    let resumed = gate.pending();
+                    for (i, (h, ok)) in self.locks.iter().zip(confirmed).enumerate() {
+                        if expired[i] {
+                            continue;
+                        }
                         let now = since_start();
-                        for (i, (h, ok)) in self.locks.iter().zip(confirmed).enumerate() {
-                            let last = ok.load(Ordering::SeqCst);
-                            if expired[i] || now.saturating_sub(last) < give_up.as_millis() as u64 {
-                                continue;
-                            }
+                        let last = ok.load(Ordering::SeqCst);
+                        if now.saturating_sub(last) >= give_up {
                             expired[i] = true;
-                            self.events.emit(EventKind::LockRefreshFailed {
-                                lock: h.lock_ref(),
-                                error: format!(
-                                    "not confirmed for {:.1}s, half its lease of {:?}; stopping \
-                                     the run before another host may break the lock",
-                                    Duration::from_millis(now - last).as_secs_f64(),
-                                    lease
-                                ),
-                            });
-                            self.events.emit(EventKind::LockLost { lock: h.lock_ref() });
-                            lost.store(true, Ordering::SeqCst);
-                            cancel.store(true, Ordering::SeqCst);
+                            lose(h, Some(unconfirmed(now - last)));
+                        } else if resumed.is_some() {
+                            match h.backend.refresh_if_token(&h.path, &h.token) {
+                                Ok(true) => confirm(ok, now),
+                                Ok(false) => {
+                                    expired[i] = true;
+                                    lose(h, None);
+                                }
+                                Err(e) => {
+                                    expired[i] = true;
+                                    lose(h, Some(format!("{e}; cannot re-verify it after a stop")));
+                                }
+                            }
                         }
                     }
-                });
-            }
+                    if let Some(epoch) = resumed {
+                        gate.ack(epoch);
+                    }
+                }
+            });
             let result = work();
             stop.set();
             (result, lost.load(Ordering::SeqCst))
