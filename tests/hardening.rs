@@ -376,3 +376,61 @@ fn a_lock_lost_while_stopped_aborts_the_run_without_continuing_rsync() {
     );
     assert_eq!(fs::read_to_string(&lock).unwrap(), "someone else\n");
 }
+
+// ---------------------------------------------------------------------------------------------
+// Item 9: a persisted schedule position in the future (clock stepped back) resumes from now
+
+#[test]
+fn daemon_resumes_from_now_when_the_saved_position_is_in_the_future() {
+    let t = Tmp::new();
+    fs::create_dir_all(t.p("src")).unwrap();
+    fs::write(t.p("src/f"), "x").unwrap();
+    let jobs = format!(
+        "  - id: j\n    syncs:\n      - source: {}\n        dest: {}\n",
+        q(format!("{}/", t.p("src").display())),
+        q(format!("{}/", t.p("dst").display()))
+    );
+    let cfg = config(&t, &jobs);
+    // Written while the clock was two days ahead.
+    let ahead = jiff::Timestamp::now() + jiff::SignedDuration::from_hours(48);
+    fs::create_dir_all(t.p("state")).unwrap();
+    fs::write(
+        t.p("state/state.json"),
+        format!("{{\"version\":1,\"jobs\":{{\"j\":{{\"covered_until\":\"{ahead}\"}}}}}}"),
+    )
+    .unwrap();
+    let mut d = Bm::spawn(&cfg, &["daemon"]);
+    wait_until(
+        Duration::from_secs(30),
+        "the future position is reported",
+        || d.saw("is in the future"),
+    );
+    let warn = d
+        .events()
+        .into_iter()
+        .find(|e| {
+            e["message"]
+                .as_str()
+                .is_some_and(|m| m.contains("is in the future"))
+        })
+        .unwrap();
+    assert_eq!(warn["level"], "WARN", "{warn}");
+    assert_eq!(warn["job_id"], "j", "{warn}");
+    assert_eq!(warn["covered_until"], ahead.to_string(), "{warn}");
+    wait_until(
+        Duration::from_secs(30),
+        "state.json resumes from now",
+        || {
+            let st: Value = fs::read(t.p("state/state.json"))
+                .ok()
+                .and_then(|b| serde_json::from_slice(&b).ok())
+                .unwrap_or(Value::Null);
+            st["jobs"]["j"]["covered_until"]
+                .as_str()
+                .and_then(|s| s.parse::<jiff::Timestamp>().ok())
+                .is_some_and(|c| c <= jiff::Timestamp::now())
+        },
+    );
+    kill(Pid::from_raw(d.pid() as i32), Signal::SIGTERM).unwrap();
+    assert_eq!(d.wait(Duration::from_secs(30)), 0, "{}", d.log());
+}
