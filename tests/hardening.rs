@@ -434,3 +434,53 @@ fn daemon_resumes_from_now_when_the_saved_position_is_in_the_future() {
     kill(Pid::from_raw(d.pid() as i32), Signal::SIGTERM).unwrap();
     assert_eq!(d.wait(Duration::from_secs(30)), 0, "{}", d.log());
 }
+
+// ---------------------------------------------------------------------------------------------
+// Item 23: `status` changes nothing
+
+#[test]
+fn status_leaves_a_corrupt_state_file_alone_and_says_it_is_unreadable() {
+    let t = Tmp::new();
+    let cfg = config(
+        &t,
+        "  - id: j\n    syncs:\n      - source: /nonexistent/\n        dest: /tmp/x/\n",
+    );
+    fs::create_dir_all(t.p("state")).unwrap();
+    let garbage = b"{\"version\":1,\"jobs\":{ truncated";
+    fs::write(t.p("state/state.json"), garbage).unwrap();
+    let listing = || {
+        let mut v: Vec<_> = fs::read_dir(t.p("state"))
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        v.sort();
+        v
+    };
+    let before = listing();
+    for format in ["text", "json"] {
+        let out = Command::new(BIN)
+            .arg("--config")
+            .arg(&cfg)
+            .args(["status", "--format", format])
+            .env_remove("RUST_LOG")
+            .output()
+            .unwrap();
+        let (stdout, stderr) = (
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr),
+        );
+        assert_eq!(listing(), before, "status moved or added files");
+        assert_eq!(fs::read(t.p("state/state.json")).unwrap(), garbage);
+        assert!(
+            stderr.contains("is unreadable") && stderr.contains("state.json"),
+            "{format}: stderr names the problem:\n{stderr}"
+        );
+        if format == "json" {
+            let v: Value = serde_json::from_str(&stdout).unwrap();
+            assert!(
+                v["state_error"].as_str().unwrap().contains("is unreadable"),
+                "{v}"
+            );
+        }
+    }
+}

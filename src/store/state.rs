@@ -64,8 +64,8 @@ pub fn path(state_dir: &Path) -> PathBuf {
     state_dir.join("state.json")
 }
 
-/// Reads the state; a missing file is a fresh start. A corrupt file is moved aside (never
-/// deleted) and reported.
+/// Reads the state for the daemon; a missing file is a fresh start. A corrupt file is moved
+/// aside (never deleted) and reported. Read-only callers use [`load_read_only`].
 pub fn load(state_dir: &Path) -> State {
     let p = path(state_dir);
     match fs::read(&p) {
@@ -90,6 +90,36 @@ pub fn load(state_dir: &Path) -> State {
             );
             State::default()
         }
+    }
+}
+
+/// Why `state.json` could not be read (for read-only callers such as `status`).
+#[derive(Debug, thiserror::Error)]
+pub enum ReadError {
+    #[error("state file {path} is unreadable ({source}); the daemon will move it aside and start fresh at its next start")]
+    Corrupt {
+        path: PathBuf,
+        #[source]
+        source: serde_json::Error,
+    },
+    #[error("cannot read state file {path}: {source}")]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+/// Reads the state without changing anything: a missing file is a fresh start, a corrupt or
+/// unreadable one is reported, never moved aside (that is [`load`]'s job, the daemon's).
+pub fn load_read_only(state_dir: &Path) -> Result<State, ReadError> {
+    let path = path(state_dir);
+    match fs::read(&path) {
+        Ok(bytes) => {
+            serde_json::from_slice(&bytes).map_err(|source| ReadError::Corrupt { path, source })
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(State::default()),
+        Err(source) => Err(ReadError::Io { path, source }),
     }
 }
 
