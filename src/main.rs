@@ -8,6 +8,13 @@ use backupmanager::run::RunOptions;
 
 fn main() {
     let cli = Cli::parse();
+    if !matches!(cli.command, Command::Daemon | Command::RunJob { .. }) {
+        // Commands that only print (`status | head -1`) end quietly, like any Unix filter, when
+        // the reader of stdout is gone: the default SIGPIPE action instead of `println!`
+        // panicking on EPIPE. A run keeps Rust's SIG_IGN: a closed pipe must never kill it
+        // while it holds locks (its log writes then just fail, see `logging`).
+        restore_sigpipe();
+    }
     // Taken out of the environment before any thread starts, so no child inherits it.
     let notifier = matches!(cli.command, Command::Daemon)
         .then(backupmanager::daemon::notify::Notifier::from_env);
@@ -87,4 +94,10 @@ fn main() {
         } => commands::next::run(&cli.config, jobs, expr.as_deref(), from.as_deref(), *count),
     };
     std::process::exit(code);
+}
+
+fn restore_sigpipe() {
+    use nix::sys::signal::{signal, SigHandler, Signal};
+    // SAFETY: SIG_DFL installs no handler code; nothing else has touched SIGPIPE yet.
+    let _ = unsafe { signal(Signal::SIGPIPE, SigHandler::SigDfl) };
 }

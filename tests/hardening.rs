@@ -484,3 +484,78 @@ fn status_leaves_a_corrupt_state_file_alone_and_says_it_is_unreadable() {
         }
     }
 }
+
+// ---------------------------------------------------------------------------------------------
+// Item 17: a pipe whose reader has gone
+
+/// The write end of a pipe whose read end is already closed: every write fails with EPIPE.
+fn broken_pipe() -> Stdio {
+    let (read, write) = nix::unistd::pipe().unwrap();
+    drop(read);
+    Stdio::from(write)
+}
+
+#[test]
+fn a_run_whose_stderr_reader_is_gone_completes_and_releases_its_lock() {
+    let t = Tmp::new();
+    fs::create_dir_all(t.p("src")).unwrap();
+    big_file(&t.p("src/f.bin"), 1 << 20);
+    let lock = t.p("locks/j.lock");
+    let jobs = format!(
+        "  - id: j\n    lock_files:\n      - type: local\n        path: {}\n    syncs:\n      - source: {}\n        dest: {}\n        opts: [\"-av\"]\n",
+        q(&lock),
+        q(format!("{}/", t.p("src").display())),
+        q(format!("{}/", t.p("dst").display()))
+    );
+    let cfg = config(&t, &jobs);
+    let mut child = Command::new(BIN)
+        .arg("--config")
+        .arg(&cfg)
+        .args(["run-job", "j"])
+        .env_remove("RUST_LOG")
+        .stdin(Stdio::null())
+        .stdout(broken_pipe())
+        .stderr(broken_pipe())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + LONG;
+    let status = loop {
+        if let Some(st) = child.try_wait().unwrap() {
+            break st;
+        }
+        assert!(Instant::now() < deadline, "run-job hangs");
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    assert_eq!(status.code(), Some(0), "{status:?}");
+    assert!(!lock.exists(), "lock released");
+    assert_eq!(
+        fs::read(t.p("src/f.bin")).unwrap(),
+        fs::read(t.p("dst/f.bin")).unwrap()
+    );
+}
+
+#[test]
+fn status_into_a_closed_pipe_ends_quietly() {
+    let t = Tmp::new();
+    let cfg = config(
+        &t,
+        "  - id: j\n    syncs:\n      - source: /nonexistent/\n        dest: /tmp/x/\n",
+    );
+    for format in ["text", "json"] {
+        let out = Command::new(BIN)
+            .arg("--config")
+            .arg(&cfg)
+            .args(["status", "--format", format])
+            .env_remove("RUST_LOG")
+            .stdout(broken_pipe())
+            .stderr(Stdio::piped())
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            stderr.is_empty(),
+            "{format}: no message, no panic:\n{stderr}"
+        );
+        assert_ne!(out.status.code(), Some(101), "{format}: no panic");
+    }
+}

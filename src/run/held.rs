@@ -179,8 +179,10 @@ impl HeldLocks {
                     }
                 }
             });
+            // Stops the threads also when `work` panics; otherwise the scope would wait forever.
+            let _stop_on_exit = StopOnDrop(stop);
             let result = work();
-            stop.set();
+            drop(_stop_on_exit);
             (result, lost.load(Ordering::SeqCst))
         })
     }
@@ -199,6 +201,14 @@ const RETRY_AFTER_FAILURE: Duration = Duration::from_secs(1);
 
 /// How often the watchdog compares each lock's last confirmation with its deadline.
 const WATCH_EVERY: Duration = Duration::from_millis(100);
+
+struct StopOnDrop<'a>(&'a Stop);
+
+impl Drop for StopOnDrop<'_> {
+    fn drop(&mut self) {
+        self.0.set();
+    }
+}
 
 /// A stop flag that sleeping threads wake up for.
 #[derive(Default)]
