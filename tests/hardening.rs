@@ -559,3 +559,40 @@ fn status_into_a_closed_pipe_ends_quietly() {
         assert_ne!(out.status.code(), Some(101), "{format}: no panic");
     }
 }
+
+// ---------------------------------------------------------------------------------------------
+// Item 18: runtime dirs for a dry run
+
+/// Closes the ControlMaster a run left under `<run_dir>/ssh` for `sshd`'s host with its key.
+fn close_master(sshd: &Sshd, run_dir: &Path) {
+    let cfg = backupmanager::transport::ssh::SshConfig {
+        identity_file: Some(sshd.client_key()),
+        known_hosts_file: Some(sshd.known_hosts()),
+        control_dir: Some(run_dir.join("ssh")),
+        ..Default::default()
+    };
+    backupmanager::transport::ssh::close_master(&sshd.target(), &cfg);
+}
+
+#[test]
+fn a_dry_run_of_a_remote_job_before_any_real_run_works() {
+    let t = Tmp::new();
+    let sshd = Sshd::start();
+    fs::create_dir_all(t.p("src")).unwrap();
+    fs::write(t.p("src/f"), "x").unwrap();
+    let jobs = format!(
+        "  - id: j\n    host: 127.0.0.1\n    port: {}\n    user: root\n{}    lock_files:\n{}    syncs:\n      - source: {}\n        dest: {}\n",
+        sshd.port(),
+        ssh_lines(&sshd),
+        remote_lock(&sshd, &t.p("remote-locks/j.lock")),
+        q(format!("{}/", t.p("src").display())),
+        q(format!("{}/", t.p("dst").display()))
+    );
+    let cfg = config(&t, &jobs);
+    assert!(!t.p("r").exists(), "no runtime dir yet");
+    let mut bm = Bm::spawn(&cfg, &["run-job", "j", "--dry-run"]);
+    let code = bm.wait(LONG);
+    close_master(&sshd, &t.p("r"));
+    assert_eq!(code, 0, "{}", bm.log());
+    assert!(!t.p("dst/f").exists(), "a dry run copies nothing");
+}

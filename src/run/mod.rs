@@ -189,6 +189,10 @@ impl Run<'_> {
     /// Reports lock and blocker state without taking or waiting, then runs the engine dry.
     fn dry_run(&mut self) -> Result<(), RunError> {
         let plan = self.plan;
+        // A dry run reaches remote hosts too: ssh needs its ControlMaster directory.
+        plan.runtime
+            .prepare()
+            .map_err(|(path, source)| RunError::RuntimeDir { path, source })?;
         let own = plan
             .locks
             .iter()
