@@ -596,3 +596,60 @@ fn a_dry_run_of_a_remote_job_before_any_real_run_works() {
     assert_eq!(code, 0, "{}", bm.log());
     assert!(!t.p("dst/f").exists(), "a dry run copies nothing");
 }
+
+// ---------------------------------------------------------------------------------------------
+// Item 11: runtime and state dirs are not trusted blindly
+
+fn local_job(t: &Tmp) -> PathBuf {
+    fs::create_dir_all(t.p("src")).unwrap();
+    fs::write(t.p("src/f"), "x").unwrap();
+    let jobs = format!(
+        "  - id: j\n    syncs:\n      - source: {}\n        dest: {}\n",
+        q(format!("{}/", t.p("src").display())),
+        q(format!("{}/", t.p("dst").display()))
+    );
+    config(t, &jobs)
+}
+
+#[test]
+fn a_runtime_dir_owned_by_another_user_is_refused() {
+    let t = Tmp::new();
+    let cfg = local_job(&t);
+    fs::create_dir(t.p("r")).unwrap();
+    // nobody (65534) got there first.
+    std::os::unix::fs::chown(t.p("r"), Some(65534), Some(65534)).unwrap();
+    let mut bm = Bm::spawn(&cfg, &["run-job", "j"]);
+    assert_ne!(bm.wait(LONG), 0, "{}", bm.log());
+    assert!(
+        bm.saw(&format!("{}: is owned by uid 65534", t.p("r").display())),
+        "{}",
+        bm.log()
+    );
+    assert!(!t.p("r/jobs").exists(), "nothing created inside it");
+    assert!(!t.p("dst").exists(), "nothing copied");
+
+    // The daemon refuses it too (its pid file lives there).
+    let mut d = Bm::spawn(&cfg, &["daemon"]);
+    assert_ne!(d.wait(LONG), 0, "{}", d.log());
+    assert!(d.log().contains("is owned by uid 65534"), "{}", d.log());
+    assert!(!t.p("r/backupmanager.pid").exists());
+}
+
+#[test]
+fn a_symlink_planted_at_the_run_lock_is_not_followed() {
+    let t = Tmp::new();
+    let cfg = local_job(&t);
+    let victim = t.p("victim");
+    fs::write(&victim, "precious\n").unwrap();
+    fs::create_dir_all(t.p("r/jobs")).unwrap();
+    std::os::unix::fs::symlink(&victim, t.p("r/jobs/j.run")).unwrap();
+    let mut bm = Bm::spawn(&cfg, &["run-job", "j"]);
+    assert_ne!(bm.wait(LONG), 0, "{}", bm.log());
+    assert_eq!(fs::read_to_string(&victim).unwrap(), "precious\n");
+    assert!(
+        bm.saw("j.run is a symbolic link"),
+        "a clear message:\n{}",
+        bm.log()
+    );
+    assert!(!t.p("dst").exists(), "nothing copied");
+}

@@ -124,10 +124,21 @@ pub fn load_read_only(state_dir: &Path) -> Result<State, ReadError> {
 }
 
 pub fn save(state_dir: &Path, state: &State) -> std::io::Result<()> {
-    fs::create_dir_all(state_dir)?;
+    // Refuses a state dir another user owns or can write (they could plant a symlink at the
+    // temporary file's name); the temporary file is never followed if it is a symlink.
+    crate::sys::runtime::ensure_private_dir(state_dir, 0o700)?;
     let p = path(state_dir);
     let tmp = p.with_extension("json.tmp");
-    let mut f = fs::File::create(&tmp)?;
+    let mut f = {
+        use std::os::unix::fs::OpenOptionsExt;
+        fs::File::options()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .mode(0o600)
+            .custom_flags(nix::libc::O_NOFOLLOW)
+            .open(&tmp)?
+    };
     let mut s = state.clone();
     s.version = 1;
     f.write_all(
