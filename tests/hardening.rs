@@ -653,3 +653,78 @@ fn a_symlink_planted_at_the_run_lock_is_not_followed() {
     );
     assert!(!t.p("dst").exists(), "nothing copied");
 }
+
+// ---------------------------------------------------------------------------------------------
+// Item 12: one ControlMaster per target AND settings
+
+#[test]
+fn a_job_with_an_unauthorized_key_does_not_ride_another_jobs_master() {
+    let t = Tmp::new();
+    let sshd = Sshd::start();
+    let stranger = t.p("stranger_key");
+    let st = Command::new("ssh-keygen")
+        .args([
+            "-q",
+            "-t",
+            "ed25519",
+            "-N",
+            "",
+            "-C",
+            "not-authorized",
+            "-f",
+        ])
+        .arg(&stranger)
+        .stdin(Stdio::null())
+        .status()
+        .unwrap();
+    assert!(st.success());
+    let job = |id: &str, key: &Path| {
+        format!(
+            "  - id: {id}\n    identity_file: {}\n    known_hosts_file: {}\n    lock_files:\n{}    syncs:\n      - source: {}\n        dest: {}\n        opts: [\"-a\"]\n",
+            q(key),
+            q(sshd.known_hosts()),
+            remote_lock(&sshd, &t.p(&format!("remote-locks/{id}.lock"))),
+            q(format!("{}/", t.p("src").display())),
+            q(format!("{}/", t.p(&format!("dst-{id}")).display()))
+        )
+    };
+    fs::create_dir_all(t.p("src")).unwrap();
+    fs::write(t.p("src/f"), "x").unwrap();
+    let cfg = config(
+        &t,
+        &format!("{}{}", job("a", &sshd.client_key()), job("b", &stranger)),
+    );
+    let mut a = Bm::spawn(&cfg, &["run-job", "a"]);
+    let code_a = a.wait(LONG);
+    assert_eq!(code_a, 0, "{}", a.log());
+    let master = backupmanager::transport::ssh::master_pid(
+        &sshd.target(),
+        &backupmanager::transport::ssh::SshConfig {
+            identity_file: Some(sshd.client_key()),
+            known_hosts_file: Some(sshd.known_hosts()),
+            control_dir: Some(t.p("r/ssh")),
+            ..Default::default()
+        },
+    );
+    assert!(
+        master.is_some(),
+        "job a leaves its master running (ControlPersist)"
+    );
+
+    let mut b = Bm::spawn(&cfg, &["run-job", "b"]);
+    let code_b = b.wait(LONG);
+    close_master(&sshd, &t.p("r"));
+    assert_ne!(
+        code_b,
+        0,
+        "b must not get in through a's master:\n{}",
+        b.log()
+    );
+    assert!(
+        b.saw("authentication to root@127.0.0.1") && b.saw("was refused"),
+        "b fails with the auth error:\n{}",
+        b.log()
+    );
+    assert!(!t.p("remote-locks/b.lock").exists());
+    assert!(!t.p("dst-b").exists());
+}
