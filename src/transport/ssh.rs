@@ -239,7 +239,8 @@ fn control_name(target: &SshTarget, cfg: &SshConfig) -> String {
 ///
 /// Order: `BatchMode=yes`, `StrictHostKeyChecking=yes` (see the module doc), ConnectTimeout,
 /// `IdentityFile` + `IdentitiesOnly`, known_hosts, ControlMaster trio (one master per target
-/// and settings, see `control_path`), `-p`, `-l`, then `extra_options`.
+/// and settings, see `control_path`), `-p`, `-l`, `extra_options`, then the keep-alive
+/// defaults ([`KEEPALIVE_DEFAULTS`]) the options do not set.
 pub fn ssh_args(target: &SshTarget, cfg: &SshConfig) -> Vec<OsString> {
     let mut a: Vec<OsString> = Vec::new();
     let opt = |v: OsString, a: &mut Vec<OsString>| {
@@ -281,8 +282,25 @@ pub fn ssh_args(target: &SshTarget, cfg: &SshConfig) -> Vec<OsString> {
     for o in &cfg.extra_options {
         opt(o.into(), &mut a);
     }
+    // Keep-alives unless the job sets them: a link that dies without a FIN/RST (a cable, a
+    // suspended peer, a NAT timeout) would otherwise hang ssh, and rsync over it, for hours.
+    for (key, default) in KEEPALIVE_DEFAULTS {
+        let set = cfg.extra_options.iter().any(|o| {
+            o.split(['=', ' ', '\t'])
+                .next()
+                .is_some_and(|k| k.trim().eq_ignore_ascii_case(key))
+        });
+        if !set {
+            opt(format!("{key}={default}").into(), &mut a);
+        }
+    }
     a
 }
+
+/// ssh keep-alives added unless `extra_options` sets the key: a dead peer is noticed after
+/// about a minute (4 unanswered probes, 15 s apart).
+pub const KEEPALIVE_DEFAULTS: [(&str, u32); 2] =
+    [("ServerAliveInterval", 15), ("ServerAliveCountMax", 4)];
 
 /// Quote one word for rsync's own `-e` splitter.
 ///
@@ -667,6 +685,8 @@ mod tests {
                 "root",
                 "-o",
                 "ServerAliveInterval=5",
+                "-o",
+                "ServerAliveCountMax=4",
             ]
         );
     }
@@ -730,7 +750,29 @@ mod tests {
                 "-o",
                 "StrictHostKeyChecking=yes",
                 "-o",
-                "ConnectTimeout=10"
+                "ConnectTimeout=10",
+                "-o",
+                "ServerAliveInterval=15",
+                "-o",
+                "ServerAliveCountMax=4",
+            ]
+        );
+        // A job's own values win, whatever their case or spelling.
+        let own = SshConfig {
+            extra_options: vec![
+                "serveraliveinterval 60".into(),
+                "ServerAliveCountMax=1".into(),
+            ],
+            ..SshConfig::default()
+        };
+        let a = strs(&ssh_args(&t, &own));
+        assert_eq!(
+            a[a.len() - 4..],
+            [
+                "-o",
+                "serveraliveinterval 60",
+                "-o",
+                "ServerAliveCountMax=1"
             ]
         );
         let ok = SshConfig {
@@ -759,7 +801,8 @@ mod tests {
         assert_eq!(
             rsync_rsh(&t, &cfg),
             "ssh -o BatchMode=yes -o StrictHostKeyChecking=yes -o ConnectTimeout=10 \
-             -o 'IdentityFile=\"/k/my key\"' -o IdentitiesOnly=yes -p 22 -l root"
+             -o 'IdentityFile=\"/k/my key\"' -o IdentitiesOnly=yes -p 22 -l root \
+             -o ServerAliveInterval=15 -o ServerAliveCountMax=4"
         );
     }
 
