@@ -3,6 +3,9 @@
 //! `PHASE`, `RESULT`, `EXIT_CODE`, `DURATION_MS`), so `journalctl -u backupmanager JOB_ID=nightly`
 //! works. Otherwise readable lines on stderr, or JSON lines (`--log-format json`) for log shippers.
 //! The level comes from `--log-level`, else `RUST_LOG`, else `info`.
+//!
+//! Must not: fail or panic when stderr is gone (a closed pipe, a full disk): a log line is never
+//! worth a run that cannot release its locks.
 
 use std::io::IsTerminal;
 
@@ -32,6 +35,10 @@ pub fn init(level: Option<&str>, format: LogFormat) {
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
         .with_target(false)
+        // A write that fails (stderr is a pipe whose reader is gone: `run-job x 2>&1 | head -1`)
+        // must cost only the line: tracing-subscriber would report it with `eprintln!`, which
+        // panics on that same broken stderr and takes the run down with it.
+        .log_internal_errors(false)
         .with_ansi(std::io::stderr().is_terminal());
     let _ = match format {
         LogFormat::Json => builder

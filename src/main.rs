@@ -8,10 +8,25 @@ use backupmanager::run::RunOptions;
 
 fn main() {
     let cli = Cli::parse();
+    if !matches!(cli.command, Command::Daemon | Command::RunJob { .. }) {
+        // Commands that only print (`status | head -1`) end quietly, like any Unix filter, when
+        // the reader of stdout is gone: the default SIGPIPE action instead of `println!`
+        // panicking on EPIPE. A run keeps Rust's SIG_IGN: a closed pipe must never kill it
+        // while it holds locks (its log writes then just fail, see `logging`).
+        restore_sigpipe();
+    }
     // Taken out of the environment before any thread starts, so no child inherits it.
     let notifier = matches!(cli.command, Command::Daemon)
         .then(backupmanager::daemon::notify::Notifier::from_env);
     backupmanager::logging::init(cli.log_level.as_deref(), cli.log_format);
+    if matches!(cli.command, Command::Daemon | Command::RunJob { .. }) {
+        // Ctrl-Z stops rsync's process group with us (it has its own, so the terminal's
+        // SIGTSTP would not reach it) and continues it only once the locks are re-verified.
+        if let Err(e) = backupmanager::sys::jobctl::install() {
+            eprintln!("backupmanager: cannot handle SIGTSTP: {e}");
+            std::process::exit(backupmanager::exit::FAILED);
+        }
+    }
     let code = match &cli.command {
         Command::Status { format } => commands::status::run(&cli.config, *format),
         Command::Schema => {
@@ -103,4 +118,10 @@ fn main() {
         } => commands::next::run(&cli.config, jobs, expr.as_deref(), from.as_deref(), *count),
     };
     std::process::exit(code);
+}
+
+fn restore_sigpipe() {
+    use nix::sys::signal::{signal, SigHandler, Signal};
+    // SAFETY: SIG_DFL installs no handler code; nothing else has touched SIGPIPE yet.
+    let _ = unsafe { signal(Signal::SIGPIPE, SigHandler::SigDfl) };
 }

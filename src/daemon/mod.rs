@@ -287,10 +287,36 @@ impl Daemon {
         exit::OK
     }
 
+    /// A job whose persisted position lies in the future (the clock was ahead and has been
+    /// stepped back) resumes from `now`, loudly ([`due_plan::resume_from_now`]). Returns
+    /// whether anything changed.
+    fn resume_future_positions(&mut self, now: Timestamp) -> bool {
+        let mut changed = false;
+        for (id, js) in self.state.jobs.iter_mut() {
+            let Some(covered) = js.covered_until() else {
+                continue;
+            };
+            if let Some(resume) = due_plan::resume_from_now(covered, now) {
+                warn!(
+                    phase = "schedule",
+                    job_id = %id,
+                    covered_until = %covered,
+                    now = %now,
+                    "job {id}: its schedule position {covered} is in the future (now {now}): the \
+                     clock was ahead and has been stepped back; resuming from now, so slots \
+                     until {covered} are no longer skipped"
+                );
+                js.covered_until = Some(resume.to_string());
+                changed = true;
+            }
+        }
+        changed
+    }
+
     /// Starts every job with a slot due at `now`, or counts the skip if it is still running.
     fn fire_due(&mut self, now: Timestamp) {
         let config = Arc::clone(&self.config);
-        let mut changed = false;
+        let mut changed = self.resume_future_positions(now);
         for job in config
             .jobs
             .iter()

@@ -30,14 +30,9 @@ impl PidFile {
             path: path.clone(),
             source,
         };
-        fs::create_dir_all(dir).map_err(io)?;
-        let mut file = File::options()
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(false)
-            .open(&path)
-            .map_err(io)?;
+        // Refuses a directory another user owns or can write, and a symlinked pid file.
+        crate::sys::runtime::ensure_private_dir(dir, 0o755).map_err(io)?;
+        let mut file = crate::sys::runtime::open_no_follow(&path).map_err(io)?;
         match file.try_lock() {
             Ok(()) => {}
             Err(TryLockError::WouldBlock) => {

@@ -16,6 +16,11 @@ pub use exit::{classify, describe, ExitClass};
 pub use process::{run, RsyncError, RsyncResult, RunningRsync, Stream, DROP_GRACE, TAIL_LINES};
 pub use stats::RsyncStats;
 
+/// rsync's `--timeout` (no data moved for this long: exit 30) unless the job's options set one
+/// (`--timeout=0` turns it off). Without it a stalled transfer holds its locks forever. rsync
+/// sends keep-alive messages while it works, so a slow but live transfer never trips it.
+pub const DEFAULT_IO_TIMEOUT: Duration = Duration::from_secs(300);
+
 /// One rsync invocation. Build with [`RsyncCommand::new`] and set fields.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RsyncCommand {
@@ -49,7 +54,8 @@ impl RsyncCommand {
         }
     }
 
-    /// `opts`, `extra`, [`--dry-run --itemize-changes`], [`-e RSH`], `--stats
+    /// `opts`, `extra`, `--timeout=300` unless they set one ([`DEFAULT_IO_TIMEOUT`]),
+    /// [`--dry-run --itemize-changes`], [`-e RSH`], `--stats
     /// --no-human-readable`, `--`, source, dest.
     ///
     /// `--` (accepted by rsync 3.2.7's popt parser) guarantees that a source or dest starting
@@ -58,6 +64,14 @@ impl RsyncCommand {
         let mut a: Vec<OsString> = Vec::new();
         a.extend(self.opts.iter().map(OsString::from));
         a.extend(self.extra.iter().map(OsString::from));
+        let has_timeout = self
+            .opts
+            .iter()
+            .chain(&self.extra)
+            .any(|o| o == "--timeout" || o.starts_with("--timeout="));
+        if !has_timeout {
+            a.push(format!("--timeout={}", DEFAULT_IO_TIMEOUT.as_secs()).into());
+        }
         if self.dry_run {
             a.push("--dry-run".into());
             a.push("--itemize-changes".into());
@@ -93,6 +107,7 @@ mod tests {
                 "-a",
                 "-v",
                 "--link-dest=/prev",
+                "--timeout=300",
                 "--stats",
                 "--no-human-readable",
                 "--",
@@ -108,6 +123,7 @@ mod tests {
                 "-a",
                 "-v",
                 "--link-dest=/prev",
+                "--timeout=300",
                 "--dry-run",
                 "--itemize-changes",
                 "-e",
@@ -119,5 +135,14 @@ mod tests {
                 "host:/dst dir/"
             ]
         );
+        // The job's own timeout (either spelling) wins; no second one is added.
+        for own in [vec!["--timeout=0"], vec!["--timeout", "60"]] {
+            c.opts = own.iter().map(|s| s.to_string()).collect();
+            let n = strs(&c.args())
+                .iter()
+                .filter(|a| a.starts_with("--timeout"))
+                .count();
+            assert_eq!(n, 1, "{own:?}");
+        }
     }
 }

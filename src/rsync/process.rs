@@ -12,6 +12,9 @@
 //!   spawns and waits on the calling thread.
 //! * The group is only signalled while rsync (the group leader) runs or is exited but not yet
 //!   reaped, so its pid/pgid cannot have been recycled for someone else's group.
+//! * Ctrl-Z: the group is tracked by [`crate::sys::jobctl`], which stops it with us; [`run`]
+//!   continues it only once every run holding locks has re-verified them (and not at all if
+//!   its own run was cancelled meanwhile).
 
 use std::collections::VecDeque;
 use std::io::{BufRead, BufReader, Read};
@@ -29,6 +32,7 @@ use super::exit::{classify, describe, ExitClass};
 use super::stats::RsyncStats;
 use super::RsyncCommand;
 use crate::sys::child::{die_with_parent, exit_notice, wait_group_gone};
+use crate::sys::jobctl::{self, Tracked};
 
 /// How many trailing lines of each stream are kept for messages.
 pub const TAIL_LINES: usize = 20;
@@ -100,6 +104,8 @@ pub struct RunningRsync {
     child: Child,
     pgid: Pid,
     reaped: Option<ExitStatus>,
+    /// Job control's hold on the group; dropped before rsync is reaped.
+    tracked: Option<Tracked>,
 }
 
 impl RunningRsync {
@@ -113,15 +119,17 @@ impl RunningRsync {
             .env_remove("NOTIFY_SOCKET")
             .process_group(0);
         die_with_parent(&mut c);
-        let child = c.spawn().map_err(|source| RsyncError::Spawn {
-            program: cmd.program.clone(),
-            source,
-        })?;
+        let (child, tracked) =
+            jobctl::spawn_tracked(&mut c).map_err(|source| RsyncError::Spawn {
+                program: cmd.program.clone(),
+                source,
+            })?;
         let pgid = Pid::from_raw(child.id() as i32);
         Ok(RunningRsync {
             child,
             pgid,
             reaped: None,
+            tracked: Some(tracked),
         })
     }
 
@@ -156,6 +164,8 @@ impl RunningRsync {
     /// then reap rsync.
     fn reap(&mut self) -> std::io::Result<ExitStatus> {
         self.signal_group(Signal::SIGKILL);
+        // Untracked before the pgid can be recycled by reaping.
+        self.tracked = None;
         let st = self.child.wait()?;
         self.reaped = Some(st);
         Ok(st)
@@ -173,6 +183,14 @@ impl RunningRsync {
         self.reap().map(Some)
     }
 
+    /// After a Ctrl-Z: continue the group once every lock-holding run has re-verified its
+    /// locks. Call only while the run is not cancelled.
+    fn continue_if_verified(&self) {
+        if let Some(t) = &self.tracked {
+            t.continue_if_verified();
+        }
+    }
+
     fn signal_group(&self, sig: Signal) {
         // Only called while rsync is unreaped (see exited_unreaped); ESRCH = group empty.
         if self.reaped.is_none() {
@@ -187,6 +205,9 @@ impl RunningRsync {
             return;
         }
         self.signal_group(Signal::SIGTERM);
+        // A group stopped by Ctrl-Z acts on SIGTERM only once continued (what a shell's
+        // `kill %1` does too); it exits from its signal handler without copying on.
+        self.signal_group(Signal::SIGCONT);
         let deadline = Instant::now() + grace;
         while Instant::now() < deadline && !self.exited_unreaped() {
             std::thread::sleep(Duration::from_millis(10));
@@ -248,6 +269,22 @@ pub fn run(
     cancel: &AtomicBool,
 ) -> Result<RsyncResult, RsyncError> {
     let start = Instant::now();
+    // After a Ctrl-Z, start nothing before every lock-holding run has re-verified its locks.
+    while !jobctl::verified() {
+        if cancel.load(Ordering::SeqCst) {
+            return Err(RsyncError::Cancelled {
+                stderr_tail: Vec::new(),
+                duration: start.elapsed(),
+            });
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    if cancel.load(Ordering::SeqCst) {
+        return Err(RsyncError::Cancelled {
+            stderr_tail: Vec::new(),
+            duration: start.elapsed(),
+        });
+    }
     let mut proc = RunningRsync::spawn(cmd)?;
     let (out, err) = proc.take_pipes();
     let (tx, rx) = mpsc::channel();
@@ -281,6 +318,7 @@ pub fn run(
             cancelled = true;
             break;
         }
+        proc.continue_if_verified();
         match rx.recv_timeout(Duration::from_millis(50)) {
             Ok((w, l)) => handle(w, &l),
             Err(mpsc::RecvTimeoutError::Timeout) => {
@@ -322,6 +360,7 @@ pub fn run(
                 duration: start.elapsed(),
             });
         }
+        proc.continue_if_verified();
         if let Err(mpsc::RecvTimeoutError::Disconnected) =
             exited.recv_timeout(Duration::from_millis(50))
         {

@@ -144,8 +144,10 @@ impl Run<'_> {
         let deadline = self.plan.job.max_wait.map(|w| Instant::now() + w);
         let _run_lock = self.take_run_lock(no_wait, deadline)?;
         let mut held = self.acquire(no_wait, deadline)?;
-        let (heartbeat, cancel) = (self.plan.job.lock_heartbeat, self.cancel);
-        let (result, lost) = held.with_heartbeat(heartbeat, cancel, || self.run_engine(false));
+        let (heartbeat, lease) = (self.plan.job.lock_heartbeat, self.plan.job.stale_after);
+        let cancel = self.cancel;
+        let (result, lost) =
+            held.with_heartbeat(heartbeat, lease, cancel, || self.run_engine(false));
         // Release before reporting, so the outcome is only sent once no lock of ours remains.
         held.release();
         if lost {
@@ -195,6 +197,10 @@ impl Run<'_> {
     /// Reports lock and blocker state without taking or waiting, then runs the engine dry.
     fn dry_run(&mut self) -> Result<(), RunError> {
         let plan = self.plan;
+        // A dry run reaches remote hosts too: ssh needs its ControlMaster directory.
+        plan.runtime
+            .prepare()
+            .map_err(|(path, source)| RunError::RuntimeDir { path, source })?;
         let own = plan
             .locks
             .iter()

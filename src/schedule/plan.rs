@@ -9,6 +9,12 @@
 //! - slots missed while the daemon was down or the machine slept collapse into one run
 //!   (`on_missed: run_once`) or are dropped (`skip`);
 //! - a slot reached on time always runs.
+//!
+//! One exception to "never twice": a `covered_until` more than [`FUTURE_TOLERANCE`] ahead of the
+//! wall clock was written while the clock was wrong (ahead) and has been stepped back since.
+//! Trusting it would run nothing, silently, until the clock catches up (also across restarts,
+//! since it is persisted); [`resume_from_now`] says to resume from `now` instead, and the
+//! daemon logs it loudly. A step back within the tolerance (NTP corrections) keeps the rule.
 
 use std::time::Duration;
 
@@ -19,6 +25,9 @@ use crate::schedule::Schedule;
 
 /// A slot reached within this much of its time is on time, not missed.
 pub const ON_TIME_GRACE: Duration = Duration::from_secs(60);
+/// How far `covered_until` may lie ahead of the wall clock before it is taken as written by a
+/// clock that was wrong. Small steps (NTP) stay within it; a wrong clock is usually off by more.
+pub const FUTURE_TOLERANCE: Duration = Duration::from_secs(300);
 /// Counting missed slots stops here (a `* * * * *` job offline for months).
 const MAX_COUNT: u32 = 1_000_000;
 
@@ -76,6 +85,14 @@ pub fn next_wake(
     schedule
         .next_after(covered_until.max(now), tz)
         .or_else(|| schedule.next_after(covered_until, tz))
+}
+
+/// `Some(now)` when `covered_until` is more than [`FUTURE_TOLERANCE`] after `now`: the position
+/// was written by a clock that was ahead, and scheduling resumes from `now` (the caller logs
+/// it). `None` when the position is trustworthy.
+pub fn resume_from_now(covered_until: Timestamp, now: Timestamp) -> Option<Timestamp> {
+    let ahead = covered_until.duration_since(now);
+    (ahead.is_positive() && ahead.unsigned_abs() > FUTURE_TOLERANCE).then_some(now)
 }
 
 #[cfg(test)]
@@ -215,6 +232,39 @@ mod tests {
         )
         .unwrap();
         assert_eq!(d.run, Some(t("2026-01-01T12:01:00Z")));
+    }
+
+    #[test]
+    fn a_position_far_in_the_future_resumes_from_now() {
+        let s = every_minute();
+        // Written while the clock was a day ahead; the clock has been stepped back since.
+        let covered = t("2026-01-02T12:00:00Z");
+        let now = t("2026-01-01T12:00:30Z");
+        let resumed = resume_from_now(covered, now).expect("a day ahead is not trusted");
+        assert_eq!(resumed, now);
+        // From there the schedule runs again at its next slot, not a day later.
+        assert_eq!(
+            next_wake(&s, &utc(), resumed, now),
+            Some(t("2026-01-01T12:01:00Z"))
+        );
+        let d = due(
+            &s,
+            &utc(),
+            resumed,
+            t("2026-01-01T12:01:00Z"),
+            OnMissed::RunOnce,
+        )
+        .unwrap();
+        assert_eq!(d.run, Some(t("2026-01-01T12:01:00Z")));
+        // Within the tolerance (an NTP step), or in the past: trusted as is.
+        assert_eq!(resume_from_now(t("2026-01-01T12:04:30Z"), now), None);
+        assert_eq!(resume_from_now(t("2026-01-01T11:00:00Z"), now), None);
+        assert_eq!(resume_from_now(now, now), None);
+        assert_eq!(
+            resume_from_now(t("2026-01-01T12:05:31Z"), now),
+            Some(now),
+            "just beyond the tolerance"
+        );
     }
 
     #[test]

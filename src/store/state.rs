@@ -64,8 +64,8 @@ pub fn path(state_dir: &Path) -> PathBuf {
     state_dir.join("state.json")
 }
 
-/// Reads the state; a missing file is a fresh start. A corrupt file is moved aside (never
-/// deleted) and reported.
+/// Reads the state for the daemon; a missing file is a fresh start. A corrupt file is moved
+/// aside (never deleted) and reported. Read-only callers use [`load_read_only`].
 pub fn load(state_dir: &Path) -> State {
     let p = path(state_dir);
     match fs::read(&p) {
@@ -93,11 +93,52 @@ pub fn load(state_dir: &Path) -> State {
     }
 }
 
+/// Why `state.json` could not be read (for read-only callers such as `status`).
+#[derive(Debug, thiserror::Error)]
+pub enum ReadError {
+    #[error("state file {path} is unreadable ({source}); the daemon will move it aside and start fresh at its next start")]
+    Corrupt {
+        path: PathBuf,
+        #[source]
+        source: serde_json::Error,
+    },
+    #[error("cannot read state file {path}: {source}")]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+/// Reads the state without changing anything: a missing file is a fresh start, a corrupt or
+/// unreadable one is reported, never moved aside (that is [`load`]'s job, the daemon's).
+pub fn load_read_only(state_dir: &Path) -> Result<State, ReadError> {
+    let path = path(state_dir);
+    match fs::read(&path) {
+        Ok(bytes) => {
+            serde_json::from_slice(&bytes).map_err(|source| ReadError::Corrupt { path, source })
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(State::default()),
+        Err(source) => Err(ReadError::Io { path, source }),
+    }
+}
+
 pub fn save(state_dir: &Path, state: &State) -> std::io::Result<()> {
-    fs::create_dir_all(state_dir)?;
+    // Refuses a state dir another user owns or can write (they could plant a symlink at the
+    // temporary file's name); the temporary file is never followed if it is a symlink.
+    crate::sys::runtime::ensure_private_dir(state_dir, 0o700)?;
     let p = path(state_dir);
     let tmp = p.with_extension("json.tmp");
-    let mut f = fs::File::create(&tmp)?;
+    let mut f = {
+        use std::os::unix::fs::OpenOptionsExt;
+        fs::File::options()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .mode(0o600)
+            .custom_flags(nix::libc::O_NOFOLLOW)
+            .open(&tmp)?
+    };
     let mut s = state.clone();
     s.version = 1;
     f.write_all(

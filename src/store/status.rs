@@ -26,6 +26,10 @@ pub struct Status {
     #[serde(skip)]
     pub pid_file: PathBuf,
     pub state_file: PathBuf,
+    /// Why the state file could not be read (its run counts and last results are then not
+    /// shown); `None` when it was read or does not exist yet.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub state_error: Option<String>,
     pub jobs: Vec<JobStatus>,
 }
 
@@ -53,7 +57,14 @@ pub struct JobStatus {
 /// Reads the snapshot for `config` (loaded from `config_path`) at `now`.
 pub fn snapshot(config_path: &Path, config: &Config, now: Timestamp) -> Status {
     let tz = &config.timezone.tz;
-    let st = state::load(&config.state_dir);
+    // Read-only: a corrupt file is reported here, never moved aside (the daemon does that).
+    let (st, state_error) = match state::load_read_only(&config.state_dir) {
+        Ok(st) => (st, None),
+        Err(e) => {
+            tracing::error!("{e}");
+            (state::State::default(), Some(e.to_string()))
+        }
+    };
     let runtime = RuntimeDir::new(&config.pid_file_dir);
     let jobs = config
         .jobs
@@ -84,6 +95,7 @@ pub fn snapshot(config_path: &Path, config: &Config, now: Timestamp) -> Status {
         daemon: lock_holder(&runtime.pid_file()).map(|pid| DaemonStatus { pid }),
         pid_file: runtime.pid_file(),
         state_file: state::path(&config.state_dir),
+        state_error,
         jobs,
     }
 }

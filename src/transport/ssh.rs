@@ -38,7 +38,8 @@ pub use super::quote::shell_quote;
 
 /// Longest `control_dir` (in bytes) for which `<dir>/%C` still fits a unix socket path.
 ///
-/// `sun_path` holds 108 bytes including the NUL. `%C` expands to 40 hex chars, and while
+/// `sun_path` holds 108 bytes including the NUL. The socket's name is 40 hex chars (as ssh's
+/// `%C`; see `control_name`), and while
 /// creating the master ssh first binds a temporary name `<path>.<16 random chars>`, so
 /// the socket needs `dir + 1 + 40 + 17 <= 107`.
 pub const MAX_CONTROL_DIR_LEN: usize = 107 - 1 - 40 - 17;
@@ -127,7 +128,8 @@ pub struct SshConfig {
     pub extra_options: Vec<String>,
     /// `-o ConnectTimeout=` (whole seconds, rounded up, at least 1).
     pub connect_timeout: Duration,
-    /// Directory for ControlMaster sockets (`<dir>/%C`); `None` = no multiplexing. Must be
+    /// Directory for ControlMaster sockets (one per target and settings); `None` = no
+    /// multiplexing. Must be
     /// at most [`MAX_CONTROL_DIR_LEN`] bytes, otherwise multiplexing is disabled (warned).
     pub control_dir: Option<PathBuf>,
     /// `-o ControlPersist=` in whole seconds.
@@ -190,7 +192,12 @@ fn config_value(key: &str, path: &Path) -> OsString {
 }
 
 /// The `ControlPath` to use, or `None` when multiplexing is off or impossible.
-fn control_path(cfg: &SshConfig) -> Option<PathBuf> {
+///
+/// One master per (target, identity, known_hosts, options, program), not per user@host:port as
+/// ssh's `%C` would give: a master authenticates once, and every later command through it
+/// rides on that authentication, so a job whose key is not authorized (or whose known_hosts
+/// or options differ) must never reach the host through another job's master.
+fn control_path(target: &SshTarget, cfg: &SshConfig) -> Option<PathBuf> {
     let dir = cfg.control_dir.as_ref()?;
     let len = dir.as_os_str().len();
     if len > MAX_CONTROL_DIR_LEN {
@@ -202,13 +209,38 @@ fn control_path(cfg: &SshConfig) -> Option<PathBuf> {
         );
         return None;
     }
-    Some(dir.join("%C"))
+    Some(dir.join(control_name(target, cfg)))
+}
+
+/// 40 hex characters (the length of ssh's `%C`, which [`MAX_CONTROL_DIR_LEN`] assumes) naming
+/// everything that decides how a connection authenticates. Not a cryptographic hash: it keeps
+/// configurations apart; the socket directory (0700, ours) keeps other users out.
+fn control_name(target: &SshTarget, cfg: &SshConfig) -> String {
+    use std::hash::{DefaultHasher, Hash, Hasher};
+    let mut name = String::new();
+    for salt in 0u8..3 {
+        let mut h = DefaultHasher::new();
+        salt.hash(&mut h);
+        (&target.user, &target.host, target.port).hash(&mut h);
+        (
+            &cfg.identity_file,
+            &cfg.known_hosts_file,
+            &cfg.extra_options,
+        )
+            .hash(&mut h);
+        cfg.program.hash(&mut h);
+        name.push_str(&format!("{:016x}", h.finish()));
+    }
+    name.truncate(40);
+    name
 }
 
 /// Arguments after the program name and before the destination/command.
 ///
 /// Order: `BatchMode=yes`, `StrictHostKeyChecking=yes` (see the module doc), ConnectTimeout,
-/// `IdentityFile` + `IdentitiesOnly`, known_hosts, ControlMaster trio, `-p`, `-l`, then `extra_options`.
+/// `IdentityFile` + `IdentitiesOnly`, known_hosts, ControlMaster trio (one master per target
+/// and settings, see `control_path`), `-p`, `-l`, `extra_options`, then the keep-alive
+/// defaults ([`KEEPALIVE_DEFAULTS`]) the options do not set.
 pub fn ssh_args(target: &SshTarget, cfg: &SshConfig) -> Vec<OsString> {
     let mut a: Vec<OsString> = Vec::new();
     let opt = |v: OsString, a: &mut Vec<OsString>| {
@@ -231,14 +263,9 @@ pub fn ssh_args(target: &SshTarget, cfg: &SshConfig) -> Vec<OsString> {
     if let Some(kh) = &cfg.known_hosts_file {
         opt(config_value("UserKnownHostsFile", kh), &mut a);
     }
-    if let Some(cp) = control_path(cfg) {
+    if let Some(cp) = control_path(target, cfg) {
         opt("ControlMaster=auto".into(), &mut a);
-        // The %C must stay unescaped: build the quoted dir, then append /%C inside quotes.
-        let mut v = config_value("ControlPath", cp.parent().expect("dir/%C has a parent"))
-            .into_encoded_bytes();
-        v.pop(); // closing quote
-        v.extend_from_slice(b"/%C\"");
-        opt(os_from_bytes(v), &mut a);
+        opt(config_value("ControlPath", &cp), &mut a);
         opt(
             format!("ControlPersist={}", secs_ceil(cfg.control_persist)).into(),
             &mut a,
@@ -255,8 +282,25 @@ pub fn ssh_args(target: &SshTarget, cfg: &SshConfig) -> Vec<OsString> {
     for o in &cfg.extra_options {
         opt(o.into(), &mut a);
     }
+    // Keep-alives unless the job sets them: a link that dies without a FIN/RST (a cable, a
+    // suspended peer, a NAT timeout) would otherwise hang ssh, and rsync over it, for hours.
+    for (key, default) in KEEPALIVE_DEFAULTS {
+        let set = cfg.extra_options.iter().any(|o| {
+            o.split(['=', ' ', '\t'])
+                .next()
+                .is_some_and(|k| k.trim().eq_ignore_ascii_case(key))
+        });
+        if !set {
+            opt(format!("{key}={default}").into(), &mut a);
+        }
+    }
     a
 }
+
+/// ssh keep-alives added unless `extra_options` sets the key: a dead peer is noticed after
+/// about a minute (4 unanswered probes, 15 s apart).
+pub const KEEPALIVE_DEFAULTS: [(&str, u32); 2] =
+    [("ServerAliveInterval", 15), ("ServerAliveCountMax", 4)];
 
 /// Quote one word for rsync's own `-e` splitter.
 ///
@@ -520,7 +564,7 @@ pub fn run_remote(
 
 /// `ssh -O exit`: stop the ControlMaster for `target`, if any. Errors are ignored.
 pub fn close_master(target: &SshTarget, cfg: &SshConfig) {
-    if control_path(cfg).is_none() || target.validate().is_err() {
+    if control_path(target, cfg).is_none() || target.validate().is_err() {
         return;
     }
     let _ = Command::new(&cfg.program)
@@ -535,7 +579,7 @@ pub fn close_master(target: &SshTarget, cfg: &SshConfig) {
 
 /// `ssh -O check`: the pid of the running ControlMaster for `target`, if any.
 pub fn master_pid(target: &SshTarget, cfg: &SshConfig) -> Option<u32> {
-    control_path(cfg)?;
+    control_path(target, cfg)?;
     target.validate().ok()?;
     let out = Command::new(&cfg.program)
         .args(ssh_args(target, cfg))
@@ -632,7 +676,7 @@ mod tests {
                 "-o",
                 "ControlMaster=auto",
                 "-o",
-                "ControlPath=\"/run/bm ctl/%C\"",
+                &format!("ControlPath=\"/run/bm ctl/{}\"", control_name(&t, &cfg)),
                 "-o",
                 "ControlPersist=60",
                 "-p",
@@ -641,8 +685,46 @@ mod tests {
                 "root",
                 "-o",
                 "ServerAliveInterval=5",
+                "-o",
+                "ServerAliveCountMax=4",
             ]
         );
+    }
+
+    #[test]
+    fn one_master_per_target_and_settings() {
+        let t = SshTarget {
+            user: Some("root".into()),
+            host: "h".into(),
+            port: Some(22),
+        };
+        let base = SshConfig {
+            identity_file: Some("/k/a".into()),
+            control_dir: Some("/run/bm/ssh".into()),
+            ..SshConfig::default()
+        };
+        let name = control_name(&t, &base);
+        assert_eq!(name.len(), 40);
+        assert!(name.bytes().all(|b| b.is_ascii_hexdigit()));
+        assert_eq!(name, control_name(&t, &base.clone()), "stable");
+        let differs = |cfg: SshConfig| control_name(&t, &cfg) != name;
+        assert!(differs(SshConfig {
+            identity_file: Some("/k/b".into()),
+            ..base.clone()
+        }));
+        assert!(differs(SshConfig {
+            known_hosts_file: Some("/k/kh".into()),
+            ..base.clone()
+        }));
+        assert!(differs(SshConfig {
+            extra_options: vec!["Ciphers=aes128-ctr".into()],
+            ..base.clone()
+        }));
+        let other_port = SshTarget {
+            port: Some(2222),
+            ..t.clone()
+        };
+        assert_ne!(control_name(&other_port, &base), name);
     }
 
     #[test]
@@ -668,7 +750,29 @@ mod tests {
                 "-o",
                 "StrictHostKeyChecking=yes",
                 "-o",
-                "ConnectTimeout=10"
+                "ConnectTimeout=10",
+                "-o",
+                "ServerAliveInterval=15",
+                "-o",
+                "ServerAliveCountMax=4",
+            ]
+        );
+        // A job's own values win, whatever their case or spelling.
+        let own = SshConfig {
+            extra_options: vec![
+                "serveraliveinterval 60".into(),
+                "ServerAliveCountMax=1".into(),
+            ],
+            ..SshConfig::default()
+        };
+        let a = strs(&ssh_args(&t, &own));
+        assert_eq!(
+            a[a.len() - 4..],
+            [
+                "-o",
+                "serveraliveinterval 60",
+                "-o",
+                "ServerAliveCountMax=1"
             ]
         );
         let ok = SshConfig {
@@ -697,7 +801,8 @@ mod tests {
         assert_eq!(
             rsync_rsh(&t, &cfg),
             "ssh -o BatchMode=yes -o StrictHostKeyChecking=yes -o ConnectTimeout=10 \
-             -o 'IdentityFile=\"/k/my key\"' -o IdentitiesOnly=yes -p 22 -l root"
+             -o 'IdentityFile=\"/k/my key\"' -o IdentitiesOnly=yes -p 22 -l root \
+             -o ServerAliveInterval=15 -o ServerAliveCountMax=4"
         );
     }
 
