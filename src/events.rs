@@ -74,9 +74,11 @@ pub enum EventKind {
         lock: LockRef,
         error: String,
     },
-    /// A held lock is gone or taken over: the run stops.
+    /// A held lock is gone or taken over (`why` is `None`), or could not be confirmed in time
+    /// (`why` says so): the run stops.
     LockLost {
         lock: LockRef,
+        why: Option<String>,
     },
     /// An abandoned backupmanager lock was removed.
     StaleRemoved {

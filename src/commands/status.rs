@@ -34,6 +34,9 @@ fn text(s: &Status) -> String {
             s.pid_file.display()
         )),
     }
+    if let Some(e) = &s.state_error {
+        out.push_str(&format!("state: {e}\n"));
+    }
     for j in &s.jobs {
         let mut line = format!("{}  [{}]", j.id, j.cron_schedule);
         if !j.enabled {

@@ -102,13 +102,10 @@ impl HeldLocks {
             });
         };
         let lose = |h: &Held, why: Option<String>| {
-            if let Some(error) = why {
-                self.events.emit(EventKind::LockRefreshFailed {
-                    lock: h.lock_ref(),
-                    error,
-                });
-            }
-            self.events.emit(EventKind::LockLost { lock: h.lock_ref() });
+            self.events.emit(EventKind::LockLost {
+                lock: h.lock_ref(),
+                why,
+            });
             lost.store(true, Ordering::SeqCst);
             cancel.store(true, Ordering::SeqCst);
         };

@@ -77,14 +77,24 @@ impl Observer for LogObserver {
                 lock.path,
                 lock.host
             ),
-            EventKind::LockLost { lock } => error!(
-                phase = "lock",
-                path = lock.path,
-                host = lock.host,
-                "lock {} on {} is no longer ours; stopping the run",
-                lock.path,
-                lock.host
-            ),
+            EventKind::LockLost { lock, why } => match why {
+                None => error!(
+                    phase = "lock",
+                    path = lock.path,
+                    host = lock.host,
+                    "lock {} on {} is no longer ours; stopping the run",
+                    lock.path,
+                    lock.host
+                ),
+                Some(why) => error!(
+                    phase = "lock",
+                    path = lock.path,
+                    host = lock.host,
+                    "lock {} on {} {why}",
+                    lock.path,
+                    lock.host
+                ),
+            },
             EventKind::StaleRemoved { lock, holder, why } => warn!(
                 phase = "lock",
                 path = lock.path,

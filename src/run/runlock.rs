@@ -25,20 +25,15 @@ pub fn try_take(
         .prepare()
         .map_err(|(path, source)| RunError::RuntimeDir { path, source })?;
     let path = runtime.run_lock(job);
-    let file = fs::File::options()
-        .read(true)
-        .write(true)
-        .create(true)
-        .truncate(false)
-        .open(&path)
+    let file = runtime
+        .open_run_lock(job)
         .map_err(|source| RunError::RunLockOpen {
             path: path.clone(),
             source,
         })?;
     match file.try_lock() {
         Ok(()) => {
-            let _ = file.set_len(0);
-            let _ = fs::write(&path, format!("pid {} {holder}\n", std::process::id()));
+            write_holder(&file, &format!("pid {} {holder}\n", std::process::id()));
             Ok(Some(file))
         }
         Err(fs::TryLockError::WouldBlock) => Ok(None),
@@ -54,12 +49,11 @@ impl Run<'_> {
         deadline: Option<Instant>,
     ) -> Result<fs::File, RunError> {
         let path = self.plan.runtime.run_lock(&self.plan.job.id);
-        let file = fs::File::options()
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(false)
-            .open(&path)
+        // Never through a symlink planted at the name (O_NOFOLLOW).
+        let file = self
+            .plan
+            .runtime
+            .open_run_lock(&self.plan.job.id)
             .map_err(|source| RunError::RunLockOpen {
                 path: path.clone(),
                 source,
@@ -103,8 +97,15 @@ impl Run<'_> {
             }
         }
         self.waited += wait_start.elapsed();
-        let _ = file.set_len(0);
-        let _ = fs::write(&path, format!("pid {} run {}\n", self.me.pid, self.run_id));
+        write_holder(&file, &format!("pid {} run {}\n", self.me.pid, self.run_id));
         Ok(file)
     }
+}
+
+/// Says who holds the run lock, through the open file (never by path: the name could have been
+/// replaced since it was opened). `status` shows this line.
+fn write_holder(file: &fs::File, line: &str) {
+    use std::os::unix::fs::FileExt;
+    let _ = file.set_len(0);
+    let _ = file.write_all_at(line.as_bytes(), 0);
 }
