@@ -124,11 +124,7 @@ pub fn prune(path: &Path, id: &str, dry_run: bool, format: Format) -> i32 {
         Ok(j) => j,
         Err(code) => return code,
     };
-    let policy = job
-        .job
-        .retention
-        .clone()
-        .expect("snapshot jobs have a policy");
+    let policy = job.job.retention.clone().expect("snapshot jobs have a policy");
     let _run_lock = if dry_run {
         None
     } else {
@@ -240,10 +236,7 @@ pub fn restore(
     };
     match snapshot::restore(series, &req, on_line, &cancel) {
         Ok((plan, results)) => {
-            if let Some(bad) = results
-                .iter()
-                .find(|r| r.exit_code != 0 && r.exit_code != 24)
-            {
+            if let Some(bad) = results.iter().find(|r| r.exit_code != 0 && r.exit_code != 24) {
                 eprintln!(
                     "error: restoring {} from {}: {}",
                     plan.manifest.id,
@@ -290,9 +283,6 @@ fn is_itemized(line: &str) -> bool {
     let mut c = line.chars();
     matches!(
         (c.next(), c.next()),
-        (
-            Some('<' | '>' | 'c' | 'h' | '.' | '*'),
-            Some('f' | 'd' | 'L' | 'D' | 'S')
-        )
+        (Some('<' | '>' | 'c' | 'h' | '.' | '*'), Some('f' | 'd' | 'L' | 'D' | 'S'))
     ) || line.starts_with("*deleting")
 }

@@ -124,20 +124,16 @@ impl Engine for Snapshots {
         let mut cmd = s.command.clone();
         if ctx.dry_run {
             cmd.dry_run = true;
-            let newest = s.series.newest().map_err(|e| Self::series_err(index, e))?;
+            let newest = s
+                .series
+                .newest()
+                .map_err(|e| Self::series_err(index, e))?;
             let against = match &newest {
                 Some(m) => format!("{}/", s.series.snapshot_path(&m.id)),
                 None => format!("{}/", s.series.dest()),
             };
             cmd.dest = s.series.rsync_operand(&against);
-            return run_with_retries(
-                index,
-                &cmd,
-                &s.sync,
-                self.retries,
-                self.host.as_deref(),
-                ctx,
-            );
+            return run_with_retries(index, &cmd, &s.sync, self.retries, self.host.as_deref(), ctx);
         }
         let pending = s
             .series
@@ -145,14 +141,7 @@ impl Engine for Snapshots {
             .map_err(|e| Self::series_err(index, e))?;
         cmd.extra.extend(pending.rsync_extra());
         cmd.dest = pending.rsync_dest().to_string();
-        let report = run_with_retries(
-            index,
-            &cmd,
-            &s.sync,
-            self.retries,
-            self.host.as_deref(),
-            ctx,
-        )?;
+        let report = run_with_retries(index, &cmd, &s.sync, self.retries, self.host.as_deref(), ctx)?;
         self.pending.lock().unwrap_or_else(|e| e.into_inner())[index] = Some(pending);
         Ok(report)
     }

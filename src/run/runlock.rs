@@ -16,11 +16,7 @@ use crate::sys::runtime::RuntimeDir;
 /// Takes `job`'s run lock without waiting, for commands that change a job's data outside a
 /// run (`prune`). `Ok(None)`: a run of the job is in progress (its holder line is returned in
 /// the error text by the caller).
-pub fn try_take(
-    runtime: &RuntimeDir,
-    job: &str,
-    holder: &str,
-) -> Result<Option<fs::File>, RunError> {
+pub fn try_take(runtime: &RuntimeDir, job: &str, holder: &str) -> Result<Option<fs::File>, RunError> {
     runtime
         .prepare()
         .map_err(|(path, source)| RunError::RuntimeDir { path, source })?;
