@@ -2,7 +2,13 @@
 //! tests/support/netns.rs) `desktop`, `backup_a`, `backup_b`, each with its own sshd and its own
 //! view of the lock, state and data directories; two daemons running examples/chain/desktop.yaml
 //! (on desktop) and examples/chain/backup_a.yaml (on backup_a), every minute, colliding on purpose.
+//! Both jobs are `mode: snapshot`: desktop keeps a snapshot series on backup_a, and backup_a
+//! snapshots that series' `latest` into a series of its own on backup_b.
 //! DESIGN.md, "The chain across machines: test bed", says what each test proves.
+//!
+//! Events are found by the log lines' fields (`event`, `sync`, `path`, `why`, ...), never by
+//! their wording; only the daemon's own start line (its pid) and a failed run's error text
+//! (which must name the unreachable host) are read as text.
 //!
 //! Needs root (namespaces, sshd). Without namespaces the tests print `SKIPPED: …` and pass,
 //! except under CI (`CI` set), where they fail.
@@ -21,6 +27,10 @@ const BIN: &str = env!("CARGO_BIN_EXE_backupmanager");
 const HOSTS: [&str; 3] = ["desktop", "backup_a", "backup_b"];
 const D_LOCK: &str = "run/locks/desktop_to_backup_a";
 const A_LOCK: &str = "run/locks/backup_a_to_backup_b";
+/// Desktop's snapshot series, on backup_a (desktop.yaml's dest).
+const A_SERIES: &str = "srv/backup/desktop";
+/// backup_a's snapshot series of desktop's `latest`, on backup_b (backup_a.yaml's dest).
+const B_SERIES: &str = "srv/backup/from-backup_a/desktop";
 /// Desktop's payload per generation: at --bwlimit=128 (KiB/s) about 6 s per rsync.
 const PAYLOAD: usize = 768 * 1024;
 
@@ -128,8 +138,9 @@ impl Chain {
             &log,
         );
         self.daemons.insert(host, pid);
+        // The daemon's pid is in its start line's text only (daemon/, not a run's log line).
         wait_for(&log, 0, Duration::from_secs(20), "daemon started", |e| {
-            e.msg.starts_with("daemon started: pid ") && e.msg.contains(&format!("pid {pid},"))
+            is_daemon_start(e) && e.msg.contains(&format!("pid {pid},"))
         });
         pid
     }
@@ -173,23 +184,79 @@ impl Chain {
         read_tree(&home)
     }
 
-    /// backup_a starts out holding generation 0, as after a first run: a `--delete` sync refuses
-    /// an empty source, and backup_a may well go first.
-    fn seed_backup_a(&self) {
-        let dst = self.fs("backup_a").join("srv/backup/desktop");
-        fs::create_dir_all(&dst).unwrap();
-        let st = std::process::Command::new("cp")
-            .arg("-a")
-            .arg(format!(
-                "{}/.",
-                self.fs("desktop").join("home/user").display()
-            ))
-            .arg(&dst)
-            .status()
+    /// backup_a starts out holding a snapshot of generation 0, made by a first run (`run-job`,
+    /// before any daemon starts): backup_a's job refuses a missing `latest/`, and backup_a may
+    /// well go first.
+    fn seed_backup_a(&self) -> String {
+        let log = self.logs.join("seed-desktop.log");
+        let out = self
+            .bed
+            .command("desktop", BIN)
+            .args([
+                "--log-format",
+                "json",
+                "run-job",
+                "desktop_to_backup_a",
+                "-c",
+            ])
+            .arg(self.cfg("desktop"))
+            .stderr(fs::File::create(&log).unwrap())
+            .output()
             .unwrap();
-        assert!(st.success());
-        // rsync creates only the last level of a destination.
-        fs::create_dir_all(self.fs("backup_b").join("srv/backup/from-backup_a")).unwrap();
+        assert!(
+            out.status.success(),
+            "the seeding run failed ({}):\n{}",
+            out.status,
+            tail(&log)
+        );
+        let latest = self.fs("backup_a").join(A_SERIES).join("latest");
+        assert!(
+            latest.is_dir(),
+            "the seeding run left no {}",
+            latest.display()
+        );
+        let snaps = complete_snapshots(&self.fs("backup_a").join(A_SERIES));
+        assert_eq!(snaps.len(), 1, "{snaps:?}");
+        snaps[0].1.clone()
+    }
+
+    /// `backupmanager ARGS… -c <host's config>` inside `host`; panics unless it exits 0.
+    fn cli(&self, host: &str, args: &[&str]) -> String {
+        let out = self
+            .bed
+            .command(host, BIN)
+            .args(args)
+            .arg("-c")
+            .arg(self.cfg(host))
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{host}: backupmanager {args:?} exited {}:\n{}",
+            out.status,
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap()
+    }
+
+    /// `snapshots JOB --format json` on `host`: (id, run_id) per listed snapshot.
+    fn listed_snapshots(&self, host: &str, job: &str) -> Vec<(String, String)> {
+        let out = self.cli(host, &["snapshots", job, "--format", "json"]);
+        let v: Vec<serde_json::Value> =
+            serde_json::from_str(&out).unwrap_or_else(|e| panic!("{e}: {out}"));
+        v.iter()
+            .map(|s| {
+                (
+                    s["id"].as_str().unwrap().to_string(),
+                    s["run_id"].as_str().unwrap().to_string(),
+                )
+            })
+            .collect()
+    }
+
+    /// The tree of the newest complete snapshot in `host`'s series `series`.
+    fn latest(&self, host: &str, series: &str) -> Tree {
+        read_tree(&self.fs(host).join(series).join("latest"))
     }
 }
 
@@ -202,7 +269,15 @@ struct Ev {
     msg: String,
     run_id: String,
     phase: String,
+    /// The kind of line (`sync_started`, `sync_retry`, `stale_removed`, ...; src/run/log.rs).
+    event: String,
+    /// The sync's index, on sync lines.
+    sync: String,
     result: String,
+    /// The lock's path, on lock lines.
+    path: String,
+    /// Why a stale lock was judged abandoned.
+    why: String,
 }
 
 fn events(log: &Path) -> Vec<Ev> {
@@ -221,7 +296,11 @@ fn events(log: &Path) -> Vec<Ev> {
                 msg: s("message"),
                 run_id: s("run_id"),
                 phase: s("phase"),
+                event: s("event"),
+                sync: s("sync"),
                 result: s("result"),
+                path: s("path"),
+                why: s("why"),
             })
         })
         .collect()
@@ -252,14 +331,28 @@ fn wait_for(
     }
 }
 
+fn is_daemon_start(e: &Ev) -> bool {
+    e.phase == "start" && e.run_id.is_empty()
+}
 fn is_run_end(e: &Ev) -> bool {
     e.phase == "end"
+}
+/// `event` of sync 0's line (`sync_started`, `sync_done`, `sync_retry`).
+fn is_sync0(e: &Ev, event: &str) -> bool {
+    e.event == event && e.sync == "0"
+}
+fn is_wait(e: &Ev) -> bool {
+    e.event == "waiting"
+}
+/// A stale lock at `lock` (a path ending) was removed.
+fn is_stale_removed(e: &Ev, lock: &str) -> bool {
+    e.event == "stale_removed" && e.path.ends_with(lock)
 }
 fn is_success(e: &Ev) -> bool {
     e.phase == "end" && e.result == "success"
 }
 
-/// One rsync attempt of sync 0, from "sync 0 starting" to its end.
+/// One rsync attempt of sync 0, from its `sync_started` line to its end.
 #[derive(Debug, Clone)]
 struct Interval {
     run_id: String,
@@ -286,20 +379,18 @@ fn intervals(evs: &[Ev], kills: &[Timestamp]) -> Vec<Interval> {
         }
     };
     for e in evs {
-        if e.msg.starts_with("daemon started") {
+        if is_daemon_start(e) {
             if let Some((_, start)) = &open {
                 let k = kills.iter().find(|k| *k > start).copied().unwrap_or(e.ts);
                 close(&mut open, k, false, &mut out);
             }
-        } else if e.msg.starts_with("sync 0 starting") {
+        } else if is_sync0(e, "sync_started") {
             close(&mut open, e.ts, false, &mut out);
             open = Some((e.run_id.clone(), e.ts));
         } else if open.as_ref().is_some_and(|(r, _)| *r == e.run_id)
-            && (e.msg.starts_with("sync 0 done")
-                || e.msg.contains("failed transiently")
-                || is_run_end(e))
+            && (is_sync0(e, "sync_done") || is_sync0(e, "sync_retry") || is_run_end(e))
         {
-            let ok = e.msg.starts_with("sync 0 done");
+            let ok = is_sync0(e, "sync_done");
             close(&mut open, e.ts, ok, &mut out);
         }
     }
@@ -334,21 +425,27 @@ fn assert_no_overlap(d: &[Interval], a: &[Interval]) {
 type Tree = BTreeMap<String, Vec<u8>>;
 
 fn read_tree(root: &Path) -> Tree {
-    fn walk(base: &Path, dir: &Path, out: &mut Tree) {
-        for e in fs::read_dir(dir).unwrap_or_else(|e| panic!("read {}: {e}", dir.display())) {
-            let e = e.unwrap();
+    try_read_tree(root).unwrap_or_else(|e| panic!("read {}: {e}", root.display()))
+}
+
+/// [`read_tree`] that reports an error instead (a snapshot may be pruned while it is read).
+fn try_read_tree(root: &Path) -> std::io::Result<Tree> {
+    fn walk(base: &Path, dir: &Path, out: &mut Tree) -> std::io::Result<()> {
+        for e in fs::read_dir(dir)? {
+            let e = e?;
             let p = e.path();
-            if e.file_type().unwrap().is_dir() {
-                walk(base, &p, out);
+            if e.file_type()?.is_dir() {
+                walk(base, &p, out)?;
             } else {
                 let rel = p.strip_prefix(base).unwrap().display().to_string();
-                out.insert(rel, fs::read(&p).unwrap());
+                out.insert(rel, fs::read(&p)?);
             }
         }
+        Ok(())
     }
     let mut out = Tree::new();
-    walk(root, root, &mut out);
-    out
+    walk(root, root, &mut out)?;
+    Ok(out)
 }
 
 fn describe(t: &Tree) -> String {
@@ -383,7 +480,7 @@ impl Generations {
     }
 }
 
-/// Requirement 2: backup_b holds what desktop had at the start of the last desktop → backup_a
+/// Requirement 2: backup_b's latest snapshot holds what desktop had at the start of the last desktop → backup_a
 /// run that completed before the last backup_a → backup_b run began.
 fn assert_consistent(chain: &Chain, gens: &Generations, d: &[Interval], a: &[Interval]) {
     let last_a = a
@@ -396,14 +493,10 @@ fn assert_consistent(chain: &Chain, gens: &Generations, d: &[Interval], a: &[Int
         .rfind(|iv| iv.ok && iv.end <= last_a.start)
         .expect("desktop completed a run before backup_a's last");
     let expected = gens.at(last_d.start);
-    let got = read_tree(
-        &chain
-            .fs("backup_b")
-            .join("srv/backup/from-backup_a/desktop"),
-    );
+    let got = chain.latest("backup_b", B_SERIES);
     assert!(
         got == *expected,
-        "backup_b holds {}, expected {} (desktop's tree when its run {} started at {}; \
+        "backup_b's latest snapshot holds {}, expected {} (desktop's tree when its run {} started at {}; \
          backup_a's last run {} started at {})",
         describe(&got),
         describe(expected),
@@ -420,15 +513,194 @@ fn assert_consistent(chain: &Chain, gens: &Generations, d: &[Interval], a: &[Int
     );
 }
 
-/// Makes a new generation after each desktop run that ends early enough in its minute.
+// ---------------------------------------------------------------------------------------------
+// Snapshot series, read straight from a host's files (layout: src/snapshot/mod.rs).
+
+/// The complete snapshots of a series directory: (id, run id), from the manifests `<id>.json`
+/// beside a directory `<id>`. A series changing under it (commit, prune) only hides entries.
+fn complete_snapshots(series: &Path) -> Vec<(String, String)> {
+    let mut out = Vec::new();
+    for e in fs::read_dir(series).into_iter().flatten().flatten() {
+        let name = e.file_name().to_string_lossy().to_string();
+        let Some(id) = name.strip_suffix(".json") else {
+            continue;
+        };
+        if id.starts_with('.') || !series.join(id).is_dir() {
+            continue;
+        }
+        let Ok(text) = fs::read_to_string(e.path()) else {
+            continue;
+        };
+        let v: serde_json::Value = serde_json::from_str(&text)
+            .unwrap_or_else(|e| panic!("manifest {}: {e}: {text}", name));
+        assert_eq!(v["id"].as_str(), Some(id), "manifest {name}: {text}");
+        out.push((id.to_string(), v["run_id"].as_str().unwrap().to_string()));
+    }
+    out.sort();
+    out
+}
+
+/// Top-level names of a series directory starting with `.incomplete-` (being written, or
+/// left by a failed run).
+fn incomplete_at_top(series: &Path) -> Vec<String> {
+    fs::read_dir(series)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().to_string())
+        .filter(|n| n.starts_with(".incomplete-"))
+        .collect()
+}
+
+/// Every name `.incomplete-*` *below* the top level of a series: inside a snapshot, or inside
+/// one being written. There, it could only have been copied from another host's series.
+fn incomplete_below_top(series: &Path) -> Vec<PathBuf> {
+    fn walk(dir: &Path, out: &mut Vec<PathBuf>) {
+        for e in fs::read_dir(dir).into_iter().flatten().flatten() {
+            if e.file_name().to_string_lossy().starts_with(".incomplete-") {
+                out.push(e.path());
+            }
+            if e.file_type().is_ok_and(|t| t.is_dir()) {
+                walk(&e.path(), out);
+            }
+        }
+    }
+    let mut out = Vec::new();
+    for e in fs::read_dir(series).into_iter().flatten().flatten() {
+        if e.file_type().is_ok_and(|t| t.is_dir()) {
+            walk(&e.path(), &mut out);
+        }
+    }
+    out
+}
+
+/// Watches one snapshot series while the instances run: reads each complete snapshot once,
+/// when first seen (before retention can remove it), and fails at once on any `.incomplete-*`
+/// below the series' top level.
+struct SeriesWatch {
+    host: &'static str,
+    dir: PathBuf,
+    /// id → (run id from the manifest, tree)
+    seen: BTreeMap<String, (String, Tree)>,
+}
+
+impl SeriesWatch {
+    fn new(chain: &Chain, host: &'static str, series: &str) -> SeriesWatch {
+        SeriesWatch {
+            host,
+            dir: chain.fs(host).join(series),
+            seen: BTreeMap::new(),
+        }
+    }
+
+    fn poll(&mut self) {
+        for (id, run_id) in complete_snapshots(&self.dir) {
+            if self.seen.contains_key(&id) {
+                continue;
+            }
+            let tree = try_read_tree(&self.dir.join(&id));
+            // Still complete after the walk: not pruned under it (a prune renames it first).
+            if let (Ok(tree), true) = (tree, self.dir.join(format!("{id}.json")).is_file()) {
+                if self.dir.join(&id).is_dir() {
+                    self.seen.insert(id, (run_id, tree));
+                }
+            }
+        }
+        let bad = incomplete_below_top(&self.dir);
+        assert!(
+            bad.is_empty(),
+            "{}'s series {} holds a copy of an incomplete snapshot: {bad:?}",
+            self.host,
+            self.dir.display()
+        );
+    }
+}
+
+/// No snapshot is ever copied while incomplete, and every snapshot is a whole generation.
+/// On backup_a each of desktop's snapshots holds the tree desktop had when its run began (the
+/// seeding run's: generation 0). On backup_b each snapshot made by a backup_a run holds exactly
+/// the generation of the last desktop run that *succeeded* (so committed its snapshot) before
+/// that backup_a rsync began, or the seeded generation 0: never one still being written on
+/// backup_a (a failed or running desktop run's `.incomplete-*`), never a mix.
+fn assert_snapshot_chain(
+    gens: &Generations,
+    seed_run: &str,
+    watch_a: &SeriesWatch,
+    watch_b: &SeriesWatch,
+    d: &[Interval],
+    a: &[Interval],
+) {
+    let seed = &gens.list[0].1;
+    for (id, (run_id, tree)) in &watch_a.seen {
+        let expected = if run_id == seed_run {
+            seed
+        } else {
+            let x = d
+                .iter()
+                .find(|iv| iv.ok && iv.run_id == *run_id)
+                .unwrap_or_else(|| {
+                    panic!("backup_a holds snapshot {id} of run {run_id}, which did not succeed")
+                });
+            gens.at(x.start)
+        };
+        assert!(
+            tree == expected,
+            "backup_a's snapshot {id} (run {run_id}) holds {}, expected {}",
+            describe(tree),
+            describe(expected)
+        );
+    }
+    for (id, (run_id, tree)) in &watch_b.seen {
+        let y = a
+            .iter()
+            .find(|iv| iv.ok && iv.run_id == *run_id)
+            .unwrap_or_else(|| {
+                panic!("backup_b holds snapshot {id} of run {run_id}, which did not succeed")
+            });
+        let x = d.iter().rfind(|iv| iv.ok && iv.end <= y.start);
+        let expected = x.map_or(seed, |x| gens.at(x.start));
+        assert!(
+            tree == expected,
+            "backup_b's snapshot {id} (backup_a run {run_id}, rsync from {}) holds {}, expected {} \
+             (desktop's last completed run before it: {:?})",
+            y.start,
+            describe(tree),
+            describe(expected),
+            x.map(|x| (&x.run_id, x.start, x.end))
+        );
+    }
+    eprintln!(
+        "snapshots checked: {} on backup_a, {} on backup_b",
+        watch_a.seen.len(),
+        watch_b.seen.len()
+    );
+}
+
+/// Makes a new generation after each desktop run that ends early enough in its minute, and
+/// watches both snapshot series meanwhile.
 struct GenDriver {
     gens: Generations,
     seen: usize,
     on: bool,
+    watch_a: SeriesWatch,
+    watch_b: SeriesWatch,
 }
 
 impl GenDriver {
+    /// `g0`: generation 0 (written before the seeding run) and when.
+    fn new(chain: &Chain, g0: (Timestamp, Tree), on: bool) -> GenDriver {
+        GenDriver {
+            gens: Generations { list: vec![g0] },
+            seen: 0,
+            on,
+            watch_a: SeriesWatch::new(chain, "backup_a", A_SERIES),
+            watch_b: SeriesWatch::new(chain, "backup_b", B_SERIES),
+        }
+    }
+
     fn poll(&mut self, chain: &Chain) {
+        self.watch_a.poll();
+        self.watch_b.poll();
         let evs = events(&chain.log("desktop"));
         let ended = evs.iter().skip(self.seen).any(is_run_end);
         self.seen = evs.len();
@@ -502,15 +774,9 @@ fn daemons_collide_crash_and_lose_a_host_without_overlap() {
     else {
         return;
     };
-    let g0 = chain.new_generation(0, PAYLOAD);
-    chain.seed_backup_a();
-    let mut gen = GenDriver {
-        gens: Generations {
-            list: vec![(Timestamp::now(), g0)],
-        },
-        seen: 0,
-        on: true,
-    };
+    let g0 = (Timestamp::now(), chain.new_generation(0, PAYLOAD));
+    let seed_run = chain.seed_backup_a();
+    let mut gen = GenDriver::new(&chain, g0, true);
     chain.start_daemon("desktop");
     chain.start_daemon("backup_a");
     let t0 = Timestamp::now();
@@ -528,7 +794,7 @@ fn daemons_collide_crash_and_lose_a_host_without_overlap() {
     let waits = events(&d_log)
         .iter()
         .chain(events(&a_log).iter())
-        .filter(|e| e.msg.starts_with("waiting: "))
+        .filter(|e| is_wait(e))
         .count();
     assert!(
         waits > 0,
@@ -542,13 +808,13 @@ fn daemons_collide_crash_and_lose_a_host_without_overlap() {
         from,
         Duration::from_secs(120),
         "backup_a's rsync to start",
-        |e| e.msg.starts_with("sync 0 starting"),
+        |e| is_sync0(e, "sync_started"),
     );
     std::thread::sleep(Duration::from_secs(2));
     assert!(
         !events(&a_log)
             .iter()
-            .any(|e| e.run_id == start.run_id && e.msg.starts_with("sync 0 done")),
+            .any(|e| e.run_id == start.run_id && is_sync0(e, "sync_done")),
         "backup_a's rsync ended before the kill; the payload is too small"
     );
     let old_pid = chain.daemons["backup_a"];
@@ -567,11 +833,12 @@ fn daemons_collide_crash_and_lose_a_host_without_overlap() {
         Duration::from_secs(150),
         "the stale lock is removed and both instances succeed after the crash",
         |d, a| {
+            // "its process PID on HOST is gone": the killed daemon's pid.
             let broken = d.iter().chain(a.iter()).any(|e| {
                 e.ts > killed
-                    && e.msg.starts_with("removed stale lock")
-                    && e.msg.contains("backup_a_to_backup_b")
-                    && e.msg.contains("is gone")
+                    && is_stale_removed(e, "locks/backup_a_to_backup_b")
+                    && e.why.starts_with(&format!("its process {old_pid} on "))
+                    && e.why.ends_with(" is gone")
             });
             broken && successes_after(d, killed) >= 1 && successes_after(a, killed) >= 1
         },
@@ -646,6 +913,7 @@ fn daemons_collide_crash_and_lose_a_host_without_overlap() {
     );
     chain.stop_daemon("desktop");
     chain.stop_daemon("backup_a");
+    gen.poll(&chain);
 
     let d = intervals(&events(&d_log), &[]);
     let a = intervals(&events(&a_log), &kills);
@@ -656,14 +924,65 @@ fn daemons_collide_crash_and_lose_a_host_without_overlap() {
     );
     assert_no_overlap(&d, &a);
     assert_consistent(&chain, &gen.gens, &d, &a);
-    assert_eq!(
-        read_tree(
-            &chain
-                .fs("backup_b")
-                .join("srv/backup/from-backup_a/desktop")
-        ),
-        gen.gens.list.last().unwrap().1,
-        "settled: backup_b holds the final generation"
+    let last = &gen.gens.list.last().unwrap().1;
+    assert!(
+        chain.latest("backup_b", B_SERIES) == *last,
+        "settled: backup_b's latest snapshot holds the final generation"
+    );
+    assert_snapshot_chain(&gen.gens, &seed_run, &gen.watch_a, &gen.watch_b, &d, &a);
+
+    // Both hosts hold restorable versions, listed by the jobs' own `snapshots` command; the
+    // retention (keep_last: 3) bounds them.
+    let on_a = chain.listed_snapshots("desktop", "desktop_to_backup_a");
+    let on_b = chain.listed_snapshots("backup_a", "backup_a_to_backup_b");
+    eprintln!("listed: on backup_a {on_a:?}; on backup_b {on_b:?}");
+    assert!(
+        (2..=3).contains(&on_a.len()),
+        "desktop's job lists {on_a:?}"
+    );
+    assert!(
+        (1..=3).contains(&on_b.len()),
+        "backup_a's job lists {on_b:?}"
+    );
+    for (snaps, w) in [(&on_a, &gen.watch_a), (&on_b, &gen.watch_b)] {
+        let mut snaps = snaps.clone();
+        snaps.sort();
+        assert_eq!(
+            snaps,
+            complete_snapshots(&w.dir),
+            "the listing is the complete snapshots in {}",
+            w.dir.display()
+        );
+    }
+    // A restore of backup_b's latest (backup_a's job, run on backup_a) is, byte for byte, the
+    // generation it says it holds: here the final one.
+    let to = chain.bed.view().join("restored-from-backup_b");
+    chain.cli(
+        "backup_a",
+        &[
+            "restore",
+            "backup_a_to_backup_b",
+            "--snapshot",
+            "latest",
+            "--to",
+            to.to_str().unwrap(),
+        ],
+    );
+    let restored = read_tree(&chain.fs("backup_a").join("restored-from-backup_b"));
+    let g: usize = String::from_utf8_lossy(&restored["generation"])
+        .trim()
+        .parse()
+        .unwrap();
+    assert!(
+        restored == gen.gens.list[g].1,
+        "the restore claims generation {g} but holds {}",
+        describe(&restored)
+    );
+    assert!(
+        restored == *last,
+        "restored {}, the final generation is {}",
+        describe(&restored),
+        describe(last)
     );
 }
 
@@ -679,15 +998,13 @@ fn a_cut_link_fails_the_run_and_the_leftover_lock_is_broken_later() {
     ) else {
         return;
     };
-    let g0 = chain.new_generation(0, PAYLOAD);
-    chain.seed_backup_a();
-    let mut gen = GenDriver {
-        gens: Generations {
-            list: vec![(Timestamp::now(), g0)],
-        },
-        seen: 0,
-        on: false,
-    };
+    let g0 = (Timestamp::now(), chain.new_generation(0, PAYLOAD));
+    let seed_run = chain.seed_backup_a();
+    let mut gen = GenDriver::new(&chain, g0, false);
+    // The run that is cut carries a new generation: half of it is on backup_a, incomplete.
+    gen.gens
+        .list
+        .push((Timestamp::now(), chain.new_generation(1, PAYLOAD)));
     chain.start_daemon("desktop");
     chain.start_daemon("backup_a");
     let d_log = chain.log("desktop");
@@ -697,7 +1014,7 @@ fn a_cut_link_fails_the_run_and_the_leftover_lock_is_broken_later() {
         0,
         Duration::from_secs(150),
         "desktop's rsync to start",
-        |e| e.msg.starts_with("sync 0 starting"),
+        |e| is_sync0(e, "sync_started"),
     );
     std::thread::sleep(Duration::from_secs(2));
     chain.bed.set_link("desktop", false);
@@ -713,12 +1030,13 @@ fn a_cut_link_fails_the_run_and_the_leftover_lock_is_broken_later() {
     let evs = events(&d_log);
     assert!(
         evs.iter()
-            .any(|e| e.run_id == start.run_id && e.msg.contains("failed transiently")),
+            .any(|e| e.run_id == start.run_id && e.event == "sync_retry"),
         "the cut is a transient failure and is retried once"
     );
     assert!(
-        evs.iter()
-            .any(|e| e.run_id == start.run_id && e.msg.starts_with("could not release lock")),
+        evs.iter().any(|e| e.run_id == start.run_id
+            && e.event == "lock_release_failed"
+            && e.path.ends_with("locks/desktop_to_backup_a")),
         "the lock on unreachable backup_a cannot be released"
     );
     assert!(
@@ -728,6 +1046,18 @@ fn a_cut_link_fails_the_run_and_the_leftover_lock_is_broken_later() {
     let left = fs::read_to_string(chain.fs("backup_a").join(D_LOCK))
         .expect("the lock on the unreachable host is left behind");
     assert!(left.contains(&start.run_id), "{left}");
+    let series_a = chain.fs("backup_a").join(A_SERIES);
+    assert_eq!(
+        incomplete_at_top(&series_a).len(),
+        1,
+        "the cut run leaves its snapshot incomplete on backup_a"
+    );
+    assert!(
+        !complete_snapshots(&series_a)
+            .iter()
+            .any(|(_, r)| *r == start.run_id),
+        "the cut run's snapshot is not complete"
+    );
     assert!(chain.daemon_alive("desktop") && chain.daemon_alive("backup_a"));
     chain.bed.set_link("desktop", true);
     let up = Timestamp::now();
@@ -737,22 +1067,26 @@ fn a_cut_link_fails_the_run_and_the_leftover_lock_is_broken_later() {
         Duration::from_secs(180),
         "the leftover lock is broken and both instances succeed",
         |d, a| {
-            let broken = d.iter().chain(a.iter()).any(|e| {
-                e.ts > up
-                    && e.msg.starts_with("removed stale lock")
-                    && e.msg.contains("desktop_to_backup_a")
-            });
+            let broken = d
+                .iter()
+                .chain(a.iter())
+                .any(|e| e.ts > up && is_stale_removed(e, "locks/desktop_to_backup_a"));
             broken && successes_after(d, up) >= 1 && successes_after(a, up) >= 1
         },
     );
     chain.stop_daemon("desktop");
     chain.stop_daemon("backup_a");
-    assert_no_overlap(
-        &intervals(&events(&d_log), &[]),
-        &intervals(&events(&a_log), &[]),
+    gen.poll(&chain);
+    let (d, a) = (
+        intervals(&events(&d_log), &[]),
+        intervals(&events(&a_log), &[]),
     );
+    assert_no_overlap(&d, &a);
     assert!(!chain.fs("backup_a").join(D_LOCK).exists());
     assert!(!chain.fs("backup_a").join(A_LOCK).exists());
+    // The next desktop run took the incomplete snapshot over and completed it.
+    assert_eq!(incomplete_at_top(&series_a), Vec::<String>::new());
+    assert_snapshot_chain(&gen.gens, &seed_run, &gen.watch_a, &gen.watch_b, &d, &a);
 }
 
 /// Requirement 6: both instances' jobs start in the same instant, many times (run-job, no
@@ -766,13 +1100,14 @@ fn simultaneous_starts_let_exactly_one_go_first() {
     ) else {
         return;
     };
-    chain.new_generation(0, 4096);
+    let mut gens = vec![chain.new_generation(0, 4096)];
     chain.seed_backup_a();
+    let mut watch_b = SeriesWatch::new(&chain, "backup_b", B_SERIES);
     let iterations = 12;
     let mut first = BTreeMap::<&str, u32>::new();
     let mut collided = 0;
     for i in 0..iterations {
-        chain.new_generation(i + 1, 4096);
+        gens.push(chain.new_generation(i + 1, 4096));
         let mut children = Vec::new();
         for (host, job) in [
             ("desktop", "desktop_to_backup_a"),
@@ -808,6 +1143,7 @@ fn simultaneous_starts_let_exactly_one_go_first() {
         for (host, log, mut c) in children {
             let deadline = Instant::now() + Duration::from_secs(120);
             let st = loop {
+                watch_b.poll();
                 if let Some(st) = c.try_wait().unwrap() {
                     break st;
                 }
@@ -823,7 +1159,7 @@ fn simultaneous_starts_let_exactly_one_go_first() {
                 tail(&log)
             );
             let evs = events(&log);
-            waited += evs.iter().any(|e| e.msg.starts_with("waiting: ")) as u32;
+            waited += evs.iter().any(is_wait) as u32;
             let iv = intervals(&evs, &[]);
             assert_eq!(iv.len(), 1, "iteration {i}: {host}: {iv:?}");
             assert!(iv[0].ok);
@@ -836,6 +1172,25 @@ fn simultaneous_starts_let_exactly_one_go_first() {
             "backup_a"
         };
         *first.entry(winner).or_default() += 1;
+        // desktop's snapshot of this iteration's generation (i + 1) is backup_a's latest;
+        // backup_b's latest is that one if desktop went first, else the one before (i).
+        let (on_a, on_b) = (
+            chain.latest("backup_a", A_SERIES),
+            chain.latest("backup_b", B_SERIES),
+        );
+        let i = i as usize;
+        assert!(
+            on_a == gens[i + 1],
+            "iteration {i}: backup_a's latest holds {}",
+            describe(&on_a)
+        );
+        let want = if winner == "desktop" { i + 1 } else { i };
+        assert!(
+            on_b == gens[want],
+            "iteration {i}: {winner} went first, backup_b's latest holds {}, expected {}",
+            describe(&on_b),
+            describe(&gens[want])
+        );
         collided += (waited > 0) as u32;
     }
     eprintln!("went first: {first:?}; iterations where one waited: {collided}/{iterations}");

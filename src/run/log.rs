@@ -1,7 +1,11 @@
 //! The log observer: turns run events into the log lines operators read (journald fields
-//! `PHASE`, `SYNC`, `RESULT`, `EXIT_CODE`, `DURATION_MS`, `PATH`, `HOST`, `HOLDER`, ...). The
-//! job and run ids come from the run's tracing span, which is entered on the run's thread, where
-//! this observer is called.
+//! `PHASE`, `EVENT`, `SYNC`, `RESULT`, `EXIT_CODE`, `DURATION_MS`, `PATH`, `HOST`, `HOLDER`,
+//! `WHY`, ...). The job and run ids come from the run's tracing span, which is entered on the
+//! run's thread, where this observer is called.
+//!
+//! `event` names the kind of line (`sync_started`, `sync_retry`, `stale_removed`, `run_end`,
+//! ...; rsync's own output lines have none), so a reader (a log query, the chain test) never
+//! has to match message text; the message stays free to change wording.
 //!
 //! Must not: keep state or block.
 
@@ -25,10 +29,18 @@ impl Observer for LogObserver {
                 let path = lock.as_ref().map(|l| l.path.as_str());
                 let host = lock.as_ref().map(|l| l.host.as_str());
                 if retry.is_zero() {
-                    info!(phase = "wait", path, host, holder, "waiting: {reason}");
+                    info!(
+                        phase = "wait",
+                        event = "waiting",
+                        path,
+                        host,
+                        holder,
+                        "waiting: {reason}"
+                    );
                 } else {
                     info!(
                         phase = "wait",
+                        event = "waiting",
                         path,
                         host,
                         holder,
@@ -39,6 +51,7 @@ impl Observer for LogObserver {
             }
             EventKind::LockTaken { lock } => info!(
                 phase = "lock",
+                event = "lock_taken",
                 path = lock.path,
                 host = lock.host,
                 "lock taken: {} on {}",
@@ -47,6 +60,7 @@ impl Observer for LogObserver {
             ),
             EventKind::LockReleased { lock } => info!(
                 phase = "lock",
+                event = "lock_released",
                 path = lock.path,
                 host = lock.host,
                 "lock released: {} on {}",
@@ -55,6 +69,7 @@ impl Observer for LogObserver {
             ),
             EventKind::LockNotOurs { lock } => warn!(
                 phase = "lock",
+                event = "lock_not_ours",
                 path = lock.path,
                 host = lock.host,
                 "lock {} on {} was no longer ours; left it alone",
@@ -63,6 +78,7 @@ impl Observer for LogObserver {
             ),
             EventKind::LockReleaseFailed { lock, error } => error!(
                 phase = "lock",
+                event = "lock_release_failed",
                 path = lock.path,
                 host = lock.host,
                 "could not release lock {} on {}: {error}; it expires when its lease runs out",
@@ -71,6 +87,7 @@ impl Observer for LogObserver {
             ),
             EventKind::LockRefreshFailed { lock, error } => warn!(
                 phase = "lock",
+                event = "lock_refresh_failed",
                 path = lock.path,
                 host = lock.host,
                 "cannot refresh lock {} on {}: {error}",
@@ -80,6 +97,7 @@ impl Observer for LogObserver {
             EventKind::LockLost { lock, why } => match why {
                 None => error!(
                     phase = "lock",
+                    event = "lock_lost",
                     path = lock.path,
                     host = lock.host,
                     "lock {} on {} is no longer ours; stopping the run",
@@ -88,8 +106,10 @@ impl Observer for LogObserver {
                 ),
                 Some(why) => error!(
                     phase = "lock",
+                    event = "lock_lost",
                     path = lock.path,
                     host = lock.host,
+                    why,
                     "lock {} on {} {why}",
                     lock.path,
                     lock.host
@@ -97,18 +117,22 @@ impl Observer for LogObserver {
             },
             EventKind::StaleRemoved { lock, holder, why } => warn!(
                 phase = "lock",
+                event = "stale_removed",
                 path = lock.path,
                 host = lock.host,
                 holder,
+                why,
                 "removed stale lock {} on {} left by {holder}: {why}",
                 lock.path,
                 lock.host
             ),
             EventKind::ForeignIgnored { lock, holder, why } => warn!(
                 phase = "lock",
+                event = "foreign_ignored",
                 path = lock.path,
                 host = lock.host,
                 holder,
+                why,
                 "ignoring blocker {} on {}: {holder} ({why}); it is not ours, so it stays",
                 lock.path,
                 lock.host
@@ -121,6 +145,7 @@ impl Observer for LogObserver {
             } => match (holder, verdict) {
                 (Some(h), Some(v)) => info!(
                     phase = "dry-run",
+                    event = "inspected",
                     path = lock.path,
                     host = lock.host,
                     holder = h,
@@ -130,6 +155,7 @@ impl Observer for LogObserver {
                 ),
                 _ => info!(
                     phase = "dry-run",
+                    event = "inspected",
                     path = lock.path,
                     host = lock.host,
                     "{what} {} on {}: absent",
@@ -144,7 +170,9 @@ impl Observer for LogObserver {
                 attempt,
             } => info!(
                 phase = "sync",
+                event = "sync_started",
                 sync = index,
+                attempt,
                 "sync {index} starting: {source} -> {dest}{}",
                 if *attempt > 1 {
                     format!(" (attempt {attempt})")
@@ -168,6 +196,7 @@ impl Observer for LogObserver {
             },
             EventKind::SyncVanished { index } => warn!(
                 phase = "sync",
+                event = "sync_vanished",
                 sync = index,
                 exit_code = 24,
                 "sync {index}: some source files vanished during the transfer (normal for live data)"
@@ -179,6 +208,7 @@ impl Observer for LogObserver {
                 backoff,
             } => warn!(
                 phase = "sync",
+                event = "sync_retry",
                 sync = index,
                 exit_code,
                 "sync {index} failed transiently: {message}; retrying in {}s",
@@ -192,6 +222,7 @@ impl Observer for LogObserver {
                 let i = report.index;
                 info!(
                     phase = "sync",
+                    event = "sync_done",
                     sync = i,
                     result = "ok",
                     exit_code = report.exit_code,
@@ -203,6 +234,7 @@ impl Observer for LogObserver {
             }
             EventKind::SnapshotCommitted { index, id, series } => info!(
                 phase = "snapshot",
+                event = "snapshot_committed",
                 sync = index,
                 snapshot = id,
                 "sync {index}: snapshot {id} complete in {series}"
@@ -214,6 +246,7 @@ impl Observer for LogObserver {
                 removed,
             } => info!(
                 phase = "prune",
+                event = "pruned",
                 sync = index,
                 removed = removed.len(),
                 "sync {index}: retention kept {kept} snapshot(s) in {series}, removed {}{}",
@@ -230,6 +263,7 @@ impl Observer for LogObserver {
                 error,
             } => error!(
                 phase = "prune",
+                event = "prune_failed",
                 sync = index,
                 "sync {index}: retention could not run in {series}: {error}; no snapshot was removed by it"
             ),
@@ -242,24 +276,28 @@ impl Observer for LogObserver {
                 match *outcome {
                     "success" => info!(
                         phase = "end",
+                        event = "run_end",
                         result = "success",
                         duration_ms = ms,
                         "run succeeded"
                     ),
                     "failed" => error!(
                         phase = "end",
+                        event = "run_end",
                         result = "failed",
                         duration_ms = ms,
                         "run failed: {message}"
                     ),
                     "blocked" => warn!(
                         phase = "end",
+                        event = "run_end",
                         result = "blocked",
                         duration_ms = ms,
                         "run blocked: {message}"
                     ),
                     _ => warn!(
                         phase = "end",
+                        event = "run_end",
                         result = "cancelled",
                         duration_ms = ms,
                         "run cancelled"
