@@ -135,6 +135,65 @@ rows.append(("memory, 20,000-file full copy",
              f"backupmanager VmHWM {mb[0] / 1024:.1f} MB; its rsync {mb[1] / 1024:.1f} MB; rsync by hand {mraw / 1024:.1f} MB",
              f"+{mb[0] / 1024:.1f} MB", "daemon adds ≤ 5 MB", yes(mb[0] <= 5 * 1024)))
 
+# Snapshots (section 8 of scripts/bench).
+def paired(name):
+    """Interleaved pairs (order alternating): (median of per-pair ratios a/b, pairs, median a, median b)."""
+    xs = []
+    try:
+        with open(f"{W}/pairs-{name}.txt") as f:
+            xs = [tuple(float(v) for v in l.split()) for l in f if l.strip()]
+    except FileNotFoundError:
+        pass
+    if not xs:
+        return None
+    return (statistics.median(a / b for a, b in xs), len(xs),
+            statistics.median(a for a, _ in xs), statistics.median(b for _, b in xs))
+
+
+def paired_txt(name):
+    pr = paired(name)
+    return f"; interleaved pairs: ratio {pr[0]:.3f} ({pr[1]} pairs)" if pr else ""
+
+
+def paired_note(name, a, b):
+    pr = paired(name)
+    if not pr:
+        return ""
+    return (f" Cross-check, {pr[1]} interleaved pairs (each side prepared as above and timed by "
+            f"the shell, the order alternating so that a change of load cannot land on one side "
+            f"only): {a} median {ms(pr[2])}, {b} median {ms(pr[3])}, median per-pair ratio {pr[0]:.3f}.")
+
+
+sfull, snochg, srot, sprune, slist = (hf("snapfull"), hf("snapnochg"),
+                                      hf("snaprot") if E.get("HAVE_RSNAP_SNAP") == "1" else None,
+                                      hf("snapprune"), hf("snaplist"))
+for pname, res, what in [("snapfull", sfull, "run-job, snapshot mode, 20,000 files, first snapshot (full copy)"),
+                         ("snapnochg", snochg, "run-job, snapshot mode, same tree, no change (`--link-dest` to the last)")]:
+    bm_ = med(res, "backupmanager run-job snap")
+    raw = med(res, "same rsync")
+    dur = med(res, "same argv by hand, then sync -f")
+    r = bm_ / raw
+    rows.append((what,
+                 f"{ms(bm_)} vs {ms(raw)} (same argv by hand){paired_txt(pname)}; "
+                 f"by hand + `sync -f` {ms(dur)} (ratio {bm_ / dur:.3f})",
+                 f"ratio {r:.3f}", "≤ 1.02", yes(r <= 1.02)))
+if srot:
+    r = med(srot, "backupmanager run-job snaprot") / med(srot, "rsnapshot alpha")
+    rows.append(("snapshot rotation (3 kept, one new, oldest removed) vs `rsnapshot alpha`",
+                 f"{ms(med(srot, 'backupmanager run-job snaprot'))} vs {ms(med(srot, 'rsnapshot alpha'))}"
+                 + paired_txt("snaprot"),
+                 f"ratio {r:.3f}", "≤ 1.0", yes(r <= 1.0)))
+r_prune = med(sprune, "backupmanager prune") / med(sprune, "rm -rf")
+rows.append(("`prune` removing one 20,000-file snapshot",
+             f"{ms(med(sprune, 'backupmanager prune'))} vs {ms(med(sprune, 'rm -rf'))} (`rm -rf` of an identical tree)"
+             + paired_txt("snapprune"),
+             f"ratio {r_prune:.3f}", "≤ 1.1", yes(r_prune <= 1.1)))
+l_txt = med(slist, "backupmanager snapshots snaplist (")
+l_json = med(slist, "backupmanager snapshots snaplist --format json")
+rows.append(("`snapshots JOB`, 1,000 snapshots",
+             f"{ms(l_txt)} text, {ms(l_json)} `--format json`; `ls` of the directory {ms(med(slist, 'ls '))}",
+             ms(max(l_txt, l_json)), "≤ 100 ms", yes(max(l_txt, l_json) <= 0.100)))
+
 now = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
 p("# Benchmarks")
 p("")
@@ -148,6 +207,15 @@ p("**Read the numbers as ratios.** The machine is shared with other builds and t
 if E["QUICK"] == "1":
     p("")
     p("**This is a `--quick` run**: few repetitions and a 60 s idle window; use the full run for conclusions.")
+NOTES = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "docs", "bench-notes.md")
+if os.path.exists(NOTES):
+    with open(NOTES) as f:
+        notes = f.read().strip()
+    if notes:
+        p("")
+        p("**Notes on this run** (written by hand in `docs/bench-notes.md`, copied here by the generator):")
+        p("")
+        p(notes)
 p("")
 p("## Machine")
 p("")
@@ -310,6 +378,88 @@ p(f"| rsync run by hand, same argv | {mraw / 1024:.1f} MB |")
 p("")
 p("rsync's file list dominates; backupmanager streams rsync's output line by line and keeps only "
   "a short tail, so its own memory does not grow with the number of files.")
+p("")
+p("### Snapshots (`mode: snapshot`)")
+p("")
+p("All local, on the same file system as everything else here. The source is the 20,000-file "
+  "part of the data (100 directories × 200 × 1 KiB). The jobs are `mode: snapshot` with "
+  "`retention: {keep_last: N}` and one sync; \"same rsync argv by hand\" is the argument "
+  "vector backupmanager executed (captured by the `rsync` shim), with only the destination "
+  "operand changed from `DEST/.incomplete-<id>/` to a fresh directory outside the series "
+  "(rsync creates it), so both sides create one new directory and link against the same "
+  "snapshot. A run also commits the snapshot, which starts with `syncfs(2)` on the series' "
+  "file system (rsync does not fsync; see `src/snapshot/mod.rs`, *Crash safety*): the third "
+  "line does the same by hand with `sync -f`, so it has the same durability.")
+
+
+def phases_table(path, title):
+    rows_ = []
+    with open(path) as f:
+        for l in f:
+            if l.strip():
+                rows_.append([float(x) for x in l.split()])
+    if not rows_:
+        return
+    p("")
+    p(f"{title} ({len(rows_)} runs; t0/t1 taken by the shell around the process, the rest are "
+      "JSON log timestamps):")
+    p("")
+    p("| phase | median | min | max |")
+    p("|---|---|---|---|")
+    names = ["start → \"sync 0 starting\" (process start, config, run lock, begin: readdir + mkdir)",
+             "rsync (\"sync 0 starting\" → \"sync 0 done\")",
+             "commit (→ \"snapshot … complete\": syncfs, manifest + fsync, 2 renames, `latest`, dir fsync)",
+             "retention (→ \"retention kept …\": list manifests, plan, nothing removed)",
+             "exit (→ process gone)",
+             "total"]
+    for i, n in enumerate(names):
+        a, b, c = mmm([r[i] for r in rows_])
+        p(f"| {n} | {a} | {b} | {c} |")
+
+
+table("snapfull", "snapshot: first snapshot (full copy of 20,000 files)",
+      "The series is deleted before each backupmanager run, the by-hand directory before each "
+      "by-hand run (`--prepare`, per command)."
+      + paired_note("snapfull", "run-job", "argv by hand"))
+phases_table(f"{W}/snap-phases-full.txt", "Where a first-snapshot run spends its time")
+table("snapnochg", "snapshot: no change since the last snapshot",
+      "Before each backupmanager run the series is reset to one complete snapshot (BASE: its "
+      "directory, manifest and `latest`), so every run makes exactly one new snapshot with "
+      "`--link-dest=BASE` (20,000 hard links, 100 directories) and retention (keep_last 3) "
+      "removes nothing; the by-hand runs use the same `--link-dest=BASE` into a fresh directory."
+      + paired_note("snapnochg", "run-job", "argv by hand"))
+phases_table(f"{W}/snap-phases.txt", "Where a no-change run spends its time")
+if srot:
+    table("snaprot", "snapshot rotation vs rsnapshot",
+          "Both hold 3 snapshots of the same tree before every run (steady state, no change in "
+          "the source): backupmanager (`keep_last: 3`, opts `-a --delete --numeric-ids "
+          "--delete-excluded`) makes a new snapshot hard-linked to the newest, commits it and "
+          "removes the oldest; rsnapshot 1.4 (`retain alpha 3`, `link_dest 1`, no `sync_first`, "
+          "`cmd_rm /bin/rm`, the same rsync options) removes `alpha.2`, rotates and rsyncs with "
+          "`--link-dest=alpha.1`. rsnapshot does not flush the file system. Its commands for one "
+          "run (`rsnapshot -t alpha`) are below the table."
+          + paired_note("snaprot", "backupmanager", "rsnapshot"))
+    p("")
+    p("`rsnapshot -t alpha`:")
+    p("")
+    p("```")
+    with open(f"{W}/rsnap-t.txt") as f:
+        p(f.read().rstrip())
+    p("```")
+table("snapprune", "prune one snapshot",
+      f"The series holds two complete snapshots; `keep_last: 1` removes the older one, a tree of "
+      f"{int(E.get('NPRUNE') or 0):,} files, all hard links shared with the newer snapshot (as in "
+      "any series, so removal unlinks and frees no data). Before each run it is recreated with "
+      "`cp -al` from a template (same files) with its manifest; `rm -rf` gets an identical "
+      "`cp -al` of the same template. `prune` also loads the config, takes the job's run lock, "
+      "lists the manifests, renames the snapshot to `.deleting-<id>`, removes its manifest and "
+      "fsyncs the series directory."
+      + paired_note("snapprune", "prune", "rm -rf"))
+table("snaplist", "list 1,000 snapshots",
+      "One real run, then 999 copies of its snapshot (one hard-linked file each) with manifests "
+      "made from its own (valid format 1, ids one hour apart, older), checked with "
+      f"`snapshots --format json` ({E.get('NLIST', '?')} listed). Listing reads one directory and "
+      "each manifest (no walk of snapshot trees). `ls` (one readdir, sorted names) is the floor.")
 p("")
 p("## Product changes made from these measurements")
 p("")
