@@ -63,7 +63,8 @@ pub enum Verdict {
 /// Judges a lock file. `local_file` is true when the file is on this host's filesystem;
 /// `default_lease` applies to records without one; `foreign_stale_after` is the blocks_on
 /// entry's `stale_after`, the only way another program's file can be judged stale;
-/// `run_active` says whether a run of this very process (by run id) is still in progress.
+/// `run_active` says whether a run of this very process (by run id) is still in progress;
+/// `uptime` is how long this machine has been up (`CLOCK_BOOTTIME`, read when judging).
 pub fn judge(
     obs: &Observed,
     me: &Identity,
@@ -71,6 +72,7 @@ pub fn judge(
     default_lease: Duration,
     foreign_stale_after: Option<Duration>,
     run_active: &dyn Fn(&str) -> bool,
+    uptime: Duration,
 ) -> Verdict {
     match &obs.holder {
         Holder::Ours(r) => {
@@ -93,8 +95,24 @@ pub fn judge(
                     Verdict::Stale(format!("its process {} on {} is gone", r.pid, r.host))
                 };
             }
-            if local_file && r.host == me.host && r.boot_id != me.boot_id {
-                return Verdict::Stale(format!("{} has rebooted since it was written", r.host));
+            // Written by this machine before it rebooted: the same machine id (not merely the
+            // same host name, which unrelated machines share), another boot, and last written
+            // before this boot began, so no process of this boot can be refreshing it. The
+            // last condition keeps a clone's live lock alive: a cloned VM shares the machine id
+            // but keeps refreshing its lock.
+            if local_file
+                && !r.machine_id.is_empty()
+                && r.machine_id == me.machine_id
+                && r.boot_id != me.boot_id
+                && obs.age > uptime
+            {
+                return Verdict::Stale(format!(
+                    "{} (machine id {}) has rebooted since it was last written ({}s ago, up {}s)",
+                    r.host,
+                    r.machine_id,
+                    obs.age.as_secs(),
+                    uptime.as_secs()
+                ));
             }
             let lease = if r.lease_secs > 0 {
                 Duration::from_secs(r.lease_secs)

@@ -48,6 +48,75 @@ fn me() -> Identity {
     Identity::current()
 }
 
+/// This machine's uptime in the judging tests.
+const UP: Duration = Duration::from_secs(3600);
+
+/// The reboot rule: only for this machine's id (not its host name), another boot, and a lock
+/// last written before this boot; everything else falls back to the lease. Pure: no record
+/// here has our boot id, so no pid is looked up.
+#[test]
+fn the_reboot_rule_needs_our_machine_id_and_a_lock_older_than_this_boot() {
+    let me = Identity {
+        host: "raspberrypi".into(),
+        pid: 100,
+        pid_start: 1,
+        boot_id: "boot-now".into(),
+        machine_id: "machine-a".into(),
+        pid_ns: "pid:[1]".into(),
+    };
+    // A lease longer than the uptime, so "live" below is not the lease running out.
+    let lease = Duration::from_secs(7200);
+    let mut rec = Record::new(&me, "j", "r", lease);
+    rec.boot_id = "boot-before".into();
+    let verdict = |rec: &Record, age: u64, local: bool| {
+        let obs = Observed {
+            holder: Holder::Ours(rec.clone()),
+            age: Duration::from_secs(age),
+        };
+        judge(&obs, &me, local, lease, None, &|_: &str| false, UP)
+    };
+    let rebooted = |v: Verdict| matches!(v, Verdict::Stale(s) if s.contains("rebooted"));
+    // Ours, written before this boot: stale at once, long before its lease would end.
+    assert!(rebooted(verdict(&rec, UP.as_secs() + 1, true)));
+    // Ours by machine id but refreshed since this boot began: a clone of this machine (same
+    // machine id, its own boot) keeps it fresh. Within the lease it is live.
+    assert_eq!(verdict(&rec, UP.as_secs() - 1, true), Verdict::Live);
+    assert_eq!(verdict(&rec, 0, true), Verdict::Live);
+    // A remote file: the lease decides, whatever the ids say.
+    assert_eq!(verdict(&rec, UP.as_secs() + 1, false), Verdict::Live);
+    // Another machine with the same host name (another machine id): the lease decides.
+    let mut twin = rec.clone();
+    twin.machine_id = "machine-b".into();
+    assert_eq!(twin.host, me.host);
+    assert_eq!(verdict(&twin, UP.as_secs() + 1, true), Verdict::Live);
+    assert!(matches!(verdict(&twin, 7201, true), Verdict::Stale(s) if s.contains("lease")));
+    // No machine id on either side (an old record, or a machine without one): the lease.
+    let mut old = rec.clone();
+    old.machine_id = String::new();
+    assert_eq!(verdict(&old, UP.as_secs() + 1, true), Verdict::Live);
+    let anon = Identity {
+        machine_id: String::new(),
+        ..me.clone()
+    };
+    let obs = Observed {
+        holder: Holder::Ours(old.clone()),
+        age: UP + Duration::from_secs(1),
+    };
+    assert_eq!(
+        judge(&obs, &anon, true, lease, None, &|_: &str| false, UP),
+        Verdict::Live
+    );
+}
+
+/// A record written before `machine_id` existed still parses (as having none).
+#[test]
+fn a_record_without_machine_id_parses() {
+    let line = r#"{"tool":"backupmanager","host":"h","pid":1,"pid_start":2,"boot_id":"b","pid_ns":"pid:[1]","job":"j","run_id":"r","started":"2024-01-01T00:00:00Z","lease_secs":60,"token":"abcd"}"#;
+    let r = Record::parse(line).expect("parses");
+    assert_eq!(r.machine_id, "");
+    assert_eq!(r.host, "h");
+}
+
 fn tmp() -> PathBuf {
     let d = std::env::temp_dir().join(format!("bm-lock-unit-{}", random_hex(6)));
     fs::create_dir_all(&d).unwrap();
@@ -115,11 +184,19 @@ fn judging() {
     let active = |r: &str| r == "r-live";
     let ended = |_: &str| false;
     assert_eq!(
-        judge(&obs(live.clone(), 99_999), &me, true, lease, None, &active),
+        judge(
+            &obs(live.clone(), 99_999),
+            &me,
+            true,
+            lease,
+            None,
+            &active,
+            UP
+        ),
         Verdict::Live
     );
     assert!(
-        matches!(judge(&obs(live.clone(), 0), &me, true, lease, None, &ended), Verdict::Stale(s) if s.contains("earlier run")),
+        matches!(judge(&obs(live.clone(), 0), &me, true, lease, None, &ended, UP), Verdict::Stale(s) if s.contains("earlier run")),
         "a lock of this process whose run has ended is a leftover"
     );
     // Another live process on this kernel (our parent): live, whatever its age.
@@ -127,30 +204,30 @@ fn judging() {
     other.pid = std::os::unix::process::parent_id();
     other.pid_start = process_start(other.pid).unwrap();
     assert_eq!(
-        judge(&obs(other, 99_999), &me, true, lease, None, &ended),
+        judge(&obs(other, 99_999), &me, true, lease, None, &ended, UP),
         Verdict::Live
     );
     let mut dead = live.clone();
     dead.pid = u32::MAX - 1;
     assert!(
-        matches!(judge(&obs(dead, 0), &me, true, lease, None, &ended), Verdict::Stale(s) if s.contains("is gone"))
+        matches!(judge(&obs(dead, 0), &me, true, lease, None, &ended, UP), Verdict::Stale(s) if s.contains("is gone"))
     );
-    // Written by this host before a reboot.
+    // Written by this machine before a reboot (last written before this boot began).
     let mut old_boot = live.clone();
     old_boot.boot_id = "00000000-0000-0000-0000-000000000000".into();
     assert!(
-        matches!(judge(&obs(old_boot.clone(), 0), &me, true, lease, None, &ended), Verdict::Stale(s) if s.contains("rebooted"))
+        matches!(judge(&obs(old_boot.clone(), UP.as_secs() + 1), &me, true, lease, None, &ended, UP), Verdict::Stale(s) if s.contains("rebooted"))
     );
     // Another machine: the lease decides.
     let mut other = old_boot;
     other.host = "elsewhere".into();
     other.lease_secs = 60;
     assert_eq!(
-        judge(&obs(other.clone(), 59), &me, false, lease, None, &ended),
+        judge(&obs(other.clone(), 59), &me, false, lease, None, &ended, UP),
         Verdict::Live
     );
     assert!(matches!(
-        judge(&obs(other, 61), &me, false, lease, None, &ended),
+        judge(&obs(other, 61), &me, false, lease, None, &ended, UP),
         Verdict::Stale(_)
     ));
     // Someone else's file: only a blocks_on stale_after can discount it.
@@ -159,7 +236,7 @@ fn judging() {
         age: Duration::from_secs(1_000_000),
     };
     assert_eq!(
-        judge(&foreign, &me, true, lease, None, &ended),
+        judge(&foreign, &me, true, lease, None, &ended, UP),
         Verdict::Live
     );
     assert!(matches!(
@@ -169,7 +246,8 @@ fn judging() {
             true,
             lease,
             Some(Duration::from_secs(60)),
-            &ended
+            &ended,
+            UP
         ),
         Verdict::Stale(_)
     ));

@@ -1,0 +1,237 @@
+//! Regressions of the hardening issue's lock items, end to end: the real binary, real rsync, a
+//! real daemon and the private sshd on 127.0.0.1 (tests/support). Each test names its item.
+//!
+//! Every process a test starts is stopped by pid when the test ends (a [`Bm`] guard, `Sshd`,
+//! [`Master`]). Nothing asserts on speed.
+mod support;
+
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant, SystemTime};
+
+use backupmanager::lock::{Identity, Record};
+use backupmanager::transport::ssh::{self, SshConfig, SshTarget};
+use nix::sys::signal::{kill, Signal};
+use nix::unistd::Pid;
+use support::*;
+
+const BIN: &str = env!("CARGO_BIN_EXE_backupmanager");
+const OK: i32 = 0;
+const FAILED: i32 = 1;
+const BLOCKED: i32 = 75;
+/// Only so a broken run cannot hang the suite; never a speed expectation.
+const LONG: Duration = Duration::from_secs(120);
+
+fn tmp() -> Scratch {
+    require_root_tools();
+    let t = Scratch::short("bml");
+    fs::create_dir_all(t.p("src")).unwrap();
+    fs::write(t.p("src/file"), "data\n").unwrap();
+    t
+}
+
+/// `<t>/bm.yaml`: runtime dir `<t>/r`, state dir `<t>/state`, the given jobs.
+fn config(t: &Scratch, jobs: &[&JobBuilder]) -> PathBuf {
+    ConfigBuilder::new()
+        .cron_schedule("0 3 * * *")
+        .pid_file_dir(t.p("r"))
+        .state_dir(t.p("state"))
+        .jobs(jobs.iter().copied())
+        .write(t.p("bm.yaml"))
+}
+
+/// A job copying `<t>/src/` to `<t>/dst-ID/`.
+fn job(t: &Scratch, id: &str) -> JobBuilder {
+    JobBuilder::new(id).sync(t.s("src/"), t.s(&format!("dst-{id}/")), &["-a"])
+}
+
+fn set_mtime_ago(path: &Path, ago: Duration) {
+    fs::File::options()
+        .append(true)
+        .open(path)
+        .unwrap()
+        .set_modified(SystemTime::now() - ago)
+        .unwrap();
+}
+
+fn uptime() -> Duration {
+    let text = fs::read_to_string("/proc/uptime").unwrap();
+    let secs: f64 = text.split_whitespace().next().unwrap().parse().unwrap();
+    Duration::from_secs_f64(secs)
+}
+
+static SEQ: AtomicUsize = AtomicUsize::new(0);
+
+/// A running `backupmanager` whose stdout and stderr go to one file; stopped (with everything
+/// under it) on drop.
+struct Bm {
+    child: Child,
+    out: PathBuf,
+    code: Option<i32>,
+}
+
+impl Bm {
+    fn spawn(cfg: &Path, args: &[&str]) -> Bm {
+        let n = SEQ.fetch_add(1, Ordering::SeqCst);
+        let out = cfg.with_file_name(format!("out.{n}.log"));
+        let f = fs::File::create(&out).unwrap();
+        let child = Command::new(BIN)
+            .arg("--config")
+            .arg(cfg)
+            .args(["--log-format", "json", "--log-level", "debug"])
+            .args(args)
+            .env_remove("RUST_LOG")
+            .env_remove("BACKUPMANAGER_CONFIG")
+            .stdin(Stdio::null())
+            .stdout(f.try_clone().unwrap())
+            .stderr(f)
+            .spawn()
+            .expect("spawn backupmanager");
+        Bm {
+            child,
+            out,
+            code: None,
+        }
+    }
+
+    fn try_code(&mut self) -> Option<i32> {
+        if self.code.is_none() {
+            if let Some(st) = self.child.try_wait().unwrap() {
+                use std::os::unix::process::ExitStatusExt;
+                self.code = Some(st.code().unwrap_or_else(|| 128 + st.signal().unwrap_or(0)));
+            }
+        }
+        self.code
+    }
+
+    fn wait(&mut self) -> i32 {
+        let deadline = Instant::now() + LONG;
+        loop {
+            if let Some(c) = self.try_code() {
+                return c;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "backupmanager did not end; output:\n{}",
+                self.output()
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    fn output(&self) -> String {
+        fs::read_to_string(&self.out).unwrap_or_default()
+    }
+}
+
+impl Drop for Bm {
+    fn drop(&mut self) {
+        if self.try_code().is_some() {
+            return;
+        }
+        let tree = descendants(self.child.id());
+        let _ = kill(Pid::from_raw(self.child.id() as i32), Signal::SIGTERM);
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while Instant::now() < deadline && self.try_code().is_none() {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        for p in tree {
+            if pid_alive(p) {
+                let _ = kill(Pid::from_raw(p as i32), Signal::SIGKILL);
+            }
+        }
+    }
+}
+
+/// Runs `backupmanager --config CFG ARGS` to its end: the exit code and all it printed.
+fn run(cfg: &Path, args: &[&str]) -> (i32, String) {
+    let mut bm = Bm::spawn(cfg, args);
+    let code = bm.wait();
+    (code, bm.output())
+}
+
+/// Closes the ControlMaster a run left under `<t>/r/ssh`; declare it after the `Sshd`.
+struct Master {
+    target: SshTarget,
+    cfg: SshConfig,
+}
+
+impl Master {
+    fn new(t: &Scratch, sshd: &Sshd) -> Master {
+        Master {
+            target: sshd.target(),
+            cfg: SshConfig {
+                control_dir: Some(t.p("r/ssh")),
+                ..sshd.ssh_config()
+            },
+        }
+    }
+}
+
+impl Drop for Master {
+    fn drop(&mut self) {
+        if let Some(pid) = ssh::master_pid(&self.target, &self.cfg) {
+            ssh::close_master(&self.target, &self.cfg);
+            let deadline = Instant::now() + Duration::from_secs(5);
+            while pid_alive(pid) && Instant::now() < deadline {
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            if pid_alive(pid) {
+                let _ = kill(Pid::from_raw(pid as i32), Signal::SIGKILL);
+            }
+        }
+    }
+}
+
+fn remote(sshd: &Sshd) -> Remote {
+    Remote::new("root", "127.0.0.1", sshd.port())
+}
+
+/// A job that reaches `sshd` with its key (its sync stays local).
+fn ssh_job(t: &Scratch, sshd: &Sshd, id: &str) -> JobBuilder {
+    job(t, id)
+        .identity_file(sshd.client_key())
+        .known_hosts_file(sshd.known_hosts())
+        .retries(0)
+}
+
+// ---------------------------------------------------------------------------------------------
+// Item 2: the same host name is not the same machine.
+
+/// A lock record with our host name and machine id but another boot id, refreshed just now:
+/// another machine (a clone) is running under it. It blocks; only once it is older than this
+/// machine's uptime (written before we booted) is it removed as left over from a reboot.
+#[test]
+fn a_fresh_lock_of_our_host_name_and_machine_id_from_another_boot_is_not_removed() {
+    let t = tmp();
+    let own = t.p("locks/j.lock");
+    let cfg = config(&t, &[&job(&t, "j").lock_local(&own)]);
+    let mut rec = Record::new(
+        &Identity::current(),
+        "j",
+        "run-of-a-clone",
+        Duration::from_secs(600),
+    );
+    rec.boot_id = "00000000-0000-4000-8000-000000000000".into();
+    assert!(!rec.machine_id.is_empty(), "this machine has a machine id");
+    fs::create_dir_all(own.parent().unwrap()).unwrap();
+    fs::write(&own, rec.to_line()).unwrap();
+
+    let (code, out) = run(&cfg, &["run-job", "j", "--no-wait"]);
+    assert_eq!(code, BLOCKED, "{out}");
+    assert!(!out.contains("rebooted"), "{out}");
+    assert_eq!(fs::read_to_string(&own).unwrap(), rec.to_line());
+    assert!(!t.p("dst-j").exists());
+
+    // Last written before this machine booted: left over from before a reboot, removed.
+    set_mtime_ago(&own, uptime() + Duration::from_secs(60));
+    let (code, out) = run(&cfg, &["run-job", "j", "--no-wait"]);
+    assert_eq!(code, OK, "{out}");
+    assert!(out.contains("rebooted since it was last written"), "{out}");
+    assert!(!own.exists());
+    assert_eq!(fs::read_to_string(t.p("dst-j/file")).unwrap(), "data\n");
+}
