@@ -235,3 +235,66 @@ fn a_fresh_lock_of_our_host_name_and_machine_id_from_another_boot_is_not_removed
     assert!(!own.exists());
     assert_eq!(fs::read_to_string(t.p("dst-j/file")).unwrap(), "data\n");
 }
+
+// ---------------------------------------------------------------------------------------------
+// Item 13: a symlink at a lock path leaks files.
+
+/// Symlinks planted at own lock and blocker paths, here and on a host reached over ssh, lead to
+/// a file with a secret first line. Dry runs and blocked runs say "a symbolic link" and never
+/// print the secret; the links and the file stay as they were.
+#[test]
+fn a_symlink_at_a_lock_path_is_never_read_or_shown() {
+    let t = tmp();
+    let sshd = Sshd::start();
+    let _master = Master::new(&t, &sshd);
+    let secret = t.p("secret");
+    fs::write(&secret, "TOP-SECRET-7f3a\nmore\n").unwrap();
+    fs::create_dir_all(t.p("locks")).unwrap();
+    fs::create_dir_all(t.p("remote")).unwrap();
+    let link = |rel: &str| {
+        let p = t.p(rel);
+        std::os::unix::fs::symlink(&secret, &p).unwrap();
+        p
+    };
+    let jobs = [
+        job(&t, "own").lock_local(link("locks/own.lock")),
+        job(&t, "blk")
+            .lock_local(t.p("locks/blk.lock"))
+            .blocks_on_local(link("locks/other.lock"), "30s"),
+        ssh_job(&t, &sshd, "rown")
+            .lock(LockFile::remote(link("remote/own.lock")).on(&remote(&sshd))),
+        ssh_job(&t, &sshd, "rblk")
+            .lock_local(t.p("locks/rblk.lock"))
+            .blocks_on(Blocker::remote(link("remote/other.lock"), "30s").on(&remote(&sshd))),
+    ];
+    let cfg = config(&t, &jobs.iter().collect::<Vec<_>>());
+    for id in ["own", "blk", "rown", "rblk"] {
+        let (code, out) = run(&cfg, &["run-job", id, "--dry-run"]);
+        assert_eq!(code, OK, "{id} --dry-run: {out}");
+        assert!(!out.contains("TOP-SECRET"), "{id} --dry-run: {out}");
+        assert!(out.contains("symbolic link"), "{id} --dry-run: {out}");
+        let (code, out) = run(&cfg, &["run-job", id, "--no-wait"]);
+        assert_eq!(code, BLOCKED, "{id}: {out}");
+        assert!(!out.contains("TOP-SECRET"), "{id}: {out}");
+        assert!(out.contains("symbolic link"), "{id}: {out}");
+        assert!(!t.p(&format!("dst-{id}")).exists());
+    }
+    for rel in [
+        "locks/own.lock",
+        "locks/other.lock",
+        "remote/own.lock",
+        "remote/other.lock",
+    ] {
+        assert_eq!(fs::read_link(t.p(rel)).unwrap(), secret, "{rel}");
+    }
+    assert_eq!(
+        fs::read_to_string(&secret).unwrap(),
+        "TOP-SECRET-7f3a\nmore\n"
+    );
+    let mut left: Vec<String> = fs::read_dir(t.p("remote"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    left.sort();
+    assert_eq!(left, ["other.lock", "own.lock"], "no temporary files left");
+}

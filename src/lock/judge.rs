@@ -15,8 +15,22 @@ use crate::sys::procfs::process_alive;
 pub enum Holder {
     /// A backupmanager lock.
     Ours(Record),
-    /// Something else (another program's lock file, or unreadable). Holds its first line.
-    Foreign(String),
+    /// Something backupmanager did not write.
+    Foreign(Foreign),
+}
+
+/// Something at a lock path that backupmanager did not write, described by what it is, never by
+/// what it says: the path may lead to any file root can read (a symlink planted there, another
+/// program's file), and nothing read from it may reach a log line.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Foreign {
+    /// A regular file: another program's, or unreadable. Its size when known (remote checks
+    /// read only a prefix, so they do not know it).
+    File { size: Option<u64> },
+    /// A symbolic link. Present, so it blocks; its target is never read or followed.
+    Symlink,
+    /// A FIFO, socket or device: present, never opened for reading.
+    Special,
 }
 
 /// A lock file that exists, as seen by the host that holds it.
@@ -35,19 +49,29 @@ impl fmt::Display for Observed {
                 "job {} (run {}, pid {} on {}, since {})",
                 r.job, r.run_id, r.pid, r.host, r.started
             ),
-            Holder::Foreign(first) if first.is_empty() => {
-                write!(
-                    f,
-                    "a file not written by backupmanager (empty, {}s old)",
-                    self.age.as_secs()
-                )
+            Holder::Foreign(what) => {
+                let age = self.age.as_secs();
+                match what {
+                    Foreign::File { size: Some(0) } => {
+                        write!(f, "a file not written by backupmanager (empty, {age}s old)")
+                    }
+                    Foreign::File { size: Some(n) } => write!(
+                        f,
+                        "a file not written by backupmanager ({n} bytes, {age}s old)"
+                    ),
+                    Foreign::File { size: None } => {
+                        write!(f, "a file not written by backupmanager ({age}s old)")
+                    }
+                    Foreign::Symlink => write!(
+                        f,
+                        "a symbolic link, not written by backupmanager (not followed, {age}s old)"
+                    ),
+                    Foreign::Special => write!(
+                        f,
+                        "a FIFO, socket or device, not written by backupmanager ({age}s old)"
+                    ),
+                }
             }
-            Holder::Foreign(first) => write!(
-                f,
-                "a file not written by backupmanager ({:?}, {}s old)",
-                first.chars().take(80).collect::<String>(),
-                self.age.as_secs()
-            ),
         }
     }
 }

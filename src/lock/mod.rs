@@ -31,7 +31,7 @@ mod tests;
 use std::fmt;
 use std::path::PathBuf;
 
-pub use judge::{judge, Holder, Observed, Verdict};
+pub use judge::{judge, Foreign, Holder, Observed, Verdict};
 pub use local::LocalFiles;
 pub use record::{Identity, Record};
 pub use remote::RemoteFiles;
@@ -103,9 +103,11 @@ pub trait LockBackend: fmt::Debug + fmt::Display + Send + Sync {
     fn waker(&self, path: &str) -> Option<PathBuf>;
 }
 
-fn holder_of(text: &str) -> Holder {
+/// Who holds a regular file that starts with `text` and is `size` bytes long (if known). Of a
+/// file that is not ours only the size is kept, never its text.
+fn holder_of(text: &str, size: Option<u64>) -> Holder {
     match Record::parse(text) {
         Some(r) => Holder::Ours(r),
-        None => Holder::Foreign(text.lines().next().unwrap_or("").trim().to_string()),
+        None => Holder::Foreign(Foreign::File { size }),
     }
 }

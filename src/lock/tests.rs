@@ -48,6 +48,50 @@ fn me() -> Identity {
     Identity::current()
 }
 
+/// Runs the remote scripts with a local `sh`, so [`RemoteFiles`] can be tested without ssh.
+#[derive(Debug)]
+struct Sh;
+
+impl std::fmt::Display for Sh {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("sh")
+    }
+}
+
+impl crate::transport::Transport for Sh {
+    fn run_script(
+        &self,
+        script: &str,
+        _timeout: Duration,
+    ) -> Result<crate::transport::RemoteOutput, crate::transport::TransportError> {
+        let o = std::process::Command::new("sh")
+            .arg("-c")
+            .arg(script)
+            .output()
+            .expect("sh runs");
+        Ok(crate::transport::RemoteOutput {
+            status: o.status.code().unwrap_or(-1),
+            stdout: o.stdout,
+            stderr: o.stderr,
+        })
+    }
+    fn rsync_operand(&self, path: &str) -> String {
+        path.into()
+    }
+    fn rsync_rsh(&self) -> String {
+        String::new()
+    }
+    fn host(&self) -> &str {
+        "sh"
+    }
+}
+
+fn sh_remote() -> RemoteFiles {
+    RemoteFiles {
+        transport: std::sync::Arc::new(Sh),
+    }
+}
+
 /// This machine's uptime in the judging tests.
 const UP: Duration = Duration::from_secs(3600);
 
@@ -165,7 +209,8 @@ fn foreign_files_are_never_ours() {
     let path = d.join("other.lock").to_string_lossy().into_owned();
     fs::write(&path, "12345\n").unwrap();
     let obs = LocalFiles.observe(&path).unwrap().unwrap();
-    assert_eq!(obs.holder, Holder::Foreign("12345".into()));
+    assert_eq!(obs.holder, Holder::Foreign(Foreign::File { size: Some(6) }));
+    assert!(!obs.to_string().contains("12345"), "{obs}");
     assert!(!LocalFiles.release_if_token(&path, "12345").unwrap());
     assert!(Path::new(&path).exists());
     fs::remove_dir_all(d).unwrap();
@@ -232,7 +277,7 @@ fn judging() {
     ));
     // Someone else's file: only a blocks_on stale_after can discount it.
     let foreign = Observed {
-        holder: Holder::Foreign("x".into()),
+        holder: Holder::Foreign(Foreign::File { size: Some(2) }),
         age: Duration::from_secs(1_000_000),
     };
     assert_eq!(
@@ -331,7 +376,10 @@ fn parses_remote_observations() {
         .unwrap();
     assert_eq!(
         (o.age, o.holder),
-        (Duration::ZERO, Holder::Foreign(String::new()))
+        (
+            Duration::ZERO,
+            Holder::Foreign(Foreign::File { size: None })
+        )
     );
 }
 
@@ -436,6 +484,76 @@ fn observe_script_fails_closed_on_a_directory_it_cannot_enter() {
     fs::remove_dir_all(d).unwrap();
 }
 
+/// A symlink at a lock path, locally and by the remote script: present, described as a
+/// symlink, its target never read (nor shown), never released or refreshed through, even when
+/// the target holds our token. The same for a FIFO, which must not hang the check.
+#[test]
+fn a_symlink_at_a_lock_path_is_present_and_never_followed() {
+    let d = tmp();
+    let secret = d.join("secret");
+    let r = Record::new(&me(), "j", "r", Duration::from_secs(600));
+    fs::write(&secret, format!("{}TOP-SECRET\n", r.to_line())).unwrap();
+    let link = d.join("lock");
+    std::os::unix::fs::symlink(&secret, &link).unwrap();
+    let path = link.to_string_lossy().into_owned();
+
+    let obs = LocalFiles.observe(&path).unwrap().expect("present");
+    assert_eq!(obs.holder, Holder::Foreign(Foreign::Symlink));
+    assert!(obs.to_string().contains("symbolic link"), "{obs}");
+    assert!(!LocalFiles.release_if_token(&path, &r.token).unwrap());
+    assert!(!LocalFiles.refresh_if_token(&path, &r.token).unwrap());
+    let Created::Exists(Some(obs)) = LocalFiles.try_create(&path, &r).unwrap() else {
+        panic!("a symlink holds the name")
+    };
+    assert_eq!(obs.holder, Holder::Foreign(Foreign::Symlink));
+    assert!(fs::symlink_metadata(&link)
+        .unwrap()
+        .file_type()
+        .is_symlink());
+
+    let out = observe_with(&path, None);
+    assert!(out.starts_with("BM1 SYMLINK\n"), "{out:?}");
+    assert!(
+        !out.contains("SECRET") && !out.contains("backupmanager"),
+        "{out:?}"
+    );
+    let obs = parse_observation(&out).unwrap().expect("present");
+    assert_eq!(obs.holder, Holder::Foreign(Foreign::Symlink));
+    // A dangling symlink is present too.
+    let dangling = d.join("dangling");
+    std::os::unix::fs::symlink(d.join("nowhere"), &dangling).unwrap();
+    let obs = LocalFiles.observe(&dangling.to_string_lossy()).unwrap();
+    assert_eq!(obs.unwrap().holder, Holder::Foreign(Foreign::Symlink));
+    let out = observe_with(&dangling.to_string_lossy(), None);
+    assert!(out.starts_with("BM1 SYMLINK\n"), "{out:?}");
+    // The remote scripts: observe says symlink, release and refresh leave it (and its target)
+    // alone, create does not take the name.
+    let remote = sh_remote();
+    let obs = remote.observe(&path).unwrap().expect("present");
+    assert_eq!(obs.holder, Holder::Foreign(Foreign::Symlink));
+    let before = fs::metadata(&secret).unwrap().modified().unwrap();
+    std::thread::sleep(Duration::from_millis(20));
+    assert!(!remote.refresh_if_token(&path, &r.token).unwrap());
+    assert!(!remote.release_if_token(&path, &r.token).unwrap());
+    let Created::Exists(Some(obs)) = remote.try_create(&path, &r).unwrap() else {
+        panic!("a symlink holds the name")
+    };
+    assert_eq!(obs.holder, Holder::Foreign(Foreign::Symlink));
+    assert!(fs::symlink_metadata(&link)
+        .unwrap()
+        .file_type()
+        .is_symlink());
+    assert_eq!(fs::metadata(&secret).unwrap().modified().unwrap(), before);
+
+    let fifo = d.join("fifo");
+    nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::from_bits_truncate(0o600)).unwrap();
+    let obs = LocalFiles.observe(&fifo.to_string_lossy()).unwrap();
+    assert_eq!(obs.unwrap().holder, Holder::Foreign(Foreign::Special));
+    let out = observe_with(&fifo.to_string_lossy(), None);
+    assert!(out.starts_with("BM1 SPECIAL\n"), "{out:?}");
+    fs::remove_dir_all(d).unwrap();
+}
+
 /// Anything but the frame is an error: login noise, a non-POSIX shell's complaint, nothing.
 #[test]
 fn unframed_replies_are_errors_not_absent() {
@@ -448,6 +566,9 @@ fn unframed_replies_are_errors_not_absent() {
     ] {
         assert!(parse_observation(out).is_err(), "{out:?}");
     }
+    // The body of a malformed frame (another program's file) is not quoted in the error.
+    let err = parse_observation("motd\nBM1 PRESENT\n1\nx\nSECRET\n").unwrap_err();
+    assert!(err.contains("motd") && !err.contains("SECRET"), "{err}");
     assert_eq!(
         parse_observation("BM1 ERROR cannot enter /x\n"),
         Err("cannot enter /x".to_string())
