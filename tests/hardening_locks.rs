@@ -298,3 +298,69 @@ fn a_symlink_at_a_lock_path_is_never_read_or_shown() {
     left.sort();
     assert_eq!(left, ["other.lock", "own.lock"], "no temporary files left");
 }
+
+// ---------------------------------------------------------------------------------------------
+// Item 19: a lock path that is a directory.
+
+/// A directory at an own lock or blocker path, here and over ssh: the run fails at once with a
+/// message saying it is a directory (before, locally it waited forever on "a file not written
+/// by backupmanager"; remotely it "took" the lock by creating a file inside the directory), and
+/// nothing is left next to it or inside it.
+#[test]
+fn a_directory_at_a_lock_path_fails_the_run_and_leaves_nothing_behind() {
+    let t = tmp();
+    let sshd = Sshd::start();
+    let _master = Master::new(&t, &sshd);
+    for d in [
+        "locks/own.lock",
+        "locks/other.lock",
+        "remote/own.lock",
+        "remote/other.lock",
+    ] {
+        fs::create_dir_all(t.p(d)).unwrap();
+    }
+    let jobs = [
+        job(&t, "own").lock_local(t.p("locks/own.lock")),
+        job(&t, "blk")
+            .lock_local(t.p("locks/blk.lock"))
+            .blocks_on_local(t.p("locks/other.lock"), "30s"),
+        ssh_job(&t, &sshd, "rown")
+            .lock(LockFile::remote(t.p("remote/own.lock")).on(&remote(&sshd))),
+        ssh_job(&t, &sshd, "rblk")
+            .lock_local(t.p("locks/rblk.lock"))
+            .blocks_on(Blocker::remote(t.p("remote/other.lock"), "30s").on(&remote(&sshd))),
+    ]
+    .map(|j| j.max_wait("5s"));
+    let cfg = config(&t, &jobs.iter().collect::<Vec<_>>());
+    for (id, dir) in [
+        ("own", "locks/own.lock"),
+        ("blk", "locks/other.lock"),
+        ("rown", "remote/own.lock"),
+        ("rblk", "remote/other.lock"),
+    ] {
+        let (code, out) = run(&cfg, &["run-job", id]);
+        assert_eq!(code, FAILED, "{id}: {out}");
+        assert!(
+            out.contains("is a directory, not a lock file"),
+            "{id}: {out}"
+        );
+        let taken = format!("lock taken: {}", t.s(dir));
+        assert!(!out.contains(&taken), "{id}: {out}");
+        assert!(!t.p(&format!("dst-{id}")).exists(), "{id}");
+    }
+    for (dir, want) in [
+        ("locks", &["other.lock", "own.lock"][..]),
+        ("remote", &["other.lock", "own.lock"][..]),
+        ("locks/own.lock", &[][..]),
+        ("locks/other.lock", &[][..]),
+        ("remote/own.lock", &[][..]),
+        ("remote/other.lock", &[][..]),
+    ] {
+        let mut names: Vec<String> = fs::read_dir(t.p(dir))
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        names.sort();
+        assert_eq!(names, want, "contents of {dir}");
+    }
+}

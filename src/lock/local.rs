@@ -4,7 +4,8 @@
 //! into place (`link(2)` fails if the name exists), so a reader never sees a half-written lock
 //! and two writers never both succeed.
 //!
-//! A lock path is never followed: reads use `O_NOFOLLOW` (and `O_NONBLOCK`, so a FIFO cannot
+//! A directory at a lock path is an error (it can never be a lock, and `link(2)` onto it fails
+//! like onto any existing name, so waiting would wait forever). A lock path is never followed: reads use `O_NOFOLLOW` (and `O_NONBLOCK`, so a FIFO cannot
 //! hang a check), and a symlink there is reported as one, its target never read.
 //!
 //! Must not: judge staleness or decide to wait; it reports what it found.
@@ -18,7 +19,7 @@ use std::time::SystemTime;
 
 use super::judge::{Foreign, Holder, Observed};
 use super::record::Record;
-use super::{holder_of, Created, LockBackend, LockError, MAX_READ};
+use super::{holder_of, Created, LockBackend, LockError, IS_A_DIRECTORY, MAX_READ};
 
 /// Lock files on this host.
 #[derive(Debug, Clone, Copy, Default)]
@@ -153,6 +154,9 @@ impl LockBackend for LocalFiles {
                     }),
                 };
                 (meta, holder)
+            }
+            Found::Other(meta) if meta.is_dir() => {
+                return Err(io_err(path, std::io::Error::other(IS_A_DIRECTORY)));
             }
             Found::Other(meta) if meta.file_type().is_symlink() => {
                 (meta, Holder::Foreign(Foreign::Symlink))

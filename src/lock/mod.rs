@@ -41,6 +41,10 @@ use crate::transport::TransportError;
 /// We read at most this much of a lock file.
 const MAX_READ: usize = 4096;
 
+/// Why a directory at a lock path fails the run (locally; the remote scripts say the same).
+const IS_A_DIRECTORY: &str =
+    "is a directory, not a lock file; remove it or change the path in the configuration";
+
 /// The result of trying to create a lock file.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Created {

@@ -97,14 +97,28 @@ impl LockBackend for RemoteFiles {
             .to_string_lossy()
             .into_owned();
         let tmp = format!("{path}.bm-{}", record.token);
+        let tmp_name = Path::new(&tmp)
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        // `ln t p` onto an existing directory (or a symlink to one) would create p/t and
+        // succeed: never `ln` onto one, and since one can appear between that test and `ln`,
+        // count the lock as created only if p is then a regular file holding our token;
+        // otherwise remove what `ln` put inside it. The observe script then reports what is
+        // there (a directory is an error).
         let script = format!(
             "umask 022; p={p}; t={t}; mkdir -p -- {d} || exit 3; \
              printf '%s' {rec} > \"$t\" || exit 3; \
-             if ln -- \"$t\" \"$p\" 2>/dev/null; then rm -f -- \"$t\"; echo 'BM1 CREATED'; exit 0; fi; \
+             if [ ! -d \"$p\" ] && [ ! -L \"$p\" ] && ln -- \"$t\" \"$p\" 2>/dev/null; then \
+             if [ -f \"$p\" ] && [ ! -L \"$p\" ] && grep -qF -- {tok} \"$p\" 2>/dev/null; then \
+             rm -f -- \"$t\"; echo 'BM1 CREATED'; exit 0; fi; \
+             if [ -d \"$p\" ]; then rm -f -- \"$p\"/{tn}; fi; fi; \
              rm -f -- \"$t\"; if [ ! -e \"$p\" ] && [ ! -L \"$p\" ]; then \
              echo \"cannot create $p (permission denied or not a directory?)\" >&2; exit 3; fi; {observe}",
             p = shell_quote(path),
             t = shell_quote(&tmp),
+            tn = shell_quote(&tmp_name),
+            tok = shell_quote(&format!("\"token\":\"{}\"", record.token)),
             d = shell_quote(&parent),
             rec = shell_quote(&record.to_line()),
             observe = OBSERVE_SCRIPT,
@@ -159,7 +173,9 @@ pub(super) const OBSERVE_SCRIPT: &str = "d=$(dirname -- \"$p\"); n=$(basename --
      if cd -- \"$u\" 2>/dev/null; then e=$(basename -- \"$d\"); \
      if [ -e \"$e\" ] || [ -L \"$e\" ]; then echo \"BM1 ERROR cannot enter directory $d (permission denied?)\"; \
      else echo 'BM1 ABSENT'; fi; exit 0; fi; d=$u; done; \
-     if [ -L \"$n\" ]; then k=SYMLINK; elif [ -f \"$n\" ]; then k=PRESENT; \
+     if [ -L \"$n\" ]; then k=SYMLINK; elif [ -d \"$n\" ]; then \
+     echo \"BM1 ERROR $p is a directory, not a lock file; remove it or change the path in the configuration\"; exit 0; \
+     elif [ -f \"$n\" ]; then k=PRESENT; \
      elif [ -e \"$n\" ]; then k=SPECIAL; else echo 'BM1 ABSENT'; exit 0; fi; \
      m=$(stat -c %Y -- \"$n\" 2>/dev/null) || m=$(stat -f %m -- \"$n\" 2>/dev/null) || m=; \
      case $m in ''|*[!0-9]*) if [ -e \"$n\" ] || [ -L \"$n\" ]; then \

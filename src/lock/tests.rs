@@ -40,7 +40,8 @@ fn observe_script_reports_present_absent_and_unreadable() {
     assert_eq!(run("missing"), (Some(0), "BM1 ABSENT\n".to_string()));
     let (code, out) = run("dir");
     assert_eq!(code, Some(0));
-    assert!(parse_observation(&out).unwrap().is_some(), "{out:?}");
+    let err = parse_observation(&out).unwrap_err();
+    assert!(err.contains("is a directory, not a lock file"), "{err}");
     fs::remove_dir_all(d).unwrap();
 }
 
@@ -48,9 +49,10 @@ fn me() -> Identity {
     Identity::current()
 }
 
-/// Runs the remote scripts with a local `sh`, so [`RemoteFiles`] can be tested without ssh.
-#[derive(Debug)]
-struct Sh;
+/// Runs the remote scripts with a local `sh` (with these extra environment variables), so
+/// [`RemoteFiles`] can be tested without ssh.
+#[derive(Debug, Default)]
+struct Sh(Vec<(String, String)>);
 
 impl std::fmt::Display for Sh {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -67,6 +69,7 @@ impl crate::transport::Transport for Sh {
         let o = std::process::Command::new("sh")
             .arg("-c")
             .arg(script)
+            .envs(self.0.iter().map(|(k, v)| (k, v)))
             .output()
             .expect("sh runs");
         Ok(crate::transport::RemoteOutput {
@@ -88,7 +91,7 @@ impl crate::transport::Transport for Sh {
 
 fn sh_remote() -> RemoteFiles {
     RemoteFiles {
-        transport: std::sync::Arc::new(Sh),
+        transport: std::sync::Arc::new(Sh::default()),
     }
 }
 
@@ -551,6 +554,68 @@ fn a_symlink_at_a_lock_path_is_present_and_never_followed() {
     assert_eq!(obs.unwrap().holder, Holder::Foreign(Foreign::Special));
     let out = observe_with(&fifo.to_string_lossy(), None);
     assert!(out.starts_with("BM1 SPECIAL\n"), "{out:?}");
+    fs::remove_dir_all(d).unwrap();
+}
+
+/// The names in `dir`, sorted.
+fn names(dir: &Path) -> Vec<String> {
+    let mut v: Vec<String> = fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    v.sort();
+    v
+}
+
+/// A directory at a lock path is an error that says so, locally and remotely, for creating and
+/// for observing; nothing is left behind, next to it or inside it. Remotely also when the
+/// directory appears between the script's test and its `ln` (which would then create a file
+/// inside it): an `ln` wrapper makes the directory first.
+#[test]
+fn a_directory_at_a_lock_path_is_an_error_and_nothing_is_left_behind() {
+    let d = tmp();
+    let dir = d.join("locks/j.lock");
+    fs::create_dir_all(&dir).unwrap();
+    let path = dir.to_string_lossy().into_owned();
+    let r = Record::new(&me(), "j", "r", Duration::from_secs(600));
+    let is_dir = |e: LockError| {
+        let e = e.to_string();
+        assert!(e.contains("is a directory, not a lock file"), "{e}");
+    };
+    is_dir(LocalFiles.try_create(&path, &r).unwrap_err());
+    is_dir(LocalFiles.observe(&path).unwrap_err());
+    assert!(!LocalFiles.release_if_token(&path, &r.token).unwrap());
+    let remote = sh_remote();
+    is_dir(remote.try_create(&path, &r).unwrap_err());
+    is_dir(remote.observe(&path).unwrap_err());
+    assert!(!remote.release_if_token(&path, &r.token).unwrap());
+    assert_eq!(names(&d.join("locks")), ["j.lock"]);
+    assert!(names(&dir).is_empty());
+
+    // The race: the directory appears just before `ln` runs.
+    let bin = d.join("bin");
+    let real = std::env::split_paths(&std::env::var_os("PATH").unwrap())
+        .map(|p| p.join("ln"))
+        .find(|p| p.is_file())
+        .unwrap();
+    wrapper(
+        &bin,
+        "ln",
+        &format!("mkdir -p -- \"$BM_DIR_AT\"\nexec {} \"$@\"", real.display()),
+    );
+    let racy = d.join("racy/j.lock");
+    let remote = RemoteFiles {
+        transport: std::sync::Arc::new(Sh(vec![
+            (
+                "PATH".into(),
+                format!("{}:{}", bin.display(), std::env::var("PATH").unwrap()),
+            ),
+            ("BM_DIR_AT".into(), racy.to_string_lossy().into_owned()),
+        ])),
+    };
+    is_dir(remote.try_create(&racy.to_string_lossy(), &r).unwrap_err());
+    assert_eq!(names(&d.join("racy")), ["j.lock"]);
+    assert!(names(&racy).is_empty(), "ln left {:?}", names(&racy));
     fs::remove_dir_all(d).unwrap();
 }
 
