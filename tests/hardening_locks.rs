@@ -364,3 +364,63 @@ fn a_directory_at_a_lock_path_fails_the_run_and_leaves_nothing_behind() {
         assert_eq!(names, want, "contents of {dir}");
     }
 }
+
+// ---------------------------------------------------------------------------------------------
+// Item 7: a reload that changes pid_file_dir or state_dir.
+
+/// A reload whose config moves `pid_file_dir` and `state_dir` keeps the daemon's own: a run it
+/// starts afterwards takes its run lock next to the daemon's pid file and records its result in
+/// the state file the daemon started with; the new directories are not touched until a
+/// restart. (Before, the new plan moved run locks and state at once while the pid file stayed.)
+#[test]
+fn a_reload_keeps_the_running_daemons_pid_file_dir_and_state_dir() {
+    let t = tmp();
+    let first = job(&t, "first").cron_schedule("0 0 1 1 *");
+    let late = job(&t, "late")
+        .cron_schedule("0 0 1 1 *")
+        .lock_local(t.p("locks/late.lock"));
+    let cfg = config(&t, &[&first]);
+    // `late` is not configured yet, but has a missed slot: it runs as soon as a reload adds it.
+    fs::create_dir_all(t.p("state")).unwrap();
+    fs::write(
+        t.p("state/state.json"),
+        r#"{"version":1,"jobs":{"late":{"covered_until":"2000-01-01T00:00:00Z"}}}"#,
+    )
+    .unwrap();
+    let mut d = Bm::spawn(&cfg, &["daemon"]);
+    wait_until(Duration::from_secs(30), "the daemon to start", || {
+        d.output().contains("daemon started")
+    });
+    ConfigBuilder::new()
+        .cron_schedule("0 3 * * *")
+        .pid_file_dir(t.p("r2"))
+        .state_dir(t.p("state2"))
+        .jobs([&first, &late])
+        .write(&cfg);
+    kill(Pid::from_raw(d.child.id() as i32), Signal::SIGHUP).unwrap();
+    let runs = || -> u64 {
+        fs::read(t.p("state/state.json"))
+            .ok()
+            .and_then(|b| serde_json::from_slice::<serde_json::Value>(&b).ok())
+            .and_then(|v| v["jobs"]["late"]["runs"].as_u64())
+            .unwrap_or(0)
+    };
+    wait_until(
+        Duration::from_secs(30),
+        "the added job's run to be recorded in the daemon's state_dir",
+        || runs() >= 1,
+    );
+    let out = d.output();
+    assert!(out.contains("take effect at the next restart"), "{out}");
+    assert_eq!(fs::read_to_string(t.p("dst-late/file")).unwrap(), "data\n");
+    assert!(
+        t.p("r/jobs/late.run").exists(),
+        "run lock next to the pid file"
+    );
+    assert!(t.p("r/backupmanager.pid").exists());
+    assert!(!t.p("r2").exists(), "{out}");
+    assert!(!t.p("state2").exists(), "{out}");
+    kill(Pid::from_raw(d.child.id() as i32), Signal::SIGTERM).unwrap();
+    assert_eq!(d.wait(), OK, "{}", d.output());
+    assert!(!t.p("state2").exists());
+}
