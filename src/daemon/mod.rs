@@ -13,7 +13,9 @@
 //! Signals: SIGTERM/SIGINT stop scheduling, cancel every run (rsync gets SIGTERM, then SIGKILL
 //! after most of `shutdown_timeout`), wait for the runs to release their locks, and exit 0.
 //! SIGHUP re-reads the config: a valid one replaces the old (running jobs finish under the old
-//! one), an invalid one is logged error by error and the old one stays.
+//! one), an invalid one is logged error by error and the old one stays. `pid_file_dir` and
+//! `state_dir` are the exception: they stay the running daemon's until a restart (the pid file
+//! cannot move, and run locks and state must stay next to it).
 //!
 //! Runs never touch the scheduler: they send their events and their [`RunOutcome`] back over
 //! the same channel, and this thread fans the events out to its observers (none yet beyond
@@ -433,7 +435,29 @@ impl Daemon {
                 self.config_path.display(),
                 loaded.errors()
             ),
-            Some(new) => {
+            Some(mut new) => {
+                // The pid file cannot move while we run, so neither may what it vouches for:
+                // run locks, ssh sockets (under pid_file_dir) and state.json stay where this
+                // daemon started until it restarts. Building the new plan on the new dirs
+                // moved run locks and state at once, so `status` saw no daemon and `run-job`
+                // could start a second copy of a job the daemon was running.
+                if new.pid_file_dir != self.config.pid_file_dir
+                    || new.state_dir != self.config.state_dir
+                {
+                    warn!(
+                        phase = "reload",
+                        "pid_file_dir and state_dir changes take effect at the next restart: until \
+                         then this daemon keeps its pid file, run locks and ssh sockets in {} and \
+                         its state in {} (the configuration now says {} and {}, where `status` \
+                         and `run-job` will look); restart the daemon to move them",
+                        self.config.pid_file_dir.display(),
+                        self.config.state_dir.display(),
+                        new.pid_file_dir.display(),
+                        new.state_dir.display()
+                    );
+                    new.pid_file_dir = self.config.pid_file_dir.clone();
+                    new.state_dir = self.config.state_dir.clone();
+                }
                 let plan = match plan::build(new) {
                     Ok(p) => Arc::new(p),
                     Err(e) => {
@@ -449,14 +473,6 @@ impl Daemon {
                     }
                 };
                 let new = &*plan.config;
-                if new.pid_file_dir != self.config.pid_file_dir
-                    || new.state_dir != self.config.state_dir
-                {
-                    warn!(
-                        phase = "reload",
-                        "pid_file_dir and state_dir changes take effect at the next restart"
-                    );
-                }
                 let old: Vec<&str> = self.config.jobs.iter().map(|j| j.id.as_str()).collect();
                 let added: Vec<String> = new
                     .jobs

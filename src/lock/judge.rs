@@ -15,8 +15,22 @@ use crate::sys::procfs::process_alive;
 pub enum Holder {
     /// A backupmanager lock.
     Ours(Record),
-    /// Something else (another program's lock file, or unreadable). Holds its first line.
-    Foreign(String),
+    /// Something backupmanager did not write.
+    Foreign(Foreign),
+}
+
+/// Something at a lock path that backupmanager did not write, described by what it is, never by
+/// what it says: the path may lead to any file root can read (a symlink planted there, another
+/// program's file), and nothing read from it may reach a log line.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Foreign {
+    /// A regular file: another program's, or unreadable. Its size when known (remote checks
+    /// read only a prefix, so they do not know it).
+    File { size: Option<u64> },
+    /// A symbolic link. Present, so it blocks; its target is never read or followed.
+    Symlink,
+    /// A FIFO, socket or device: present, never opened for reading.
+    Special,
 }
 
 /// A lock file that exists, as seen by the host that holds it.
@@ -35,19 +49,29 @@ impl fmt::Display for Observed {
                 "job {} (run {}, pid {} on {}, since {})",
                 r.job, r.run_id, r.pid, r.host, r.started
             ),
-            Holder::Foreign(first) if first.is_empty() => {
-                write!(
-                    f,
-                    "a file not written by backupmanager (empty, {}s old)",
-                    self.age.as_secs()
-                )
+            Holder::Foreign(what) => {
+                let age = self.age.as_secs();
+                match what {
+                    Foreign::File { size: Some(0) } => {
+                        write!(f, "a file not written by backupmanager (empty, {age}s old)")
+                    }
+                    Foreign::File { size: Some(n) } => write!(
+                        f,
+                        "a file not written by backupmanager ({n} bytes, {age}s old)"
+                    ),
+                    Foreign::File { size: None } => {
+                        write!(f, "a file not written by backupmanager ({age}s old)")
+                    }
+                    Foreign::Symlink => write!(
+                        f,
+                        "a symbolic link, not written by backupmanager (not followed, {age}s old)"
+                    ),
+                    Foreign::Special => write!(
+                        f,
+                        "a FIFO, socket or device, not written by backupmanager ({age}s old)"
+                    ),
+                }
             }
-            Holder::Foreign(first) => write!(
-                f,
-                "a file not written by backupmanager ({:?}, {}s old)",
-                first.chars().take(80).collect::<String>(),
-                self.age.as_secs()
-            ),
         }
     }
 }
@@ -63,7 +87,8 @@ pub enum Verdict {
 /// Judges a lock file. `local_file` is true when the file is on this host's filesystem;
 /// `default_lease` applies to records without one; `foreign_stale_after` is the blocks_on
 /// entry's `stale_after`, the only way another program's file can be judged stale;
-/// `run_active` says whether a run of this very process (by run id) is still in progress.
+/// `run_active` says whether a run of this very process (by run id) is still in progress;
+/// `uptime` is how long this machine has been up (`CLOCK_BOOTTIME`, read when judging).
 pub fn judge(
     obs: &Observed,
     me: &Identity,
@@ -71,6 +96,7 @@ pub fn judge(
     default_lease: Duration,
     foreign_stale_after: Option<Duration>,
     run_active: &dyn Fn(&str) -> bool,
+    uptime: Duration,
 ) -> Verdict {
     match &obs.holder {
         Holder::Ours(r) => {
@@ -93,8 +119,24 @@ pub fn judge(
                     Verdict::Stale(format!("its process {} on {} is gone", r.pid, r.host))
                 };
             }
-            if local_file && r.host == me.host && r.boot_id != me.boot_id {
-                return Verdict::Stale(format!("{} has rebooted since it was written", r.host));
+            // Written by this machine before it rebooted: the same machine id (not merely the
+            // same host name, which unrelated machines share), another boot, and last written
+            // before this boot began, so no process of this boot can be refreshing it. The
+            // last condition keeps a clone's live lock alive: a cloned VM shares the machine id
+            // but keeps refreshing its lock.
+            if local_file
+                && !r.machine_id.is_empty()
+                && r.machine_id == me.machine_id
+                && r.boot_id != me.boot_id
+                && obs.age > uptime
+            {
+                return Verdict::Stale(format!(
+                    "{} (machine id {}) has rebooted since it was last written ({}s ago, up {}s)",
+                    r.host,
+                    r.machine_id,
+                    obs.age.as_secs(),
+                    uptime.as_secs()
+                ));
             }
             let lease = if r.lease_secs > 0 {
                 Duration::from_secs(r.lease_secs)

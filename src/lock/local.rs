@@ -4,6 +4,10 @@
 //! into place (`link(2)` fails if the name exists), so a reader never sees a half-written lock
 //! and two writers never both succeed.
 //!
+//! A directory at a lock path is an error (it can never be a lock, and `link(2)` onto it fails
+//! like onto any existing name, so waiting would wait forever). A lock path is never followed: reads use `O_NOFOLLOW` (and `O_NONBLOCK`, so a FIFO cannot
+//! hang a check), and a symlink there is reported as one, its target never read.
+//!
 //! Must not: judge staleness or decide to wait; it reports what it found.
 
 use std::fmt;
@@ -13,9 +17,9 @@ use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::time::SystemTime;
 
-use super::judge::Observed;
+use super::judge::{Foreign, Holder, Observed};
 use super::record::Record;
-use super::{holder_of, Created, LockBackend, LockError, MAX_READ};
+use super::{holder_of, Created, LockBackend, LockError, IS_A_DIRECTORY, MAX_READ};
 
 /// Lock files on this host.
 #[derive(Debug, Clone, Copy, Default)]
@@ -34,31 +38,72 @@ fn io_err(path: &str, source: std::io::Error) -> LockError {
     }
 }
 
-fn read_prefix(path: &Path) -> std::io::Result<String> {
+/// Opens `path` for reading, never through a symlink (`O_NOFOLLOW`: ELOOP) and never waiting
+/// on a FIFO (`O_NONBLOCK`).
+fn open_no_follow(path: &Path) -> std::io::Result<fs::File> {
+    fs::File::options()
+        .read(true)
+        .custom_flags(nix::libc::O_NOFOLLOW | nix::libc::O_NONBLOCK)
+        .open(path)
+}
+
+/// What is at a lock path, found without following a symlink.
+enum Found {
+    Absent,
+    /// A regular file, opened: its metadata and its first [`MAX_READ`] bytes (None when they
+    /// cannot be read).
+    File(fs::Metadata, Option<String>, fs::File),
+    /// Anything else (a symlink, a directory, a FIFO, a socket, a device), or a file we may
+    /// not open: its own metadata (`lstat`).
+    Other(fs::Metadata),
+}
+
+fn find(path: &Path) -> std::io::Result<Found> {
     use std::io::Read;
-    let mut buf = Vec::new();
-    fs::File::open(path)?
-        .take(MAX_READ as u64)
-        .read_to_end(&mut buf)?;
-    Ok(String::from_utf8_lossy(&buf).into_owned())
+    match open_no_follow(path) {
+        Ok(f) => {
+            let meta = f.metadata()?;
+            if !meta.is_file() {
+                return Ok(Found::Other(meta));
+            }
+            let mut buf = Vec::new();
+            let text = (&f)
+                .take(MAX_READ as u64)
+                .read_to_end(&mut buf)
+                .ok()
+                .map(|_| String::from_utf8_lossy(&buf).into_owned());
+            Ok(Found::File(meta, text, f))
+        }
+        Err(e) if e.kind() == ErrorKind::NotFound => Ok(Found::Absent),
+        // ELOOP (a symlink), ENXIO (a socket), EACCES, ...: say what it is without opening it.
+        Err(_) => match fs::symlink_metadata(path) {
+            Ok(m) => Ok(Found::Other(m)),
+            Err(e) if e.kind() == ErrorKind::NotFound => Ok(Found::Absent),
+            Err(e) => Err(e),
+        },
+    }
 }
 
 impl LocalFiles {
-    /// Acts on `path` only while it holds `token`: the one place that decides whether a local
-    /// lock file is still ours. Returns whether it acted.
+    /// Acts on `path` only while it is a regular file holding `token` (never through a
+    /// symlink): the one place that decides whether a local lock file is still ours. `act` gets
+    /// the file as opened for the check. Returns whether it acted.
     fn if_token(
         &self,
         path: &str,
         token: &str,
-        act: impl FnOnce() -> std::io::Result<()>,
+        act: impl FnOnce(&fs::File) -> std::io::Result<()>,
     ) -> Result<bool, LockError> {
-        match read_prefix(Path::new(path)) {
-            Ok(text) if Record::parse(&text).is_some_and(|r| r.token == token) => {}
+        let file = match find(Path::new(path)) {
+            Ok(Found::File(_, Some(text), f))
+                if Record::parse(&text).is_some_and(|r| r.token == token) =>
+            {
+                f
+            }
             Ok(_) => return Ok(false),
-            Err(e) if e.kind() == ErrorKind::NotFound => return Ok(false),
             Err(e) => return Err(io_err(path, e)),
-        }
-        match act() {
+        };
+        match act(&file) {
             Ok(()) => Ok(true),
             Err(e) if e.kind() == ErrorKind::NotFound => Ok(false),
             Err(e) => Err(io_err(path, e)),
@@ -99,40 +144,45 @@ impl LockBackend for LocalFiles {
     }
 
     fn observe(&self, path: &str) -> Result<Option<Observed>, LockError> {
-        let p = Path::new(path);
-        let meta = match fs::symlink_metadata(p) {
-            Ok(m) => m,
-            Err(e) if e.kind() == ErrorKind::NotFound => return Ok(None),
-            Err(e) => return Err(io_err(path, e)),
-        };
-        let text = match read_prefix(p) {
-            Ok(t) => t,
-            Err(e) if e.kind() == ErrorKind::NotFound => return Ok(None),
-            // A directory, a socket, no permission: it exists, so it counts; we cannot read it.
-            Err(_) => String::new(),
+        let (meta, holder) = match find(Path::new(path)).map_err(|e| io_err(path, e))? {
+            Found::Absent => return Ok(None),
+            Found::File(meta, text, _) => {
+                let holder = match text {
+                    Some(text) => holder_of(&text, Some(meta.len())),
+                    None => Holder::Foreign(Foreign::File {
+                        size: Some(meta.len()),
+                    }),
+                };
+                (meta, holder)
+            }
+            Found::Other(meta) if meta.is_dir() => {
+                return Err(io_err(path, std::io::Error::other(IS_A_DIRECTORY)));
+            }
+            Found::Other(meta) if meta.file_type().is_symlink() => {
+                (meta, Holder::Foreign(Foreign::Symlink))
+            }
+            Found::Other(meta) if meta.is_file() => {
+                let size = Some(meta.len());
+                (meta, Holder::Foreign(Foreign::File { size }))
+            }
+            Found::Other(meta) => (meta, Holder::Foreign(Foreign::Special)),
         };
         let age = meta
             .modified()
             .ok()
             .and_then(|m| SystemTime::now().duration_since(m).ok())
             .unwrap_or_default();
-        Ok(Some(Observed {
-            holder: holder_of(&text),
-            age,
-        }))
+        Ok(Some(Observed { holder, age }))
     }
 
     fn release_if_token(&self, path: &str, token: &str) -> Result<bool, LockError> {
-        self.if_token(path, token, || fs::remove_file(path))
+        // unlink(2) removes the name, never what a symlink there points to.
+        self.if_token(path, token, |_| fs::remove_file(path))
     }
 
     fn refresh_if_token(&self, path: &str, token: &str) -> Result<bool, LockError> {
-        self.if_token(path, token, || {
-            fs::File::options()
-                .append(true)
-                .open(path)?
-                .set_modified(SystemTime::now())
-        })
+        // futimens on the file we checked, not on whatever the name leads to now.
+        self.if_token(path, token, |f| f.set_modified(SystemTime::now()))
     }
 
     fn is_local(&self) -> bool {

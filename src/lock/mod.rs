@@ -31,7 +31,7 @@ mod tests;
 use std::fmt;
 use std::path::PathBuf;
 
-pub use judge::{judge, Holder, Observed, Verdict};
+pub use judge::{judge, Foreign, Holder, Observed, Verdict};
 pub use local::LocalFiles;
 pub use record::{Identity, Record};
 pub use remote::RemoteFiles;
@@ -40,6 +40,10 @@ use crate::transport::TransportError;
 
 /// We read at most this much of a lock file.
 const MAX_READ: usize = 4096;
+
+/// Why a directory at a lock path fails the run (locally; the remote scripts say the same).
+const IS_A_DIRECTORY: &str =
+    "is a directory, not a lock file; remove it or change the path in the configuration";
 
 /// The result of trying to create a lock file.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -103,9 +107,11 @@ pub trait LockBackend: fmt::Debug + fmt::Display + Send + Sync {
     fn waker(&self, path: &str) -> Option<PathBuf>;
 }
 
-fn holder_of(text: &str) -> Holder {
+/// Who holds a regular file that starts with `text` and is `size` bytes long (if known). Of a
+/// file that is not ours only the size is kept, never its text.
+fn holder_of(text: &str, size: Option<u64>) -> Holder {
     match Record::parse(text) {
         Some(r) => Holder::Ours(r),
-        None => Holder::Foreign(text.lines().next().unwrap_or("").trim().to_string()),
+        None => Holder::Foreign(Foreign::File { size }),
     }
 }

@@ -19,6 +19,11 @@ pub struct Record {
     /// The process's start time in clock ticks since boot (`/proc/PID/stat` field 22).
     pub pid_start: u64,
     pub boot_id: String,
+    /// The writer's `/etc/machine-id` (empty if it has none, or in records written before this
+    /// field existed). The host name is not enough to tell machines apart: two Raspberry Pis
+    /// are both `raspberrypi`.
+    #[serde(default)]
+    pub machine_id: String,
     /// `/proc/self/ns/pid` of the writer, e.g. `pid:[4026531836]`.
     pub pid_ns: String,
     pub job: String,
@@ -38,6 +43,7 @@ impl Record {
             pid: me.pid,
             pid_start: me.pid_start,
             boot_id: me.boot_id.clone(),
+            machine_id: me.machine_id.clone(),
             pid_ns: me.pid_ns.clone(),
             job: job.into(),
             run_id: run_id.into(),
@@ -67,6 +73,7 @@ pub struct Identity {
     pub pid: u32,
     pub pid_start: u64,
     pub boot_id: String,
+    pub machine_id: String,
     pub pid_ns: String,
 }
 
@@ -78,6 +85,7 @@ impl Identity {
             pid,
             pid_start: procfs::process_start(pid).unwrap_or(0),
             boot_id: procfs::boot_id(),
+            machine_id: procfs::machine_id(),
             pid_ns: procfs::pid_namespace(),
         }
     }

@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
-use super::judge::Observed;
+use super::judge::{Foreign, Holder, Observed};
 use super::record::Record;
 use super::{holder_of, Created, LockBackend, LockError};
 use crate::transport::{shell_quote, Transport};
@@ -58,8 +58,10 @@ impl RemoteFiles {
     /// Runs `remote_cmd -- PATH` only while the file holds `token`; returns whether it did.
     /// The reply must be exactly `BM1 DONE` or `BM1 KEPT`.
     fn if_token(&self, path: &str, token: &str, remote_cmd: &str) -> Result<bool, LockError> {
+        // Only a regular file, never read through a symlink, can be ours.
         let script = format!(
-            "p={}; if grep -qF -- {} \"$p\" 2>/dev/null; then {remote_cmd} -- \"$p\" && echo 'BM1 DONE'; \
+            "p={}; if [ -L \"$p\" ] || {{ [ -e \"$p\" ] && [ ! -f \"$p\" ]; }}; then echo 'BM1 KEPT'; \
+             elif grep -qF -- {} \"$p\" 2>/dev/null; then {remote_cmd} -- \"$p\" && echo 'BM1 DONE'; \
              else r=$?; if [ \"$r\" = 1 ] || {{ [ ! -e \"$p\" ] && [ ! -L \"$p\" ]; }}; then echo 'BM1 KEPT'; \
              else echo \"BM1 ERROR cannot read $p (grep exit $r)\"; fi; fi",
             shell_quote(path),
@@ -95,14 +97,28 @@ impl LockBackend for RemoteFiles {
             .to_string_lossy()
             .into_owned();
         let tmp = format!("{path}.bm-{}", record.token);
+        let tmp_name = Path::new(&tmp)
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        // `ln t p` onto an existing directory (or a symlink to one) would create p/t and
+        // succeed: never `ln` onto one, and since one can appear between that test and `ln`,
+        // count the lock as created only if p is then a regular file holding our token;
+        // otherwise remove what `ln` put inside it. The observe script then reports what is
+        // there (a directory is an error).
         let script = format!(
             "umask 022; p={p}; t={t}; mkdir -p -- {d} || exit 3; \
              printf '%s' {rec} > \"$t\" || exit 3; \
-             if ln -- \"$t\" \"$p\" 2>/dev/null; then rm -f -- \"$t\"; echo 'BM1 CREATED'; exit 0; fi; \
+             if [ ! -d \"$p\" ] && [ ! -L \"$p\" ] && ln -- \"$t\" \"$p\" 2>/dev/null; then \
+             if [ -f \"$p\" ] && [ ! -L \"$p\" ] && grep -qF -- {tok} \"$p\" 2>/dev/null; then \
+             rm -f -- \"$t\"; echo 'BM1 CREATED'; exit 0; fi; \
+             if [ -d \"$p\" ]; then rm -f -- \"$p\"/{tn}; fi; fi; \
              rm -f -- \"$t\"; if [ ! -e \"$p\" ] && [ ! -L \"$p\" ]; then \
              echo \"cannot create $p (permission denied or not a directory?)\" >&2; exit 3; fi; {observe}",
             p = shell_quote(path),
             t = shell_quote(&tmp),
+            tn = shell_quote(&tmp_name),
+            tok = shell_quote(&format!("\"token\":\"{}\"", record.token)),
             d = shell_quote(&parent),
             rec = shell_quote(&record.to_line()),
             observe = OBSERVE_SCRIPT,
@@ -139,58 +155,77 @@ impl LockBackend for RemoteFiles {
 }
 
 /// Answers with exactly one framed reply for the path in `$p`:
-/// `BM1 ABSENT`, `BM1 ERROR <why>`, or `BM1 PRESENT` followed by the host's clock, the file's
-/// mtime (both in seconds) and its first 4 KiB.
+/// `BM1 ABSENT`, `BM1 ERROR <why>`, or one of `BM1 PRESENT` (a regular file), `BM1 SYMLINK`,
+/// `BM1 SPECIAL` (anything else) followed by the host's clock and the entry's own mtime (both in
+/// seconds), and for a regular file its first 4 KiB.
 ///
 /// Fails closed and is POSIX: a directory the user cannot enter is an error, never "absent"
 /// (only a directory that provably does not exist makes its lock absent); the mtime comes from
-/// `stat -c %Y` (GNU, BusyBox) or `stat -f %m` (BSD, macOS) and anything but digits is an
-/// error; the body is read with `dd`. A file removed while it is being read (its owner
-/// releasing it between our test and `stat` or `dd`) is absent, not an error; one that stays
-/// but cannot be read is present with an empty body, like a local one.
+/// `stat -c %Y` (GNU, BusyBox) or `stat -f %m` (BSD, macOS), both of which describe a symlink
+/// itself, and anything but digits is an error; the body is read with `dd`. A symlink is tested
+/// first (`-L`) and never read through; one swapped in while `dd` ran is reported as a symlink
+/// with its body dropped. A file removed while it is being read (its owner releasing it between
+/// our test and `stat` or `dd`) is absent, not an error; one that stays but cannot be read is
+/// present with an empty body, like a local one.
 pub(super) const OBSERVE_SCRIPT: &str = "d=$(dirname -- \"$p\"); n=$(basename -- \"$p\"); \
      while ! cd -- \"$d\" 2>/dev/null; do u=$(dirname -- \"$d\"); \
      if [ \"$u\" = \"$d\" ]; then echo \"BM1 ERROR cannot enter $d\"; exit 0; fi; \
      if cd -- \"$u\" 2>/dev/null; then e=$(basename -- \"$d\"); \
      if [ -e \"$e\" ] || [ -L \"$e\" ]; then echo \"BM1 ERROR cannot enter directory $d (permission denied?)\"; \
      else echo 'BM1 ABSENT'; fi; exit 0; fi; d=$u; done; \
-     if [ ! -e \"$n\" ] && [ ! -L \"$n\" ]; then echo 'BM1 ABSENT'; exit 0; fi; \
+     if [ -L \"$n\" ]; then k=SYMLINK; elif [ -d \"$n\" ]; then \
+     echo \"BM1 ERROR $p is a directory, not a lock file; remove it or change the path in the configuration\"; exit 0; \
+     elif [ -f \"$n\" ]; then k=PRESENT; \
+     elif [ -e \"$n\" ]; then k=SPECIAL; else echo 'BM1 ABSENT'; exit 0; fi; \
      m=$(stat -c %Y -- \"$n\" 2>/dev/null) || m=$(stat -f %m -- \"$n\" 2>/dev/null) || m=; \
      case $m in ''|*[!0-9]*) if [ -e \"$n\" ] || [ -L \"$n\" ]; then \
      echo \"BM1 ERROR cannot read the modification time of $p (neither stat -c %Y nor stat -f %m works)\"; \
      else echo 'BM1 ABSENT'; fi; exit 0;; esac; \
      t=$(date +%s); case $t in ''|*[!0-9]*) echo 'BM1 ERROR date +%s does not print seconds'; exit 0;; esac; \
+     b=; if [ $k = PRESENT ]; then \
      if b=$(dd if=\"$n\" bs=4096 count=1 2>/dev/null); then :; elif [ -e \"$n\" ] || [ -L \"$n\" ]; then b=; \
      else echo 'BM1 ABSENT'; exit 0; fi; \
-     echo 'BM1 PRESENT'; printf '%s\\n%s\\n%s\\n' \"$t\" \"$m\" \"$b\"";
+     if [ -L \"$n\" ]; then k=SYMLINK; b=; fi; fi; \
+     echo \"BM1 $k\"; printf '%s\\n%s\\n%s\\n' \"$t\" \"$m\" \"$b\"";
 
 /// Reads the observe script's reply. Anything but a well-formed frame is an error (login-shell
 /// noise, a non-POSIX shell, a missing tool): a check never reads "absent" by accident.
 pub(super) fn parse_observation(out: &str) -> Result<Option<Observed>, String> {
     let mut lines = out.splitn(4, '\n');
     let first = lines.next().unwrap_or("").trim_end();
-    match first {
+    let kind = match first {
         "BM1 ABSENT" => return Ok(None),
-        "BM1 PRESENT" => {}
+        "BM1 PRESENT" => None,
+        "BM1 SYMLINK" => Some(Foreign::Symlink),
+        "BM1 SPECIAL" => Some(Foreign::Special),
         _ if first.starts_with("BM1 ERROR ") => {
             return Err(first["BM1 ERROR ".len()..].to_string());
         }
         _ => return Err(unexpected(out)),
-    }
+    };
     let num = |l: Option<&str>| l.and_then(|l| l.trim().parse::<i64>().ok());
     let (Some(now), Some(mtime)) = (num(lines.next()), num(lines.next())) else {
         return Err(unexpected(out));
     };
-    let body = lines.next().unwrap_or("");
+    let holder = match kind {
+        Some(k) => Holder::Foreign(k),
+        None => holder_of(lines.next().unwrap_or(""), None),
+    };
     Ok(Some(Observed {
-        holder: holder_of(body),
+        holder,
         age: Duration::from_secs(u64::try_from(now - mtime).unwrap_or(0)),
     }))
 }
 
-/// The error for a reply that is not ours to read.
+/// The error for a reply that is not ours to read. It shows what came before the first frame
+/// (login noise, a shell's complaint), never the frame's body: that may be a lock file's text.
 fn unexpected(out: &str) -> String {
-    let shown: String = out.chars().take(200).collect();
+    let before = out.split("BM1 ").next().unwrap_or("");
+    let shown: String = if before.is_empty() && !out.is_empty() {
+        "a malformed BM1 reply".into()
+    } else {
+        before.chars().take(200).collect()
+    };
     format!(
         "unexpected answer from the remote shell (is the login shell POSIX sh-compatible, and silent for non-interactive sessions?): {shown:?}"
     )

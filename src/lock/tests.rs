@@ -40,12 +40,128 @@ fn observe_script_reports_present_absent_and_unreadable() {
     assert_eq!(run("missing"), (Some(0), "BM1 ABSENT\n".to_string()));
     let (code, out) = run("dir");
     assert_eq!(code, Some(0));
-    assert!(parse_observation(&out).unwrap().is_some(), "{out:?}");
+    let err = parse_observation(&out).unwrap_err();
+    assert!(err.contains("is a directory, not a lock file"), "{err}");
     fs::remove_dir_all(d).unwrap();
 }
 
 fn me() -> Identity {
     Identity::current()
+}
+
+/// Runs the remote scripts with a local `sh` (with these extra environment variables), so
+/// [`RemoteFiles`] can be tested without ssh.
+#[derive(Debug, Default)]
+struct Sh(Vec<(String, String)>);
+
+impl std::fmt::Display for Sh {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("sh")
+    }
+}
+
+impl crate::transport::Transport for Sh {
+    fn run_script(
+        &self,
+        script: &str,
+        _timeout: Duration,
+    ) -> Result<crate::transport::RemoteOutput, crate::transport::TransportError> {
+        let o = std::process::Command::new("sh")
+            .arg("-c")
+            .arg(script)
+            .envs(self.0.iter().map(|(k, v)| (k, v)))
+            .output()
+            .expect("sh runs");
+        Ok(crate::transport::RemoteOutput {
+            status: o.status.code().unwrap_or(-1),
+            stdout: o.stdout,
+            stderr: o.stderr,
+        })
+    }
+    fn rsync_operand(&self, path: &str) -> String {
+        path.into()
+    }
+    fn rsync_rsh(&self) -> String {
+        String::new()
+    }
+    fn host(&self) -> &str {
+        "sh"
+    }
+}
+
+fn sh_remote() -> RemoteFiles {
+    RemoteFiles {
+        transport: std::sync::Arc::new(Sh::default()),
+    }
+}
+
+/// This machine's uptime in the judging tests.
+const UP: Duration = Duration::from_secs(3600);
+
+/// The reboot rule: only for this machine's id (not its host name), another boot, and a lock
+/// last written before this boot; everything else falls back to the lease. Pure: no record
+/// here has our boot id, so no pid is looked up.
+#[test]
+fn the_reboot_rule_needs_our_machine_id_and_a_lock_older_than_this_boot() {
+    let me = Identity {
+        host: "raspberrypi".into(),
+        pid: 100,
+        pid_start: 1,
+        boot_id: "boot-now".into(),
+        machine_id: "machine-a".into(),
+        pid_ns: "pid:[1]".into(),
+    };
+    // A lease longer than the uptime, so "live" below is not the lease running out.
+    let lease = Duration::from_secs(7200);
+    let mut rec = Record::new(&me, "j", "r", lease);
+    rec.boot_id = "boot-before".into();
+    let verdict = |rec: &Record, age: u64, local: bool| {
+        let obs = Observed {
+            holder: Holder::Ours(rec.clone()),
+            age: Duration::from_secs(age),
+        };
+        judge(&obs, &me, local, lease, None, &|_: &str| false, UP)
+    };
+    let rebooted = |v: Verdict| matches!(v, Verdict::Stale(s) if s.contains("rebooted"));
+    // Ours, written before this boot: stale at once, long before its lease would end.
+    assert!(rebooted(verdict(&rec, UP.as_secs() + 1, true)));
+    // Ours by machine id but refreshed since this boot began: a clone of this machine (same
+    // machine id, its own boot) keeps it fresh. Within the lease it is live.
+    assert_eq!(verdict(&rec, UP.as_secs() - 1, true), Verdict::Live);
+    assert_eq!(verdict(&rec, 0, true), Verdict::Live);
+    // A remote file: the lease decides, whatever the ids say.
+    assert_eq!(verdict(&rec, UP.as_secs() + 1, false), Verdict::Live);
+    // Another machine with the same host name (another machine id): the lease decides.
+    let mut twin = rec.clone();
+    twin.machine_id = "machine-b".into();
+    assert_eq!(twin.host, me.host);
+    assert_eq!(verdict(&twin, UP.as_secs() + 1, true), Verdict::Live);
+    assert!(matches!(verdict(&twin, 7201, true), Verdict::Stale(s) if s.contains("lease")));
+    // No machine id on either side (an old record, or a machine without one): the lease.
+    let mut old = rec.clone();
+    old.machine_id = String::new();
+    assert_eq!(verdict(&old, UP.as_secs() + 1, true), Verdict::Live);
+    let anon = Identity {
+        machine_id: String::new(),
+        ..me.clone()
+    };
+    let obs = Observed {
+        holder: Holder::Ours(old.clone()),
+        age: UP + Duration::from_secs(1),
+    };
+    assert_eq!(
+        judge(&obs, &anon, true, lease, None, &|_: &str| false, UP),
+        Verdict::Live
+    );
+}
+
+/// A record written before `machine_id` existed still parses (as having none).
+#[test]
+fn a_record_without_machine_id_parses() {
+    let line = r#"{"tool":"backupmanager","host":"h","pid":1,"pid_start":2,"boot_id":"b","pid_ns":"pid:[1]","job":"j","run_id":"r","started":"2024-01-01T00:00:00Z","lease_secs":60,"token":"abcd"}"#;
+    let r = Record::parse(line).expect("parses");
+    assert_eq!(r.machine_id, "");
+    assert_eq!(r.host, "h");
 }
 
 fn tmp() -> PathBuf {
@@ -96,7 +212,8 @@ fn foreign_files_are_never_ours() {
     let path = d.join("other.lock").to_string_lossy().into_owned();
     fs::write(&path, "12345\n").unwrap();
     let obs = LocalFiles.observe(&path).unwrap().unwrap();
-    assert_eq!(obs.holder, Holder::Foreign("12345".into()));
+    assert_eq!(obs.holder, Holder::Foreign(Foreign::File { size: Some(6) }));
+    assert!(!obs.to_string().contains("12345"), "{obs}");
     assert!(!LocalFiles.release_if_token(&path, "12345").unwrap());
     assert!(Path::new(&path).exists());
     fs::remove_dir_all(d).unwrap();
@@ -115,11 +232,19 @@ fn judging() {
     let active = |r: &str| r == "r-live";
     let ended = |_: &str| false;
     assert_eq!(
-        judge(&obs(live.clone(), 99_999), &me, true, lease, None, &active),
+        judge(
+            &obs(live.clone(), 99_999),
+            &me,
+            true,
+            lease,
+            None,
+            &active,
+            UP
+        ),
         Verdict::Live
     );
     assert!(
-        matches!(judge(&obs(live.clone(), 0), &me, true, lease, None, &ended), Verdict::Stale(s) if s.contains("earlier run")),
+        matches!(judge(&obs(live.clone(), 0), &me, true, lease, None, &ended, UP), Verdict::Stale(s) if s.contains("earlier run")),
         "a lock of this process whose run has ended is a leftover"
     );
     // Another live process on this kernel (our parent): live, whatever its age.
@@ -127,39 +252,39 @@ fn judging() {
     other.pid = std::os::unix::process::parent_id();
     other.pid_start = process_start(other.pid).unwrap();
     assert_eq!(
-        judge(&obs(other, 99_999), &me, true, lease, None, &ended),
+        judge(&obs(other, 99_999), &me, true, lease, None, &ended, UP),
         Verdict::Live
     );
     let mut dead = live.clone();
     dead.pid = u32::MAX - 1;
     assert!(
-        matches!(judge(&obs(dead, 0), &me, true, lease, None, &ended), Verdict::Stale(s) if s.contains("is gone"))
+        matches!(judge(&obs(dead, 0), &me, true, lease, None, &ended, UP), Verdict::Stale(s) if s.contains("is gone"))
     );
-    // Written by this host before a reboot.
+    // Written by this machine before a reboot (last written before this boot began).
     let mut old_boot = live.clone();
     old_boot.boot_id = "00000000-0000-0000-0000-000000000000".into();
     assert!(
-        matches!(judge(&obs(old_boot.clone(), 0), &me, true, lease, None, &ended), Verdict::Stale(s) if s.contains("rebooted"))
+        matches!(judge(&obs(old_boot.clone(), UP.as_secs() + 1), &me, true, lease, None, &ended, UP), Verdict::Stale(s) if s.contains("rebooted"))
     );
     // Another machine: the lease decides.
     let mut other = old_boot;
     other.host = "elsewhere".into();
     other.lease_secs = 60;
     assert_eq!(
-        judge(&obs(other.clone(), 59), &me, false, lease, None, &ended),
+        judge(&obs(other.clone(), 59), &me, false, lease, None, &ended, UP),
         Verdict::Live
     );
     assert!(matches!(
-        judge(&obs(other, 61), &me, false, lease, None, &ended),
+        judge(&obs(other, 61), &me, false, lease, None, &ended, UP),
         Verdict::Stale(_)
     ));
     // Someone else's file: only a blocks_on stale_after can discount it.
     let foreign = Observed {
-        holder: Holder::Foreign("x".into()),
+        holder: Holder::Foreign(Foreign::File { size: Some(2) }),
         age: Duration::from_secs(1_000_000),
     };
     assert_eq!(
-        judge(&foreign, &me, true, lease, None, &ended),
+        judge(&foreign, &me, true, lease, None, &ended, UP),
         Verdict::Live
     );
     assert!(matches!(
@@ -169,7 +294,8 @@ fn judging() {
             true,
             lease,
             Some(Duration::from_secs(60)),
-            &ended
+            &ended,
+            UP
         ),
         Verdict::Stale(_)
     ));
@@ -253,7 +379,10 @@ fn parses_remote_observations() {
         .unwrap();
     assert_eq!(
         (o.age, o.holder),
-        (Duration::ZERO, Holder::Foreign(String::new()))
+        (
+            Duration::ZERO,
+            Holder::Foreign(Foreign::File { size: None })
+        )
     );
 }
 
@@ -358,6 +487,138 @@ fn observe_script_fails_closed_on_a_directory_it_cannot_enter() {
     fs::remove_dir_all(d).unwrap();
 }
 
+/// A symlink at a lock path, locally and by the remote script: present, described as a
+/// symlink, its target never read (nor shown), never released or refreshed through, even when
+/// the target holds our token. The same for a FIFO, which must not hang the check.
+#[test]
+fn a_symlink_at_a_lock_path_is_present_and_never_followed() {
+    let d = tmp();
+    let secret = d.join("secret");
+    let r = Record::new(&me(), "j", "r", Duration::from_secs(600));
+    fs::write(&secret, format!("{}TOP-SECRET\n", r.to_line())).unwrap();
+    let link = d.join("lock");
+    std::os::unix::fs::symlink(&secret, &link).unwrap();
+    let path = link.to_string_lossy().into_owned();
+
+    let obs = LocalFiles.observe(&path).unwrap().expect("present");
+    assert_eq!(obs.holder, Holder::Foreign(Foreign::Symlink));
+    assert!(obs.to_string().contains("symbolic link"), "{obs}");
+    assert!(!LocalFiles.release_if_token(&path, &r.token).unwrap());
+    assert!(!LocalFiles.refresh_if_token(&path, &r.token).unwrap());
+    let Created::Exists(Some(obs)) = LocalFiles.try_create(&path, &r).unwrap() else {
+        panic!("a symlink holds the name")
+    };
+    assert_eq!(obs.holder, Holder::Foreign(Foreign::Symlink));
+    assert!(fs::symlink_metadata(&link)
+        .unwrap()
+        .file_type()
+        .is_symlink());
+
+    let out = observe_with(&path, None);
+    assert!(out.starts_with("BM1 SYMLINK\n"), "{out:?}");
+    assert!(
+        !out.contains("SECRET") && !out.contains("backupmanager"),
+        "{out:?}"
+    );
+    let obs = parse_observation(&out).unwrap().expect("present");
+    assert_eq!(obs.holder, Holder::Foreign(Foreign::Symlink));
+    // A dangling symlink is present too.
+    let dangling = d.join("dangling");
+    std::os::unix::fs::symlink(d.join("nowhere"), &dangling).unwrap();
+    let obs = LocalFiles.observe(&dangling.to_string_lossy()).unwrap();
+    assert_eq!(obs.unwrap().holder, Holder::Foreign(Foreign::Symlink));
+    let out = observe_with(&dangling.to_string_lossy(), None);
+    assert!(out.starts_with("BM1 SYMLINK\n"), "{out:?}");
+    // The remote scripts: observe says symlink, release and refresh leave it (and its target)
+    // alone, create does not take the name.
+    let remote = sh_remote();
+    let obs = remote.observe(&path).unwrap().expect("present");
+    assert_eq!(obs.holder, Holder::Foreign(Foreign::Symlink));
+    let before = fs::metadata(&secret).unwrap().modified().unwrap();
+    std::thread::sleep(Duration::from_millis(20));
+    assert!(!remote.refresh_if_token(&path, &r.token).unwrap());
+    assert!(!remote.release_if_token(&path, &r.token).unwrap());
+    let Created::Exists(Some(obs)) = remote.try_create(&path, &r).unwrap() else {
+        panic!("a symlink holds the name")
+    };
+    assert_eq!(obs.holder, Holder::Foreign(Foreign::Symlink));
+    assert!(fs::symlink_metadata(&link)
+        .unwrap()
+        .file_type()
+        .is_symlink());
+    assert_eq!(fs::metadata(&secret).unwrap().modified().unwrap(), before);
+
+    let fifo = d.join("fifo");
+    nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::from_bits_truncate(0o600)).unwrap();
+    let obs = LocalFiles.observe(&fifo.to_string_lossy()).unwrap();
+    assert_eq!(obs.unwrap().holder, Holder::Foreign(Foreign::Special));
+    let out = observe_with(&fifo.to_string_lossy(), None);
+    assert!(out.starts_with("BM1 SPECIAL\n"), "{out:?}");
+    fs::remove_dir_all(d).unwrap();
+}
+
+/// The names in `dir`, sorted.
+fn names(dir: &Path) -> Vec<String> {
+    let mut v: Vec<String> = fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    v.sort();
+    v
+}
+
+/// A directory at a lock path is an error that says so, locally and remotely, for creating and
+/// for observing; nothing is left behind, next to it or inside it. Remotely also when the
+/// directory appears between the script's test and its `ln` (which would then create a file
+/// inside it): an `ln` wrapper makes the directory first.
+#[test]
+fn a_directory_at_a_lock_path_is_an_error_and_nothing_is_left_behind() {
+    let d = tmp();
+    let dir = d.join("locks/j.lock");
+    fs::create_dir_all(&dir).unwrap();
+    let path = dir.to_string_lossy().into_owned();
+    let r = Record::new(&me(), "j", "r", Duration::from_secs(600));
+    let is_dir = |e: LockError| {
+        let e = e.to_string();
+        assert!(e.contains("is a directory, not a lock file"), "{e}");
+    };
+    is_dir(LocalFiles.try_create(&path, &r).unwrap_err());
+    is_dir(LocalFiles.observe(&path).unwrap_err());
+    assert!(!LocalFiles.release_if_token(&path, &r.token).unwrap());
+    let remote = sh_remote();
+    is_dir(remote.try_create(&path, &r).unwrap_err());
+    is_dir(remote.observe(&path).unwrap_err());
+    assert!(!remote.release_if_token(&path, &r.token).unwrap());
+    assert_eq!(names(&d.join("locks")), ["j.lock"]);
+    assert!(names(&dir).is_empty());
+
+    // The race: the directory appears just before `ln` runs.
+    let bin = d.join("bin");
+    let real = std::env::split_paths(&std::env::var_os("PATH").unwrap())
+        .map(|p| p.join("ln"))
+        .find(|p| p.is_file())
+        .unwrap();
+    wrapper(
+        &bin,
+        "ln",
+        &format!("mkdir -p -- \"$BM_DIR_AT\"\nexec {} \"$@\"", real.display()),
+    );
+    let racy = d.join("racy/j.lock");
+    let remote = RemoteFiles {
+        transport: std::sync::Arc::new(Sh(vec![
+            (
+                "PATH".into(),
+                format!("{}:{}", bin.display(), std::env::var("PATH").unwrap()),
+            ),
+            ("BM_DIR_AT".into(), racy.to_string_lossy().into_owned()),
+        ])),
+    };
+    is_dir(remote.try_create(&racy.to_string_lossy(), &r).unwrap_err());
+    assert_eq!(names(&d.join("racy")), ["j.lock"]);
+    assert!(names(&racy).is_empty(), "ln left {:?}", names(&racy));
+    fs::remove_dir_all(d).unwrap();
+}
+
 /// Anything but the frame is an error: login noise, a non-POSIX shell's complaint, nothing.
 #[test]
 fn unframed_replies_are_errors_not_absent() {
@@ -370,6 +631,9 @@ fn unframed_replies_are_errors_not_absent() {
     ] {
         assert!(parse_observation(out).is_err(), "{out:?}");
     }
+    // The body of a malformed frame (another program's file) is not quoted in the error.
+    let err = parse_observation("motd\nBM1 PRESENT\n1\nx\nSECRET\n").unwrap_err();
+    assert!(err.contains("motd") && !err.contains("SECRET"), "{err}");
     assert_eq!(
         parse_observation("BM1 ERROR cannot enter /x\n"),
         Err("cannot enter /x".to_string())

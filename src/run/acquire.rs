@@ -233,6 +233,7 @@ impl Run<'_> {
             self.plan.job.stale_after,
             foreign_stale_after,
             &active,
+            crate::sys::clock::boottime(),
         )
     }
 

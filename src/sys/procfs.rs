@@ -1,5 +1,6 @@
 //! `/proc`, read in one place: the `/proc/PID/stat` parser, whether a process still runs,
-//! process groups, and this machine's and process's identity (boot id, pid namespace).
+//! process groups, and this machine's and process's identity (boot id, machine id, pid
+//! namespace; the machine id is the one thing read outside `/proc`).
 //!
 //! Must not: send signals (except the null signal that tests existence) or write anything.
 
@@ -81,6 +82,18 @@ pub fn group_has_live_member(pgid: i32) -> bool {
 pub fn boot_id() -> String {
     fs::read_to_string("/proc/sys/kernel/random/boot_id")
         .map(|s| s.trim().to_string())
+        .unwrap_or_default()
+}
+
+/// This machine's id: `/etc/machine-id`, else `/var/lib/dbus/machine-id`; empty if neither can
+/// be read. Unlike the host name it is unique per installation (though a cloned disk or VM
+/// image carries its source's id until someone regenerates it).
+pub fn machine_id() -> String {
+    ["/etc/machine-id", "/var/lib/dbus/machine-id"]
+        .iter()
+        .filter_map(|p| fs::read_to_string(p).ok())
+        .map(|s| s.trim().to_string())
+        .find(|s| !s.is_empty())
         .unwrap_or_default()
 }
 
