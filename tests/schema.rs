@@ -185,6 +185,10 @@ const SCHEMA_BLIND: &[(&str, &str)] = &[
     ),
     ("self_block", "a relation between two keys' values"),
     (
+        "self_wait_spellings",
+        "paths that name one file when normalized, across entries",
+    ),
+    (
         "snapshot_mode",
         "which mode needs a retention block (and a zero span) is beyond the schema's value checks",
     ),

@@ -16,10 +16,10 @@ use crate::config::{
 use crate::schedule::Schedule;
 
 /// What a job's entries decoded to.
-struct Entries {
-    lock_files: Vec<LockFile>,
-    blocks_on: Vec<Blocker>,
-    syncs: Vec<Sync>,
+pub(super) struct Entries {
+    pub(super) lock_files: Vec<LockFile>,
+    pub(super) blocks_on: Vec<Blocker>,
+    pub(super) syncs: Vec<Sync>,
 }
 
 /// A job's timing limits.
@@ -76,7 +76,7 @@ impl Decoder {
         // `mode` and `retention` (config/retention.rs).
         let storage = self.mode_and_retention(&f, &path);
         ok &= storage.is_some();
-        self.check_self_blocking(&path, &entries);
+        self.check_self_waiting(&path, &entries);
         if matches!(storage, Some((Mode::Snapshot, _))) {
             ok &= self.check_snapshot_syncs(&path, &entries);
         }
@@ -385,24 +385,6 @@ impl Decoder {
             }
         }
         ok
-    }
-
-    /// A blocker that is one of the job's own lock files would make it wait forever.
-    fn check_self_blocking(&mut self, path: &str, e: &Entries) {
-        for (i, b) in e.blocks_on.iter().enumerate() {
-            if let Some((j, _)) = e
-                .lock_files
-                .iter()
-                .enumerate()
-                .find(|(_, l)| l.path == b.path && l.location.same_place(&b.location))
-            {
-                self.err(b.span.clone(), &format!("{path}.blocks_on[{i}]"), format!(
-                    "the job waits on a lock file it creates itself (lock_files[{j}]: {} {}); it would wait forever",
-                    b.location, b.path
-                ))
-                .help = Some("block on the other instance's lock file, not this job's own".into());
-            }
-        }
     }
 }
 
