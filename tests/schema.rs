@@ -176,6 +176,10 @@ const SCHEMA_BLIND: &[(&str, &str)] = &[
         "a parsed document has no duplicate keys left to see",
     ),
     (
+        "lock_in_deleted_dest",
+        "a path inside another entry's path, and rsync option words",
+    ),
+    (
         "remote_no_host",
         "a remote lock's host may come from its job",
     ),

@@ -117,6 +117,33 @@ pub fn sets_rsh(arg: &str) -> bool {
     false
 }
 
+/// True when short-option clusters in `args` contain `flag` (`-avR` for `R`), scanning each
+/// cluster up to an option that takes an argument.
+fn short_flag(args: &[String], flag: char) -> bool {
+    args.iter().any(|a| {
+        let Some(cluster) = a.strip_prefix('-') else {
+            return false;
+        };
+        if cluster.starts_with('-') {
+            return false;
+        }
+        for c in cluster.chars() {
+            if c == flag {
+                return true;
+            }
+            if SHORT_WITH_ARG.contains(&c) {
+                return false;
+            }
+        }
+        false
+    })
+}
+
+/// True when `args` turn on `--relative` (`-R`): the source path is recreated under dest.
+pub fn is_relative(args: &[String]) -> bool {
+    args.iter().any(|a| a == "--relative") || short_flag(args, 'R')
+}
+
 /// rsync options that must not be used to fill a snapshot, with the reason; `None` if
 /// `opts` are fine. `--inplace`/`--append` would write into files hard-linked with older
 /// snapshots; the `*-dest` options and `--backup-dir` fight ours.

@@ -11,7 +11,7 @@ use crate::config::diag::Diagnostic;
 use crate::config::fields::{self, JOB};
 use crate::config::yaml::{Node, Scalar, Value};
 use crate::config::{
-    duration, words, Blocker, Job, LockFile, Mode, OnMissed, Remote, SshSettings, Sync,
+    duration, words, Blocker, Job, Location, LockFile, Mode, OnMissed, Remote, SshSettings, Sync,
 };
 use crate::schedule::Schedule;
 
@@ -77,6 +77,18 @@ impl Decoder {
         let storage = self.mode_and_retention(&f, &path);
         ok &= storage.is_some();
         self.check_self_waiting(&path, &entries);
+        let sync_place = match &host {
+            Some(h) => Location::Remote(Remote {
+                user: user.clone(),
+                host: h.clone(),
+                port,
+            }),
+            None => Location::Local,
+        };
+        // A snapshot's rsync fills a new directory under `dest`; its --delete cannot reach a lock.
+        if matches!(storage, Some((Mode::Mirror, _))) {
+            self.check_locks_outside_deleted_dests(&path, &entries, &sync_place);
+        }
         if matches!(storage, Some((Mode::Snapshot, _))) {
             ok &= self.check_snapshot_syncs(&path, &entries);
         }

@@ -1,5 +1,6 @@
 //! Checks between a job's entries that no single entry can make: a job that would wait on
-//! itself (the same lock twice, a blocker that is one of its own locks however it is spelled).
+//! itself (the same lock twice, a blocker that is one of its own locks however it is spelled),
+//! and a lock file its own `--delete` sync would remove.
 //!
 //! Paths are compared *lexically normalized* ([`lexical`]): `//` and `/./` collapse and a
 //! trailing `/` goes, as the kernel does when it resolves them. `..` is kept as written: what it
@@ -10,6 +11,7 @@
 
 use super::job::Entries;
 use super::Decoder;
+use crate::config::{words, Location, Sync};
 
 /// `path` with empty and `.` components removed and no trailing `/` (`/` stays `/`).
 pub(in crate::config) fn lexical(path: &str) -> String {
@@ -25,7 +27,79 @@ pub(in crate::config) fn lexical(path: &str) -> String {
     }
 }
 
+/// The directory whose extraneous files a `--delete` sync removes, normalized: `dest` when the
+/// source ends in `/` (its contents are copied), else `dest/NAME` (the directory itself is
+/// copied, and rsync deletes only inside the directories it transfers). With `-R` the source's
+/// path is recreated under `dest`. `None` for a relative (remote, home-based) `dest`.
+fn deletion_root(sync: &Sync) -> Option<String> {
+    if !sync.dest.starts_with('/') {
+        return None;
+    }
+    let dest = lexical(&sync.dest);
+    let source = lexical(&sync.source);
+    let sub = if words::is_relative(&sync.args) {
+        // `/./` marks where the recreated path starts.
+        match sync.source.rsplit_once("/./") {
+            Some((_, rest)) => lexical(rest),
+            None => source.trim_start_matches('/').to_string(),
+        }
+    } else if sync.source.ends_with('/') {
+        String::new()
+    } else {
+        source.rsplit('/').next().unwrap_or("").to_string()
+    };
+    Some(if sub.is_empty() {
+        dest
+    } else {
+        lexical(&format!("{dest}/{sub}"))
+    })
+}
+
+/// `path` is `root` or lies below it (both normalized).
+fn at_or_under(path: &str, root: &str) -> bool {
+    path == root || root == "/" || path.starts_with(&format!("{root}/"))
+}
+
 impl Decoder {
+    /// A lock file inside a directory the job's own `--delete` sync mirrors is deleted by that
+    /// rsync right after it was taken: the other instance then sees no lock. `at` is where the
+    /// syncs' `dest` lives (the job's host, or local).
+    pub(super) fn check_locks_outside_deleted_dests(
+        &mut self,
+        path: &str,
+        e: &Entries,
+        at: &Location,
+    ) {
+        for (j, l) in e.lock_files.iter().enumerate() {
+            if !l.location.same_place(at) {
+                continue;
+            }
+            let lock = lexical(&l.path);
+            for (i, s) in e.syncs.iter().enumerate() {
+                if !s.deletes() {
+                    continue;
+                }
+                let Some(root) = deletion_root(s) else {
+                    continue;
+                };
+                if at_or_under(&lock, &root) {
+                    self.err(
+                        l.span.clone(),
+                        &format!("{path}.lock_files[{j}]"),
+                        format!(
+                            "lock file `{}` is inside `{root}`, which syncs[{i}] (dest `{}`) mirrors with --delete: its rsync would delete the lock right after the job takes it",
+                            l.path, s.dest
+                        ),
+                    )
+                    .help = Some(
+                        "keep lock files outside the directories a sync deletes in, e.g. under /run/backupmanager/ or /var/lib/backupmanager/locks/"
+                            .into(),
+                    );
+                }
+            }
+        }
+    }
+
     /// A job holding the same lock twice, or blocking on a lock it creates itself, waits forever
     /// (its second create, or its blocker check, meets its own first lock).
     pub(super) fn check_self_waiting(&mut self, path: &str, e: &Entries) {
@@ -75,7 +149,27 @@ impl Decoder {
 
 #[cfg(test)]
 mod tests {
-    use super::lexical;
+    use super::{deletion_root, lexical};
+    use crate::config::{Span, Sync};
+
+    #[test]
+    fn deletion_root_follows_rsyncs_trailing_slash_and_relative_rules() {
+        let root = |source: &str, dest: &str, args: &[&str]| {
+            deletion_root(&Sync {
+                source: source.into(),
+                dest: dest.into(),
+                opts: vec![],
+                args: args.iter().map(|s| s.to_string()).collect(),
+                allow_empty_source: false,
+                span: Span::new(std::path::Path::new("t"), 1, 1, 1),
+            })
+        };
+        assert_eq!(root("/home/", "/b//", &[]).as_deref(), Some("/b"));
+        assert_eq!(root("/home/u", "/b/", &[]).as_deref(), Some("/b/u"));
+        assert_eq!(root("/home/u/", "/b", &["-aR"]).as_deref(), Some("/b/home/u"));
+        assert_eq!(root("/home/./u", "/b", &["--relative"]).as_deref(), Some("/b/u"));
+        assert_eq!(root("/home/", "rel/dir", &[]), None);
+    }
 
     #[test]
     fn lexical_collapses_what_the_kernel_collapses() {
