@@ -355,3 +355,33 @@ fn durations_and_inheritance() {
         (2, 60, 600)
     );
 }
+
+#[test]
+fn local_paths_under_a_private_tmp_get_a_warning_and_stay_valid() {
+    let dir = Scratch::new("bm-config-test.");
+    let f = dir.p("c.yaml");
+    std::fs::write(
+        &f,
+        "cron_schedule: '0 * * * *'\npid_file_dir: /tmp/bm/run\nstate_dir: /var/tmp//bm\njobs:\n  - id: j\n    host: h.example\n    lock_files:\n      - {type: local, path: /tmp/bm.lock}\n      - {type: remote, path: /tmp/bm.lock}\n      - {type: local, path: /run/bm/tmp/x}\n    blocks_on:\n      - {type: local, lock_file_path: /var/tmp/other.lock}\n      - {type: remote, lock_file_path: /var/tmp/other.lock}\n    syncs: [{source: /, dest: rel}]\n",
+    )
+    .unwrap();
+    let loaded = config::load(&f);
+    assert!(loaded.config.is_some(), "{}", loaded.render());
+    let warned: Vec<&str> = loaded
+        .diagnostics
+        .iter()
+        .filter(|d| d.message.contains("PrivateTmp="))
+        .map(|d| d.path.as_str())
+        .collect();
+    assert_eq!(
+        warned,
+        [
+            "pid_file_dir",
+            "state_dir",
+            "jobs[j].lock_files[0].path",
+            "jobs[j].blocks_on[0].lock_file_path"
+        ],
+        "{}",
+        loaded.render()
+    );
+}

@@ -188,7 +188,7 @@ pub static LOCK: Section = Section {
     doc: "A lock file the job creates atomically before it looks at its blockers, and removes at the end (only if it is still its own).",
     fields: &[
         req("type", Ty::Enum(&["local", "remote"]), "`local`: on this host. `remote`: on a host reached over SSH."),
-        req("path", Ty::AbsPath, "Absolute path of the lock file. A missing parent directory is created."),
+        req("path", Ty::AbsPath, "Absolute path of the lock file. A missing parent directory is created. Keep local ones out of `/tmp` and `/var/tmp` (a service with `PrivateTmp=` sees its own copy; `validate` warns) and out of any directory a `--delete` sync of the job mirrors (an error)."),
         f("user", Ty::Str, Some("the job's user"), "Remote only: SSH user."),
         f("host", Ty::Str, Some("the job's host"), "Remote only: the host holding the file."),
         f("port", Ty::Port, Some("the job's port"), "Remote only: SSH port."),

@@ -85,6 +85,14 @@ impl Node {
         )
     }
 
+    /// The text of a scalar (any type), `None` for a list or mapping.
+    pub fn scalar_text(&self) -> Option<&str> {
+        match &self.value {
+            Value::Scalar { text, .. } => Some(text),
+            _ => None,
+        }
+    }
+
     /// The span of the content of a scalar, `skip` characters in, `len` wide.
     pub fn inner_span(&self, skip: usize, len: usize) -> Span {
         self.span.shifted(self.content_offset + skip, len)

@@ -77,6 +77,7 @@ impl Decoder {
         let storage = self.mode_and_retention(&f, &path);
         ok &= storage.is_some();
         self.check_self_waiting(&path, &entries);
+        self.check_private_tmp(&path, &entries);
         let sync_place = match &host {
             Some(h) => Location::Remote(Remote {
                 user: user.clone(),

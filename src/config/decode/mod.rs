@@ -130,6 +130,16 @@ impl Decoder {
             .get("state_dir")
             .and_then(|n| self.abs_path(n, "state_dir"))
             .unwrap_or_else(|| fields::default_text(&fields::TOP, "state_dir").into());
+        for (key, what) in [
+            ("pid_file_dir", "pid_file_dir (run locks, ssh sockets)"),
+            ("state_dir", "state_dir"),
+        ] {
+            if let Some(n) = top.get(key) {
+                if let Some(v) = n.scalar_text() {
+                    self.warn_private_tmp(n.inner_span(0, v.chars().count()), key, what, v);
+                }
+            }
+        }
         let shutdown_timeout = top
             .get("shutdown_timeout")
             .and_then(|n| self.positive_duration(n, "shutdown_timeout"))

@@ -1,6 +1,6 @@
 //! Checks between a job's entries that no single entry can make: a job that would wait on
 //! itself (the same lock twice, a blocker that is one of its own locks however it is spelled),
-//! and a lock file its own `--delete` sync would remove.
+//! and a lock file its own `--delete` sync would remove; and local paths in a private `/tmp`.
 //!
 //! Paths are compared *lexically normalized* ([`lexical`]): `//` and `/./` collapse and a
 //! trailing `/` goes, as the kernel does when it resolves them. `..` is kept as written: what it
@@ -60,7 +60,60 @@ fn at_or_under(path: &str, root: &str) -> bool {
     path == root || root == "/" || path.starts_with(&format!("{root}/"))
 }
 
+/// Directories a service manager may give a process its own copy of (systemd's `PrivateTmp=`).
+const PRIVATE_TMP: &[&str] = &["/tmp", "/var/tmp"];
+
+/// The private-tmp directory `path` lies in, if any.
+pub(in crate::config) fn in_private_tmp(path: &str) -> Option<&'static str> {
+    let p = lexical(path);
+    PRIVATE_TMP.iter().copied().find(|t| at_or_under(&p, t))
+}
+
 impl Decoder {
+    /// A local path under `/tmp` or `/var/tmp` that processes must share (a lock, a blocker,
+    /// the runtime or state dir) is a different file for a service with `PrivateTmp=` than for
+    /// ssh sessions, `run-job` and `status`. The packaged unit does not set it; any other unit
+    /// or sandbox may. A warning, not an error: tests and demos rightly live in /tmp.
+    pub(in crate::config) fn warn_private_tmp(
+        &mut self,
+        span: crate::config::Span,
+        path: &str,
+        what: &str,
+        value: &str,
+    ) {
+        let Some(tmp) = in_private_tmp(value) else {
+            return;
+        };
+        self.warn(
+            span,
+            path,
+            format!(
+                "{what} `{value}` is under {tmp}: a service with systemd's PrivateTmp= sees its own {tmp}, so the daemon and ssh sessions, `run-job` and `status` would not share it"
+            ),
+        )
+        .help = Some(
+            "the packaged unit does not set PrivateTmp= for this reason; to be safe under any unit, use /run/backupmanager/ or /var/lib/backupmanager/"
+                .into(),
+        );
+    }
+
+    /// Local lock files and blockers under a private-tmp directory (see [`Self::warn_private_tmp`]).
+    /// Remote ones are not: they are reached through sshd, which has no private `/tmp`.
+    pub(super) fn check_private_tmp(&mut self, path: &str, e: &Entries) {
+        for (j, l) in e.lock_files.iter().enumerate() {
+            if l.location == Location::Local {
+                let p = format!("{path}.lock_files[{j}].path");
+                self.warn_private_tmp(l.span.clone(), &p, "lock file", &l.path);
+            }
+        }
+        for (i, b) in e.blocks_on.iter().enumerate() {
+            if b.location == Location::Local {
+                let p = format!("{path}.blocks_on[{i}].lock_file_path");
+                self.warn_private_tmp(b.span.clone(), &p, "blocker", &b.path);
+            }
+        }
+    }
+
     /// A lock file inside a directory the job's own `--delete` sync mirrors is deleted by that
     /// rsync right after it was taken: the other instance then sees no lock. `at` is where the
     /// syncs' `dest` lives (the job's host, or local).
