@@ -385,3 +385,40 @@ fn local_paths_under_a_private_tmp_get_a_warning_and_stay_valid() {
         loaded.render()
     );
 }
+
+#[test]
+fn opts_default_to_archive_and_a_directory_without_recursion_is_warned_about() {
+    let dir = Scratch::new("bm-config-test.");
+    let file = dir.p("single.txt");
+    std::fs::write(&file, "x").unwrap();
+    let f = dir.p("c.yaml");
+    std::fs::write(
+        &f,
+        format!(
+            "cron_schedule: '0 * * * *'\njobs:\n  - id: j\n    syncs:\n      - {{source: /srv/a/, dest: /b/0/}}\n      - {{source: /srv/a/, dest: /b/1/, opts: []}}\n      - {{source: {d}, dest: /b/2/, opts: ['-v', '--exclude x']}}\n      - {{source: /srv/a/, dest: /b/3/, opts: ['-d']}}\n      - {{source: /srv/a/, dest: /b/4/, opts: ['-vrz']}}\n      - {{source: {file}, dest: /b/5/, opts: ['-v']}}\n",
+            d = dir.path().display(),
+            file = file.display()
+        ),
+    )
+    .unwrap();
+    let loaded = config::load(&f);
+    let Some(c) = loaded.config.as_ref() else {
+        panic!("{}", loaded.render())
+    };
+    let syncs = &c.jobs[0].syncs;
+    assert_eq!(syncs[0].args, ["-a"]);
+    assert_eq!(syncs[0].opts, ["-a"]);
+    assert!(syncs[1].args.is_empty(), "an explicit [] stays empty");
+    let warned: Vec<&str> = loaded
+        .diagnostics
+        .iter()
+        .filter(|d| d.message.contains("have no -a or -r"))
+        .map(|d| d.path.as_str())
+        .collect();
+    assert_eq!(
+        warned,
+        ["jobs[j].syncs[1].opts", "jobs[j].syncs[2].opts"],
+        "{}",
+        loaded.render()
+    );
+}

@@ -108,6 +108,21 @@ pub fn default_int(section: &Section, key: &str) -> i64 {
         .unwrap_or_else(|e| panic!("field table: default of `{key}`: {e}"))
 }
 
+/// A list-of-strings default from the table (`[-a]`, `[]`).
+pub fn default_list(section: &Section, key: &str) -> Vec<String> {
+    let text = default_text(section, key);
+    let inner = text
+        .strip_prefix('[')
+        .and_then(|t| t.strip_suffix(']'))
+        .unwrap_or_else(|| panic!("field table: default of `{key}` is not a list"));
+    inner
+        .split(',')
+        .map(str::trim)
+        .filter(|w| !w.is_empty())
+        .map(String::from)
+        .collect()
+}
+
 /// A boolean default from the table.
 pub fn default_bool(section: &Section, key: &str) -> bool {
     default_text(section, key) == "true"
@@ -217,7 +232,7 @@ pub static SYNC: Section = Section {
     fields: &[
         req("source", Ty::AbsPath, "Local source path. A trailing `/` copies the directory's contents; without it the directory itself."),
         req("dest", Ty::Path, "Destination path: on the job's host (relative paths are relative to the login's home), or local (absolute) when the job has no host."),
-        f("opts", Ty::StrList, Some("[]"), "rsync options. Each entry is split like a shell splits words (`\"--exclude '.cache'\"` gives two arguments) but never run by a shell: nothing is expanded. `-e`/`--rsh` is not allowed on remote jobs: the transport is managed."),
+        f("opts", Ty::StrList, Some("[-a]"), "rsync options; left out, `-a` (archive: recursive, keeping times, permissions, links). A list replaces the default, so include `-a` (or `-r`) yourself: without recursion rsync skips a directory and still exits 0, and `validate` warns. Each entry is split like a shell splits words (`\"--exclude '.cache'\"` gives two arguments) but never run by a shell: nothing is expanded. `-e`/`--rsh` is not allowed on remote jobs: the transport is managed."),
         f("allow_empty_source", Ty::Bool, Some("false"), "Allow a `--delete` sync to run when its source is missing or empty. By default it refuses, because an unmounted disk looks like that and would wipe the destination."),
     ],
 };
@@ -253,6 +268,8 @@ mod default_tests {
         );
         assert_eq!(default_int(&JOB, "retries"), 2);
         assert!(default_bool(&JOB, "enabled"));
+        assert_eq!(default_list(&SYNC, "opts"), ["-a"]);
+        assert!(default_list(&JOB, "ssh_options").is_empty());
         assert_eq!(default_text(&TOP, "pid_file_dir"), "/run/backupmanager");
         assert_eq!(default_text(&TOP, "state_dir"), "/var/lib/backupmanager");
     }

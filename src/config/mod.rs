@@ -212,7 +212,7 @@ pub struct Blocker {
 pub struct Sync {
     pub source: String,
     pub dest: String,
-    /// `opts` as written in the file.
+    /// `opts` as written in the file, or the field table's default (`[-a]`) when left out.
     pub opts: Vec<String>,
     /// `opts` split into arguments (see [`words::split`]).
     pub args: Vec<String>,

@@ -176,7 +176,12 @@ impl Decoder {
         }
         let mut opts = Vec::new();
         let mut args = Vec::new();
-        if let Some(n) = f.get("opts") {
+        let opts_node = f.get("opts");
+        if opts_node.is_none() {
+            opts = fields::default_list(&fields::SYNC, "opts");
+            args.clone_from(&opts);
+        }
+        if let Some(n) = opts_node {
             for (i, item) in self
                 .list(n, &format!("{path}.opts"))
                 .unwrap_or_default()
@@ -229,6 +234,14 @@ impl Decoder {
                 } else {
                     "the sync will fail until it exists; is a disk not mounted?".into()
                 });
+            }
+            let is_dir = source.ends_with('/') || Path::new(&source).is_dir();
+            if is_dir && words::recursion(&args) == words::Recursion::Missing {
+                let span = opts_node.map_or(node.span.clone(), |n| n.span.clone());
+                self.warn(span, &format!("{path}.opts"), format!(
+                    "source `{source}` is a directory but opts have no -a or -r: rsync skips it (\"skipping directory\") and reports success"
+                ))
+                .help = Some("add `-a` to opts (leaving opts out means `[-a]`); use `-d` if you mean the directory without its contents".into());
             }
             if deletes && !source.ends_with('/') {
                 self.warn(source_node.inner_span(0, source.chars().count()), &format!("{path}.source"), format!(
