@@ -168,6 +168,10 @@ const SCHEMA_REJECTS: &[(&str, &[(&str, &str)])] = &[
 const SCHEMA_BLIND: &[(&str, &str)] = &[
     ("bad_cron", "cron syntax is inside a string"),
     (
+        "never_fires",
+        "which days exist is calendar arithmetic on a string",
+    ),
+    (
         "duplicate_id",
         "ids are unique across files; a schema sees one file",
     ),
