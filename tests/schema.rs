@@ -168,6 +168,10 @@ const SCHEMA_REJECTS: &[(&str, &[(&str, &str)])] = &[
 const SCHEMA_BLIND: &[(&str, &str)] = &[
     ("bad_cron", "cron syntax is inside a string"),
     (
+        "name_too_long",
+        "byte lengths of path components and of a name derived from the id",
+    ),
+    (
         "never_fires",
         "which days exist is calendar arithmetic on a string",
     ),

@@ -11,7 +11,49 @@ use crate::config::yaml::Node;
 use crate::config::{fields, words};
 use crate::config::{Blocker, Location, LockFile, Remote, Sync};
 
+/// Longest file name Linux file systems take (`NAME_MAX`), in bytes.
+pub(in crate::config) const NAME_MAX: usize = 255;
+/// Longest path the kernel resolves (`PATH_MAX` less the NUL), in bytes.
+const PATH_MAX: usize = 4095;
+/// A lock is created as `NAME.bm-TOKEN` (32 hex digits) and hard-linked to `NAME`, so its own
+/// name must leave room for that suffix.
+const STAGING_SUFFIX: usize = ".bm-".len() + 32;
+
 impl Decoder {
+    /// A path the kernel would refuse (a component over `NAME_MAX`, or the last one over
+    /// `NAME_MAX - extra` when a longer sibling name is made from it, or the whole over
+    /// `PATH_MAX`) validated and then failed every run: report it here.
+    fn name_limits(&mut self, n: &Node, path: &str, value: &str, extra: usize) -> bool {
+        let span = n.inner_span(0, value.chars().count());
+        if value.len() > PATH_MAX {
+            self.err(span, path, format!(
+                "path is {} bytes long; the system's limit is {PATH_MAX}",
+                value.len()
+            ));
+            return false;
+        }
+        let parts: Vec<&str> = value.split('/').filter(|c| !c.is_empty()).collect();
+        for (i, c) in parts.iter().enumerate() {
+            let last = i + 1 == parts.len();
+            let limit = if last { NAME_MAX - extra } else { NAME_MAX };
+            if c.len() > limit {
+                let why = if last && extra > 0 && c.len() <= NAME_MAX {
+                    format!(" (the lock is first written as NAME.bm-TOKEN, {extra} bytes longer, and file names end at {NAME_MAX})")
+                } else {
+                    String::new()
+                };
+                let shown: String = c.chars().take(24).collect();
+                self.err(span, path, format!(
+                    "path component `{shown}…` is {} bytes; at most {limit} fit{why}",
+                    c.len()
+                ))
+                .help = Some("use a shorter name".into());
+                return false;
+            }
+        }
+        true
+    }
+
     /// `type`, then host/user/port for remote entries (inheriting the job's).
     pub(super) fn location(
         &mut self,
@@ -99,9 +141,14 @@ impl Decoder {
                 None
             }
         };
+        let p = p?.to_string_lossy().into_owned();
+        let n = f.get("path").expect("read above");
+        if !self.name_limits(n, &format!("{path}.path"), &p, STAGING_SUFFIX) {
+            return None;
+        }
         Some(LockFile {
             location: location?,
-            path: p?.to_string_lossy().into_owned(),
+            path: p,
             span: node.span.clone(),
         })
     }
@@ -135,9 +182,14 @@ impl Decoder {
             Some(n) => Some(self.positive_duration(n, &format!("{path}.stale_after"))?),
             None => None,
         };
+        let p = p?.to_string_lossy().into_owned();
+        let n = f.get("lock_file_path").expect("read above");
+        if !self.name_limits(n, &format!("{path}.lock_file_path"), &p, 0) {
+            return None;
+        }
         Some(Blocker {
             location: location?,
-            path: p?.to_string_lossy().into_owned(),
+            path: p,
             wait_time: wait_time?,
             stale_after,
             span: node.span.clone(),

@@ -148,6 +148,21 @@ impl Decoder {
             );
             return (Some(id), false);
         }
+        // `<pid_file_dir>/jobs/ID.run` is the run lock: its name must fit a file name.
+        let max = super::entries::NAME_MAX - ".run".len();
+        if id.len() > max {
+            self.err(
+                n.inner_span(0, id.chars().count()),
+                &format!("{path}.id"),
+                format!(
+                    "job id is {} characters; at most {max} fit (it names the run lock `jobs/ID.run`, and file names end at {} bytes)",
+                    id.len(),
+                    super::entries::NAME_MAX
+                ),
+            )
+            .help = Some("use a shorter id".into());
+            return (Some(id), false);
+        }
         if id.is_empty() || id.starts_with(['.', '-']) {
             self.err(
                 n.inner_span(0, 1),
