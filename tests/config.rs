@@ -422,3 +422,34 @@ fn opts_default_to_archive_and_a_directory_without_recursion_is_warned_about() {
         loaded.render()
     );
 }
+
+#[test]
+fn a_drop_in_that_is_not_a_readable_file_is_reported() {
+    let scratch = Scratch::new("bm-config-test.");
+    let dir = scratch.path();
+    std::fs::create_dir_all(dir.join("jobs.d/sub.yaml")).unwrap();
+    std::fs::write(
+        dir.join("main.yaml"),
+        "cron_schedule: '@daily'\njobs:\n  - id: a\n    syncs: [{source: /, dest: /tmp/x/}]\n",
+    )
+    .unwrap();
+    std::os::unix::fs::symlink(dir.join("moved-away.yaml"), dir.join("jobs.d/b.yaml")).unwrap();
+    nix::unistd::mkfifo(&dir.join("jobs.d/c.yaml"), nix::sys::stat::Mode::S_IRWXU).unwrap();
+    let l = config::load(&dir.join("main.yaml"));
+    assert!(l.config.is_none(), "{}", l.render());
+    let text = l.render();
+    let b = dir.join("jobs.d/b.yaml");
+    let c = dir.join("jobs.d/c.yaml");
+    let sub = dir.join("jobs.d/sub.yaml");
+    for want in [
+        format!(
+            "{}: error: include: drop-in is a symbolic link to `{}`, which does not exist, not a file",
+            b.display(),
+            dir.join("moved-away.yaml").display()
+        ),
+        format!("{}: error: include: drop-in is a FIFO, not a file", c.display()),
+        format!("{}: warning: include: a directory matches", sub.display()),
+    ] {
+        assert!(text.contains(&want), "{want}\nin:\n{text}");
+    }
+}

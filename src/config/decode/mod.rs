@@ -225,6 +225,54 @@ impl Decoder {
         })
     }
 
+    /// Whether a path an `include` glob matched is a drop-in to read. Anything that cannot be
+    /// read as a regular file is reported, never skipped in silence: its jobs would vanish from
+    /// the config while `validate` said ok. A dangling symlink, a FIFO (reading it would hang),
+    /// a socket or a device is an error, like an unreadable file; a directory, which holds no
+    /// jobs, is a warning.
+    fn usable_dropin(&mut self, p: &Path) -> bool {
+        let here = Span::new(p, 0, 0, 0);
+        let what = match std::fs::metadata(p) {
+            Ok(m) if m.is_file() => return true,
+            Ok(m) if m.is_dir() => {
+                self.warn(here, "include", "a directory matches the include pattern; skipped")
+                    .help = Some("drop-ins are files; narrow the pattern (e.g. `jobs.d/*.yaml`)".into());
+                return false;
+            }
+            Ok(m) => {
+                use std::os::unix::fs::FileTypeExt;
+                let t = m.file_type();
+                if t.is_fifo() {
+                    "a FIFO"
+                } else if t.is_socket() {
+                    "a socket"
+                } else {
+                    "a device"
+                }
+                .to_string()
+            }
+            Err(e) => match std::fs::read_link(p) {
+                Ok(target) => format!(
+                    "a symbolic link to `{}`, which {}",
+                    target.display(),
+                    if e.kind() == std::io::ErrorKind::NotFound {
+                        "does not exist".to_string()
+                    } else {
+                        format!("cannot be reached ({e})")
+                    }
+                ),
+                Err(_) => format!("unreadable ({e})"),
+            },
+        };
+        self.err(
+            here,
+            "include",
+            format!("drop-in is {what}, not a file; the jobs it should add would be missing"),
+        )
+        .help = Some("fix or remove it: validate refuses a config whose drop-ins cannot all be read".into());
+        false
+    }
+
     /// Drop-in files: `include:` globs (relative to the main file's directory), or `jobs.d/*.yaml`.
     fn includes(&mut self, main: &Path, node: Option<&Node>) -> Vec<PathBuf> {
         let base = main.parent().unwrap_or(Path::new("."));
@@ -250,10 +298,24 @@ impl Decoder {
             };
             match glob::glob(&full.to_string_lossy()) {
                 Ok(paths) => {
-                    let mut found: Vec<PathBuf> = paths
-                        .filter_map(Result::ok)
-                        .filter(|p| p.is_file())
-                        .collect();
+                    let mut found: Vec<PathBuf> = Vec::new();
+                    for entry in paths {
+                        match entry {
+                            Ok(p) => {
+                                if self.usable_dropin(&p) {
+                                    found.push(p);
+                                }
+                            }
+                            Err(e) => {
+                                self.err(
+                                    Span::new(e.path(), 0, 0, 0),
+                                    "include",
+                                    format!("cannot read this directory while matching `{pattern}`: {}", e.error()),
+                                )
+                                .help = Some("drop-ins in it would be missed; check its permissions".into());
+                            }
+                        }
+                    }
                     found.sort();
                     for p in found {
                         if p != main && !out.contains(&p) {
