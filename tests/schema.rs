@@ -184,6 +184,10 @@ const SCHEMA_BLIND: &[(&str, &str)] = &[
         "a parsed document has no duplicate keys left to see",
     ),
     (
+        "include_recursive",
+        "glob syntax inside a string",
+    ),
+    (
         "lock_in_deleted_dest",
         "a path inside another entry's path, and rsync option words",
     ),

@@ -291,6 +291,20 @@ impl Decoder {
         }
         let mut out = Vec::new();
         for (pattern, span) in patterns {
+            // `**` walks every directory below its start (`/**/*.yaml`: the whole disk, at
+            // every load and SIGHUP). Drop-ins live in a few known directories: name them.
+            if pattern.contains("**") {
+                if let Some(span) = span {
+                    let col = pattern.find("**").map_or(0, |b| pattern[..b].chars().count());
+                    self.err(
+                        span.shifted(col, 2),
+                        "include",
+                        format!("`**` in include pattern `{pattern}` would search every directory below it"),
+                    )
+                    .help = Some("name the directories, e.g. `jobs.d/*.yaml` or `/etc/backupmanager/hosts/*/jobs.yaml`".into());
+                }
+                continue;
+            }
             let full = if Path::new(&pattern).is_absolute() {
                 PathBuf::from(&pattern)
             } else {
