@@ -183,10 +183,7 @@ const SCHEMA_BLIND: &[(&str, &str)] = &[
         "duplicate_key",
         "a parsed document has no duplicate keys left to see",
     ),
-    (
-        "include_recursive",
-        "glob syntax inside a string",
-    ),
+    ("include_recursive", "glob syntax inside a string"),
     (
         "lock_in_deleted_dest",
         "a path inside another entry's path, and rsync option words",
@@ -217,7 +214,12 @@ const SCHEMA_BLIND: &[(&str, &str)] = &[
 
 /// Not YAML at all, or YAML no parser should expand: the YAML parser rejects them before any
 /// schema is involved (`alias_bomb`: serde_yaml_ng has its own repetition limit).
-const NOT_YAML: &[&str] = &["alias_bomb", "unquoted_cron", "unquoted_macro", "yaml_syntax"];
+const NOT_YAML: &[&str] = &[
+    "alias_bomb",
+    "unquoted_cron",
+    "unquoted_macro",
+    "yaml_syntax",
+];
 
 fn fixture(name: &str) -> PathBuf {
     let dir = Path::new("tests/fixtures/invalid").join(name);

@@ -152,7 +152,10 @@ impl Diagnostic {
             let chars: Vec<char> = line.chars().collect();
             let start = self.span.col.saturating_sub(1).min(chars.len());
             let end = (start + self.span.len.max(1)).min(chars.len());
-            let caret_at: usize = chars[..start].iter().map(|&c| shown(c).chars().count()).sum();
+            let caret_at: usize = chars[..start]
+                .iter()
+                .map(|&c| shown(c).chars().count())
+                .sum();
             let width = chars[start..end]
                 .iter()
                 .map(|&c| shown(c).chars().count())
@@ -308,7 +311,10 @@ mod tests {
         );
         // The caret is under the BEL, `:` and space (col 10, 3 wide), escaped widths counted.
         let text = d.render(Some("a: {\x1b]0;x\x07: 1, k\x08y: 2}\n"));
-        assert!(!text.chars().any(|c| c.is_control() && c != '\n'), "{text:?}");
+        assert!(
+            !text.chars().any(|c| c.is_control() && c != '\n'),
+            "{text:?}"
+        );
         assert_eq!(
             text,
             "c.yaml:1:10: error: a: unknown key `\\u{1b}[2J`\n  |\n1 | a: {\\u{1b}]0;x\\u{7}: 1, k\\u{8}y: 2}\n  |               ^^^^^^^\n"

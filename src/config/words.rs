@@ -246,13 +246,26 @@ mod tests {
             assert!(!is_delete_opt(a), "{a}");
         }
         let v = |a: &[&str]| a.iter().map(|s| s.to_string()).collect::<Vec<_>>();
-        for a in [&["-a"][..], &["-avz"], &["-r"], &["-vr"], &["--archive"], &["--recursive"]] {
+        for a in [
+            &["-a"][..],
+            &["-avz"],
+            &["-r"],
+            &["-vr"],
+            &["--archive"],
+            &["--recursive"],
+        ] {
             assert_eq!(recursion(&v(a)), Recursion::On, "{a:?}");
         }
         for a in [&["-d"][..], &["-av", "--no-r"], &["--dirs"], &["-vd"]] {
             assert_eq!(recursion(&v(a)), Recursion::Deliberate, "{a:?}");
         }
-        for a in [&[][..], &["-v"], &["-z", "--exclude", "a"], &["-Tar"], &["--append"]] {
+        for a in [
+            &[][..],
+            &["-v"],
+            &["-z", "--exclude", "a"],
+            &["-Tar"],
+            &["--append"],
+        ] {
             assert_eq!(recursion(&v(a)), Recursion::Missing, "{a:?}");
         }
         assert!(is_relative(&v(&["-aR"])) && !is_relative(&v(&["-a"])));

@@ -26,10 +26,14 @@ impl Decoder {
     fn name_limits(&mut self, n: &Node, path: &str, value: &str, extra: usize) -> bool {
         let span = n.inner_span(0, value.chars().count());
         if value.len() > PATH_MAX {
-            self.err(span, path, format!(
-                "path is {} bytes long; the system's limit is {PATH_MAX}",
-                value.len()
-            ));
+            self.err(
+                span,
+                path,
+                format!(
+                    "path is {} bytes long; the system's limit is {PATH_MAX}",
+                    value.len()
+                ),
+            );
             return false;
         }
         let parts: Vec<&str> = value.split('/').filter(|c| !c.is_empty()).collect();
@@ -43,10 +47,14 @@ impl Decoder {
                     String::new()
                 };
                 let shown: String = c.chars().take(24).collect();
-                self.err(span, path, format!(
-                    "path component `{shown}…` is {} bytes; at most {limit} fit{why}",
-                    c.len()
-                ))
+                self.err(
+                    span,
+                    path,
+                    format!(
+                        "path component `{shown}…` is {} bytes; at most {limit} fit{why}",
+                        c.len()
+                    ),
+                )
                 .help = Some("use a shorter name".into());
                 return false;
             }

@@ -235,8 +235,13 @@ impl Decoder {
         let what = match std::fs::metadata(p) {
             Ok(m) if m.is_file() => return true,
             Ok(m) if m.is_dir() => {
-                self.warn(here, "include", "a directory matches the include pattern; skipped")
-                    .help = Some("drop-ins are files; narrow the pattern (e.g. `jobs.d/*.yaml`)".into());
+                self.warn(
+                    here,
+                    "include",
+                    "a directory matches the include pattern; skipped",
+                )
+                .help =
+                    Some("drop-ins are files; narrow the pattern (e.g. `jobs.d/*.yaml`)".into());
                 return false;
             }
             Ok(m) => {
@@ -269,7 +274,9 @@ impl Decoder {
             "include",
             format!("drop-in is {what}, not a file; the jobs it should add would be missing"),
         )
-        .help = Some("fix or remove it: validate refuses a config whose drop-ins cannot all be read".into());
+        .help = Some(
+            "fix or remove it: validate refuses a config whose drop-ins cannot all be read".into(),
+        );
         false
     }
 
@@ -295,7 +302,9 @@ impl Decoder {
             // every load and SIGHUP). Drop-ins live in a few known directories: name them.
             if pattern.contains("**") {
                 if let Some(span) = span {
-                    let col = pattern.find("**").map_or(0, |b| pattern[..b].chars().count());
+                    let col = pattern
+                        .find("**")
+                        .map_or(0, |b| pattern[..b].chars().count());
                     self.err(
                         span.shifted(col, 2),
                         "include",
@@ -324,9 +333,14 @@ impl Decoder {
                                 self.err(
                                     Span::new(e.path(), 0, 0, 0),
                                     "include",
-                                    format!("cannot read this directory while matching `{pattern}`: {}", e.error()),
+                                    format!(
+                                        "cannot read this directory while matching `{pattern}`: {}",
+                                        e.error()
+                                    ),
                                 )
-                                .help = Some("drop-ins in it would be missed; check its permissions".into());
+                                .help = Some(
+                                    "drop-ins in it would be missed; check its permissions".into(),
+                                );
                             }
                         }
                     }

@@ -219,8 +219,14 @@ mod tests {
         };
         assert_eq!(root("/home/", "/b//", &[]).as_deref(), Some("/b"));
         assert_eq!(root("/home/u", "/b/", &[]).as_deref(), Some("/b/u"));
-        assert_eq!(root("/home/u/", "/b", &["-aR"]).as_deref(), Some("/b/home/u"));
-        assert_eq!(root("/home/./u", "/b", &["--relative"]).as_deref(), Some("/b/u"));
+        assert_eq!(
+            root("/home/u/", "/b", &["-aR"]).as_deref(),
+            Some("/b/home/u")
+        );
+        assert_eq!(
+            root("/home/./u", "/b", &["--relative"]).as_deref(),
+            Some("/b/u")
+        );
         assert_eq!(root("/home/", "rel/dir", &[]), None);
     }
 

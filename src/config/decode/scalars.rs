@@ -319,8 +319,7 @@ impl Decoder {
 /// depend on the clock.
 fn never_fires(s: &Schedule) -> bool {
     !s.is_reboot()
-        && s
-            .next_after(jiff::Timestamp::UNIX_EPOCH, &jiff::tz::TimeZone::UTC)
+        && s.next_after(jiff::Timestamp::UNIX_EPOCH, &jiff::tz::TimeZone::UTC)
             .is_none()
 }
 
