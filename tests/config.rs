@@ -453,3 +453,37 @@ fn a_drop_in_that_is_not_a_readable_file_is_reported() {
         assert!(text.contains(&want), "{want}\nin:\n{text}");
     }
 }
+
+#[test]
+fn max_delete_becomes_rsyncs_limit_on_deleting_syncs() {
+    let dir = Scratch::new("bm-config-test.");
+    let f = dir.p("c.yaml");
+    std::fs::write(
+        &f,
+        "cron_schedule: '0 * * * *'\njobs:\n  - id: j\n    syncs:\n      - {source: /srv/a/, dest: /b/0/, opts: ['-a', '--delete'], max_delete: 50}\n      - {source: /srv/a/, dest: /b/1/, max_delete: 5, allow_unmounted: true}\n",
+    )
+    .unwrap();
+    let loaded = config::load(&f);
+    let Some(c) = loaded.config.as_ref() else {
+        panic!("{}", loaded.render())
+    };
+    let s = &c.jobs[0].syncs;
+    assert_eq!(s[0].args, ["-a", "--delete", "--max-delete=50"]);
+    assert!(!s[0].allow_unmounted && s[1].allow_unmounted);
+    assert_eq!(s[1].args, ["-a"]);
+    assert!(loaded
+        .render()
+        .contains("warning: jobs[j].syncs[1].max_delete: max_delete has no effect"));
+    std::fs::write(
+        &f,
+        "cron_schedule: '0 * * * *'\njobs:\n  - id: j\n    syncs:\n      - {source: /srv/a/, dest: /b/0/, opts: ['-a', '--delete', '--max-delete=3'], max_delete: 50}\n",
+    )
+    .unwrap();
+    let loaded = config::load(&f);
+    assert!(loaded.config.is_none());
+    assert!(
+        loaded.render().contains("both set the limit"),
+        "{}",
+        loaded.render()
+    );
+}

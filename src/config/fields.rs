@@ -234,6 +234,8 @@ pub static SYNC: Section = Section {
         req("dest", Ty::Path, "Destination path: on the job's host (relative paths are relative to the login's home), or local (absolute) when the job has no host."),
         f("opts", Ty::StrList, Some("[-a]"), "rsync options; left out, `-a` (archive: recursive, keeping times, permissions, links). A list replaces the default, so include `-a` (or `-r`) yourself: without recursion rsync skips a directory and still exits 0, and `validate` warns. Each entry is split like a shell splits words (`\"--exclude '.cache'\"` gives two arguments) but never run by a shell: nothing is expanded. `-e`/`--rsh` is not allowed on remote jobs: the transport is managed."),
         f("allow_empty_source", Ty::Bool, Some("false"), "Allow a `--delete` sync to run when its source is missing or empty. By default it refuses, because an unmounted disk looks like that and would wipe the destination."),
+        f("max_delete", Ty::Int(0, 1_000_000_000), None, "For a `--delete` sync: the most files one run may delete at the destination (rsync's `--max-delete`). Past it rsync deletes no more and exits 25, and the run fails with \"the --max-delete limit stopped deletions\": look before raising it. A count, not a percentage: a percentage needs the destination's file count, which a remote destination would have to be walked for before every run. Default: no limit."),
+        f("allow_unmounted", Ty::Bool, Some("false"), "Allow a `--delete` sync (and any snapshot) to run when a file system that `/etc/fstab` lists at or below its source is not mounted. By default it refuses: `/srv/photos` on its own disk, unmounted, would otherwise be deleted from the backup of `/srv/`."),
     ],
 };
 

@@ -218,6 +218,9 @@ pub struct Sync {
     pub args: Vec<String>,
     /// Run even when a `--delete` sync's source is missing or empty.
     pub allow_empty_source: bool,
+    /// Run a `--delete` sync even when a file system `/etc/fstab` lists below its source is
+    /// not mounted.
+    pub allow_unmounted: bool,
     pub span: Span,
 }
 

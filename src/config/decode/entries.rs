@@ -279,6 +279,41 @@ impl Decoder {
                 .unwrap_or(false),
             None => false,
         };
+        let allow_unmounted = match f.get("allow_unmounted") {
+            Some(n) => self
+                .bool(n, &format!("{path}.allow_unmounted"))
+                .unwrap_or(false),
+            None => fields::default_bool(&fields::SYNC, "allow_unmounted"),
+        };
+        if let Some(n) = f.get("max_delete") {
+            let p = format!("{path}.max_delete");
+            match self.int(n, &p) {
+                Some(m) if (0..=1_000_000_000).contains(&m) => {
+                    if args.iter().any(|a| a.starts_with("--max-delete")) {
+                        self.err(
+                            n.span.clone(),
+                            &p,
+                            "`max_delete` and `--max-delete` in opts both set the limit",
+                        )
+                        .help = Some("keep one of them".into());
+                        ok = false;
+                    } else if !args.iter().any(|a| words::is_delete_opt(a)) {
+                        self.warn(n.span.clone(), &p, "max_delete has no effect: the sync does not delete (no --delete in opts)");
+                    } else {
+                        args.push(format!("--max-delete={m}"));
+                    }
+                }
+                Some(m) => {
+                    self.err(
+                        n.span.clone(),
+                        &p,
+                        format!("max_delete must be between 0 and 1000000000, got {m}"),
+                    );
+                    ok = false;
+                }
+                None => ok = false,
+            }
+        }
         let (source, source_node) = source?;
         let (dest, _) = dest?;
         let deletes = args.iter().any(|a| words::is_delete_opt(a));
@@ -316,6 +351,7 @@ impl Decoder {
             opts,
             args,
             allow_empty_source,
+            allow_unmounted,
             span: node.span.clone(),
         })
     }

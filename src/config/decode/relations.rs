@@ -214,6 +214,7 @@ mod tests {
                 opts: vec![],
                 args: args.iter().map(|s| s.to_string()).collect(),
                 allow_empty_source: false,
+                allow_unmounted: false,
                 span: Span::new(std::path::Path::new("t"), 1, 1, 1),
             })
         };
