@@ -355,3 +355,135 @@ fn durations_and_inheritance() {
         (2, 60, 600)
     );
 }
+
+#[test]
+fn local_paths_under_a_private_tmp_get_a_warning_and_stay_valid() {
+    let dir = Scratch::new("bm-config-test.");
+    let f = dir.p("c.yaml");
+    std::fs::write(
+        &f,
+        "cron_schedule: '0 * * * *'\npid_file_dir: /tmp/bm/run\nstate_dir: /var/tmp//bm\njobs:\n  - id: j\n    host: h.example\n    lock_files:\n      - {type: local, path: /tmp/bm.lock}\n      - {type: remote, path: /tmp/bm.lock}\n      - {type: local, path: /run/bm/tmp/x}\n    blocks_on:\n      - {type: local, lock_file_path: /var/tmp/other.lock}\n      - {type: remote, lock_file_path: /var/tmp/other.lock}\n    syncs: [{source: /, dest: rel}]\n",
+    )
+    .unwrap();
+    let loaded = config::load(&f);
+    assert!(loaded.config.is_some(), "{}", loaded.render());
+    let warned: Vec<&str> = loaded
+        .diagnostics
+        .iter()
+        .filter(|d| d.message.contains("PrivateTmp="))
+        .map(|d| d.path.as_str())
+        .collect();
+    assert_eq!(
+        warned,
+        [
+            "pid_file_dir",
+            "state_dir",
+            "jobs[j].lock_files[0].path",
+            "jobs[j].blocks_on[0].lock_file_path"
+        ],
+        "{}",
+        loaded.render()
+    );
+}
+
+#[test]
+fn opts_default_to_archive_and_a_directory_without_recursion_is_warned_about() {
+    let dir = Scratch::new("bm-config-test.");
+    let file = dir.p("single.txt");
+    std::fs::write(&file, "x").unwrap();
+    let f = dir.p("c.yaml");
+    std::fs::write(
+        &f,
+        format!(
+            "cron_schedule: '0 * * * *'\njobs:\n  - id: j\n    syncs:\n      - {{source: /srv/a/, dest: /b/0/}}\n      - {{source: /srv/a/, dest: /b/1/, opts: []}}\n      - {{source: {d}, dest: /b/2/, opts: ['-v', '--exclude x']}}\n      - {{source: /srv/a/, dest: /b/3/, opts: ['-d']}}\n      - {{source: /srv/a/, dest: /b/4/, opts: ['-vrz']}}\n      - {{source: {file}, dest: /b/5/, opts: ['-v']}}\n",
+            d = dir.path().display(),
+            file = file.display()
+        ),
+    )
+    .unwrap();
+    let loaded = config::load(&f);
+    let Some(c) = loaded.config.as_ref() else {
+        panic!("{}", loaded.render())
+    };
+    let syncs = &c.jobs[0].syncs;
+    assert_eq!(syncs[0].args, ["-a"]);
+    assert_eq!(syncs[0].opts, ["-a"]);
+    assert!(syncs[1].args.is_empty(), "an explicit [] stays empty");
+    let warned: Vec<&str> = loaded
+        .diagnostics
+        .iter()
+        .filter(|d| d.message.contains("have no -a or -r"))
+        .map(|d| d.path.as_str())
+        .collect();
+    assert_eq!(
+        warned,
+        ["jobs[j].syncs[1].opts", "jobs[j].syncs[2].opts"],
+        "{}",
+        loaded.render()
+    );
+}
+
+#[test]
+fn a_drop_in_that_is_not_a_readable_file_is_reported() {
+    let scratch = Scratch::new("bm-config-test.");
+    let dir = scratch.path();
+    std::fs::create_dir_all(dir.join("jobs.d/sub.yaml")).unwrap();
+    std::fs::write(
+        dir.join("main.yaml"),
+        "cron_schedule: '@daily'\njobs:\n  - id: a\n    syncs: [{source: /, dest: /tmp/x/}]\n",
+    )
+    .unwrap();
+    std::os::unix::fs::symlink(dir.join("moved-away.yaml"), dir.join("jobs.d/b.yaml")).unwrap();
+    nix::unistd::mkfifo(&dir.join("jobs.d/c.yaml"), nix::sys::stat::Mode::S_IRWXU).unwrap();
+    let l = config::load(&dir.join("main.yaml"));
+    assert!(l.config.is_none(), "{}", l.render());
+    let text = l.render();
+    let b = dir.join("jobs.d/b.yaml");
+    let c = dir.join("jobs.d/c.yaml");
+    let sub = dir.join("jobs.d/sub.yaml");
+    for want in [
+        format!(
+            "{}: error: include: drop-in is a symbolic link to `{}`, which does not exist, not a file",
+            b.display(),
+            dir.join("moved-away.yaml").display()
+        ),
+        format!("{}: error: include: drop-in is a FIFO, not a file", c.display()),
+        format!("{}: warning: include: a directory matches", sub.display()),
+    ] {
+        assert!(text.contains(&want), "{want}\nin:\n{text}");
+    }
+}
+
+#[test]
+fn max_delete_becomes_rsyncs_limit_on_deleting_syncs() {
+    let dir = Scratch::new("bm-config-test.");
+    let f = dir.p("c.yaml");
+    std::fs::write(
+        &f,
+        "cron_schedule: '0 * * * *'\njobs:\n  - id: j\n    syncs:\n      - {source: /srv/a/, dest: /b/0/, opts: ['-a', '--delete'], max_delete: 50}\n      - {source: /srv/a/, dest: /b/1/, max_delete: 5, allow_unmounted: true}\n",
+    )
+    .unwrap();
+    let loaded = config::load(&f);
+    let Some(c) = loaded.config.as_ref() else {
+        panic!("{}", loaded.render())
+    };
+    let s = &c.jobs[0].syncs;
+    assert_eq!(s[0].args, ["-a", "--delete", "--max-delete=50"]);
+    assert!(!s[0].allow_unmounted && s[1].allow_unmounted);
+    assert_eq!(s[1].args, ["-a"]);
+    assert!(loaded
+        .render()
+        .contains("warning: jobs[j].syncs[1].max_delete: max_delete has no effect"));
+    std::fs::write(
+        &f,
+        "cron_schedule: '0 * * * *'\njobs:\n  - id: j\n    syncs:\n      - {source: /srv/a/, dest: /b/0/, opts: ['-a', '--delete', '--max-delete=3'], max_delete: 50}\n",
+    )
+    .unwrap();
+    let loaded = config::load(&f);
+    assert!(loaded.config.is_none());
+    assert!(
+        loaded.render().contains("both set the limit"),
+        "{}",
+        loaded.render()
+    );
+}

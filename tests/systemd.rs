@@ -23,6 +23,14 @@ fn unit_file_verifies() {
     ] {
         assert!(unit.contains(needle), "unit lacks {needle}");
     }
+    // Lock files and pid_file_dir are shared with ssh sessions, run-job and status: a private
+    // /tmp or /var/tmp would split the ones there in two (validate warns about such paths).
+    assert!(
+        !unit
+            .lines()
+            .any(|l| l.trim_start().starts_with("PrivateTmp=")),
+        "the unit must not hide /tmp from the daemon"
+    );
     // The stop timeout must exceed the default shutdown_timeout (30 s).
     let stop: u64 = unit
         .lines()

@@ -113,8 +113,12 @@ impl Diagnostic {
         self.severity == Severity::Error
     }
 
-    /// The one-line header: `FILE:LINE:COL: error: PATH: MESSAGE`.
+    /// The one-line header: `FILE:LINE:COL: error: PATH: MESSAGE`, control characters escaped.
     pub fn headline(&self) -> String {
+        escape_controls(&self.raw_headline())
+    }
+
+    fn raw_headline(&self) -> String {
         let mut s = if self.span.line == 0 {
             format!("{}: {}: ", self.span.file.display(), self.severity.label())
         } else {
@@ -143,18 +147,52 @@ impl Diagnostic {
         {
             let num = self.span.line.to_string();
             let pad = " ".repeat(num.len());
-            let line = line.replace('\t', " ");
-            let caret_at = self.span.col.saturating_sub(1).min(line.chars().count());
-            let width = self.span.len.max(1);
+            // Control characters from the file are shown escaped, never sent to the terminal;
+            // the caret counts the escaped width so it stays under the value.
+            let chars: Vec<char> = line.chars().collect();
+            let start = self.span.col.saturating_sub(1).min(chars.len());
+            let end = (start + self.span.len.max(1)).min(chars.len());
+            let caret_at: usize = chars[..start]
+                .iter()
+                .map(|&c| shown(c).chars().count())
+                .sum();
+            let width = chars[start..end]
+                .iter()
+                .map(|&c| shown(c).chars().count())
+                .sum::<usize>()
+                .max(self.span.len.max(1) - (end - start));
+            let line: String = chars.iter().map(|&c| shown(c)).collect();
             let _ = writeln!(out, "{pad} |");
             let _ = writeln!(out, "{num} | {line}");
             let _ = writeln!(out, "{pad} | {}{}", " ".repeat(caret_at), "^".repeat(width));
         }
         if let Some(help) = &self.help {
-            let _ = writeln!(out, "  = help: {help}");
+            let _ = writeln!(out, "  = help: {}", escape_controls(help));
         }
         out
     }
+}
+
+/// A character as a diagnostic shows it: a tab as a space, other control characters (ESC, BEL,
+/// backspace, bidi overrides are not controls but C0/C1 and DEL are) as `\u{1b}`, the rest as is.
+fn shown(c: char) -> String {
+    match c {
+        '\t' => " ".into(),
+        c if c.is_control() => c.escape_unicode().to_string(),
+        c => c.into(),
+    }
+}
+
+/// `text` with control characters (other than newlines) escaped, so a config file cannot drive
+/// the terminal that shows its diagnostics.
+pub fn escape_controls(text: &str) -> String {
+    text.chars()
+        .map(|c| match c {
+            '\n' | '\t' => c.to_string(),
+            c if c.is_control() => c.escape_unicode().to_string(),
+            c => c.to_string(),
+        })
+        .collect()
 }
 
 /// The lines of `text` as YAML counts them: `\n`, `\r\n` and a lone `\r` each end a line
@@ -262,6 +300,25 @@ mod tests {
         assert_eq!(l("a\n\nb"), ["a", "", "b"]);
         assert_eq!(end_position("a\r\nbc"), (2, 3));
         assert_eq!(end_position("a\rb\n"), (3, 1));
+    }
+
+    #[test]
+    fn control_characters_from_the_file_are_escaped() {
+        let d = Diagnostic::error(
+            Span::new(Path::new("c.yaml"), 1, 10, 3),
+            "a",
+            "unknown key `\x1b[2J`",
+        );
+        // The caret is under the BEL, `:` and space (col 10, 3 wide), escaped widths counted.
+        let text = d.render(Some("a: {\x1b]0;x\x07: 1, k\x08y: 2}\n"));
+        assert!(
+            !text.chars().any(|c| c.is_control() && c != '\n'),
+            "{text:?}"
+        );
+        assert_eq!(
+            text,
+            "c.yaml:1:10: error: a: unknown key `\\u{1b}[2J`\n  |\n1 | a: {\\u{1b}]0;x\\u{7}: 1, k\\u{8}y: 2}\n  |               ^^^^^^^\n"
+        );
     }
 
     #[test]

@@ -108,6 +108,21 @@ pub fn default_int(section: &Section, key: &str) -> i64 {
         .unwrap_or_else(|e| panic!("field table: default of `{key}`: {e}"))
 }
 
+/// A list-of-strings default from the table (`[-a]`, `[]`).
+pub fn default_list(section: &Section, key: &str) -> Vec<String> {
+    let text = default_text(section, key);
+    let inner = text
+        .strip_prefix('[')
+        .and_then(|t| t.strip_suffix(']'))
+        .unwrap_or_else(|| panic!("field table: default of `{key}` is not a list"));
+    inner
+        .split(',')
+        .map(str::trim)
+        .filter(|w| !w.is_empty())
+        .map(String::from)
+        .collect()
+}
+
 /// A boolean default from the table.
 pub fn default_bool(section: &Section, key: &str) -> bool {
     default_text(section, key) == "true"
@@ -188,7 +203,7 @@ pub static LOCK: Section = Section {
     doc: "A lock file the job creates atomically before it looks at its blockers, and removes at the end (only if it is still its own).",
     fields: &[
         req("type", Ty::Enum(&["local", "remote"]), "`local`: on this host. `remote`: on a host reached over SSH."),
-        req("path", Ty::AbsPath, "Absolute path of the lock file. A missing parent directory is created."),
+        req("path", Ty::AbsPath, "Absolute path of the lock file. A missing parent directory is created. Keep local ones out of `/tmp` and `/var/tmp` (a service with `PrivateTmp=` sees its own copy; `validate` warns) and out of any directory a `--delete` sync of the job mirrors (an error)."),
         f("user", Ty::Str, Some("the job's user"), "Remote only: SSH user."),
         f("host", Ty::Str, Some("the job's host"), "Remote only: the host holding the file."),
         f("port", Ty::Port, Some("the job's port"), "Remote only: SSH port."),
@@ -217,8 +232,10 @@ pub static SYNC: Section = Section {
     fields: &[
         req("source", Ty::AbsPath, "Local source path. A trailing `/` copies the directory's contents; without it the directory itself."),
         req("dest", Ty::Path, "Destination path: on the job's host (relative paths are relative to the login's home), or local (absolute) when the job has no host."),
-        f("opts", Ty::StrList, Some("[]"), "rsync options. Each entry is split like a shell splits words (`\"--exclude '.cache'\"` gives two arguments) but never run by a shell: nothing is expanded. `-e`/`--rsh` is not allowed on remote jobs: the transport is managed."),
+        f("opts", Ty::StrList, Some("[-a]"), "rsync options; left out, `-a` (archive: recursive, keeping times, permissions, links). A list replaces the default, so include `-a` (or `-r`) yourself: without recursion rsync skips a directory and still exits 0, and `validate` warns. Each entry is split like a shell splits words (`\"--exclude '.cache'\"` gives two arguments) but never run by a shell: nothing is expanded. `-e`/`--rsh` is not allowed on remote jobs: the transport is managed."),
         f("allow_empty_source", Ty::Bool, Some("false"), "Allow a `--delete` sync to run when its source is missing or empty. By default it refuses, because an unmounted disk looks like that and would wipe the destination."),
+        f("max_delete", Ty::Int(0, 1_000_000_000), None, "For a `--delete` sync: the most files one run may delete at the destination (rsync's `--max-delete`). Past it rsync deletes no more and exits 25, and the run fails with \"the --max-delete limit stopped deletions\": look before raising it. A count, not a percentage: a percentage needs the destination's file count, which a remote destination would have to be walked for before every run. Default: no limit."),
+        f("allow_unmounted", Ty::Bool, Some("false"), "Allow a `--delete` sync (and any snapshot) to run when a file system that `/etc/fstab` lists at or below its source is not mounted. By default it refuses: `/srv/photos` on its own disk, unmounted, would otherwise be deleted from the backup of `/srv/`."),
     ],
 };
 
@@ -253,6 +270,8 @@ mod default_tests {
         );
         assert_eq!(default_int(&JOB, "retries"), 2);
         assert!(default_bool(&JOB, "enabled"));
+        assert_eq!(default_list(&SYNC, "opts"), ["-a"]);
+        assert!(default_list(&JOB, "ssh_options").is_empty());
         assert_eq!(default_text(&TOP, "pid_file_dir"), "/run/backupmanager");
         assert_eq!(default_text(&TOP, "state_dir"), "/var/lib/backupmanager");
     }

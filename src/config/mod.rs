@@ -212,12 +212,15 @@ pub struct Blocker {
 pub struct Sync {
     pub source: String,
     pub dest: String,
-    /// `opts` as written in the file.
+    /// `opts` as written in the file, or the field table's default (`[-a]`) when left out.
     pub opts: Vec<String>,
     /// `opts` split into arguments (see [`words::split`]).
     pub args: Vec<String>,
     /// Run even when a `--delete` sync's source is missing or empty.
     pub allow_empty_source: bool,
+    /// Run a `--delete` sync even when a file system `/etc/fstab` lists below its source is
+    /// not mounted.
+    pub allow_unmounted: bool,
     pub span: Span,
 }
 

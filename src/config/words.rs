@@ -117,6 +117,65 @@ pub fn sets_rsh(arg: &str) -> bool {
     false
 }
 
+/// True when short-option clusters in `args` contain `flag` (`-avR` for `R`), scanning each
+/// cluster up to an option that takes an argument.
+fn short_flag(args: &[String], flag: char) -> bool {
+    args.iter().any(|a| {
+        let Some(cluster) = a.strip_prefix('-') else {
+            return false;
+        };
+        if cluster.starts_with('-') {
+            return false;
+        }
+        for c in cluster.chars() {
+            if c == flag {
+                return true;
+            }
+            if SHORT_WITH_ARG.contains(&c) {
+                return false;
+            }
+        }
+        false
+    })
+}
+
+/// Whether rsync will descend into a directory source, as `args` say.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Recursion {
+    /// `-a`, `-r`, `--archive`, `--recursive` (or a cluster holding `a` or `r`).
+    On,
+    /// `-d`/`--dirs` or `--no-recursive`/`--no-r`: the directory itself only, on purpose.
+    Deliberate,
+    /// Nothing said: rsync skips a directory source ("skipping directory") and exits 0.
+    Missing,
+}
+
+pub fn recursion(args: &[String]) -> Recursion {
+    if args.iter().any(|a| {
+        matches!(
+            a.as_str(),
+            "--dirs" | "--no-recursive" | "--no-r" | "--no-dirs" | "--no-d"
+        )
+    }) || short_flag(args, 'd')
+    {
+        return Recursion::Deliberate;
+    }
+    if args
+        .iter()
+        .any(|a| matches!(a.as_str(), "--archive" | "--recursive"))
+        || short_flag(args, 'a')
+        || short_flag(args, 'r')
+    {
+        return Recursion::On;
+    }
+    Recursion::Missing
+}
+
+/// True when `args` turn on `--relative` (`-R`): the source path is recreated under dest.
+pub fn is_relative(args: &[String]) -> bool {
+    args.iter().any(|a| a == "--relative") || short_flag(args, 'R')
+}
+
 /// rsync options that must not be used to fill a snapshot, with the reason; `None` if
 /// `opts` are fine. `--inplace`/`--append` would write into files hard-linked with older
 /// snapshots; the `*-dest` options and `--backup-dir` fight ours.
@@ -186,6 +245,30 @@ mod tests {
         ] {
             assert!(!is_delete_opt(a), "{a}");
         }
+        let v = |a: &[&str]| a.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        for a in [
+            &["-a"][..],
+            &["-avz"],
+            &["-r"],
+            &["-vr"],
+            &["--archive"],
+            &["--recursive"],
+        ] {
+            assert_eq!(recursion(&v(a)), Recursion::On, "{a:?}");
+        }
+        for a in [&["-d"][..], &["-av", "--no-r"], &["--dirs"], &["-vd"]] {
+            assert_eq!(recursion(&v(a)), Recursion::Deliberate, "{a:?}");
+        }
+        for a in [
+            &[][..],
+            &["-v"],
+            &["-z", "--exclude", "a"],
+            &["-Tar"],
+            &["--append"],
+        ] {
+            assert_eq!(recursion(&v(a)), Recursion::Missing, "{a:?}");
+        }
+        assert!(is_relative(&v(&["-aR"])) && !is_relative(&v(&["-a"])));
         for a in ["-e", "-essh", "--rsh", "--rsh=ssh -p 2", "-ave", "-avze"] {
             assert!(sets_rsh(a), "{a}");
         }

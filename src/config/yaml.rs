@@ -8,7 +8,12 @@
 //! as a list, so duplicate keys are caught here instead of silently overwritten.
 //!
 //! Scalars are typed by the YAML 1.2 core schema (`true`, `~`, `42`, `1.5`); quoted scalars are
-//! always strings. Anchors and aliases are resolved by copying the anchored node.
+//! always strings. Anchors and aliases are resolved by copying the anchored node, within a budget:
+//! the nodes all aliases of a file copy may not exceed [`ALIAS_NODE_BUDGET`]. Nested aliases grow
+//! exponentially (a 1 KB "billion laughs" file expands to 10⁹ nodes), and a parse that exhausts
+//! memory takes `validate` or a SIGHUP reload down with it; past the budget the alias is a syntax
+//! error at its own `file:line:col`. Copying the anchored tree is what costs, so the budget counts
+//! copied nodes rather than alias events or nesting depth.
 //!
 //! This module knows nothing about backupmanager's keys; `decode` gives the tree its meaning.
 
@@ -18,6 +23,11 @@ use std::path::Path;
 use saphyr_parser::{Event, Parser, ScalarStyle, ScanError};
 
 use super::diag::{self, Diagnostic, Span};
+
+/// How many nodes aliases may copy into one file's tree, all aliases together. A hand-written
+/// config that reuses a block per job stays far below (1,000 jobs × a 20-node block = 20,000);
+/// the tree it bounds is a few tens of megabytes at most.
+pub const ALIAS_NODE_BUDGET: usize = 100_000;
 
 /// A scalar after core-schema resolution.
 #[derive(Debug, Clone, PartialEq)]
@@ -75,6 +85,14 @@ impl Node {
         )
     }
 
+    /// The text of a scalar (any type), `None` for a list or mapping.
+    pub fn scalar_text(&self) -> Option<&str> {
+        match &self.value {
+            Value::Scalar { text, .. } => Some(text),
+            _ => None,
+        }
+    }
+
     /// The span of the content of a scalar, `skip` characters in, `len` wide.
     pub fn inner_span(&self, skip: usize, len: usize) -> Span {
         self.span.shifted(self.content_offset + skip, len)
@@ -91,6 +109,7 @@ pub fn parse(text: &str, file: &Path) -> Result<(Node, Vec<Diagnostic>), Diagnos
         anchors: HashMap::new(),
         diags: Vec::new(),
         documents: 0,
+        copied: 0,
     };
     let mut stack: Vec<Frame> = Vec::new();
     let mut root: Option<Node> = None;
@@ -134,11 +153,26 @@ pub fn parse(text: &str, file: &Path) -> Result<(Node, Vec<Diagnostic>), Diagnos
                 n
             }
             Event::Alias(id) => match builder.anchors.get(&id) {
-                Some(n) => Node {
-                    span: start,
-                    content_offset: 0,
-                    ..n.clone()
-                },
+                Some((n, size)) => {
+                    builder.copied = builder.copied.saturating_add(*size);
+                    if builder.copied > ALIAS_NODE_BUDGET {
+                        return Err(Diagnostic::error(
+                            start,
+                            "",
+                            format!(
+                                "YAML aliases in this file expand to more than {ALIAS_NODE_BUDGET} nodes (this one copies {size})"
+                            ),
+                        )
+                        .with_help(
+                            "aliases nested inside aliases multiply (a \"billion laughs\" file); write the values out or use fewer levels of aliases",
+                        ));
+                    }
+                    Node {
+                        span: start,
+                        content_offset: 0,
+                        ..n.clone()
+                    }
+                }
                 None => {
                     return Err(Diagnostic::error(start, "", "alias to an unknown anchor"));
                 }
@@ -188,15 +222,18 @@ enum Frame {
 
 struct Builder<'a> {
     file: &'a Path,
-    anchors: HashMap<usize, Node>,
+    /// Anchored nodes with their size in nodes (what an alias to them copies).
+    anchors: HashMap<usize, (Node, usize)>,
     diags: Vec<Diagnostic>,
     documents: usize,
+    /// Nodes copied by aliases so far (bounded by [`ALIAS_NODE_BUDGET`]).
+    copied: usize,
 }
 
 impl Builder<'_> {
     fn anchor(&mut self, id: usize, node: &Node) {
         if id != 0 {
-            self.anchors.insert(id, node.clone());
+            self.anchors.insert(id, (node.clone(), node_count(node)));
         }
     }
 
@@ -239,6 +276,18 @@ impl Builder<'_> {
                 )
             }
         }
+    }
+}
+
+/// The number of nodes in a tree (a mapping entry counts its key and its value).
+fn node_count(node: &Node) -> usize {
+    1 + match &node.value {
+        Value::Scalar { .. } => 0,
+        Value::Seq(items) => items.iter().map(node_count).sum(),
+        Value::Map(entries) => entries
+            .iter()
+            .map(|(k, v)| node_count(k) + node_count(v))
+            .sum(),
     }
 }
 
@@ -444,6 +493,25 @@ mod tests {
         }
         let d = parse("cron_schedule: @daily\n", Path::new("t.yaml")).unwrap_err();
         assert!(d.help.unwrap().contains("'@daily'"));
+    }
+
+    #[test]
+    fn an_alias_bomb_is_stopped_at_the_alias_that_exceeds_the_budget() {
+        let mut src = String::from("a0: &a0 [x, x, x, x, x, x, x, x, x, x]\n");
+        for i in 1..10 {
+            let p = i - 1;
+            src.push_str(&format!(
+                "a{i}: &a{i} [*a{p}, *a{p}, *a{p}, *a{p}, *a{p}, *a{p}, *a{p}, *a{p}, *a{p}, *a{p}]\n"
+            ));
+        }
+        assert!(src.len() < 1024);
+        let d = parse(&src, Path::new("t.yaml")).unwrap_err();
+        // a4's aliases copy 11,111 nodes each (a3's tree): the sixth crosses the budget.
+        assert_eq!((d.span.line, d.span.col), (5, 45), "{d:?}");
+        assert!(d.message.contains("more than 100000 nodes"), "{d:?}");
+        // Reuse within the budget still works.
+        let (n, _) = parse("a: &a {k: v}\nb: [*a, *a]\n", Path::new("t.yaml")).unwrap();
+        assert_eq!(node_count(&n), 13);
     }
 
     #[test]

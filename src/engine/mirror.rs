@@ -78,7 +78,9 @@ impl Engine for Mirror {
     }
 
     fn preflight(&self, index: usize, _ctx: &SyncCtx) -> Result<(), EngineError> {
-        guard::empty_source(&self.syncs[index].sync)
+        let sync = &self.syncs[index].sync;
+        guard::empty_source(sync)
+            .and_then(|()| guard::unmounted(sync))
             .map_err(|message| EngineError::GuardRefused { index, message })
     }
 

@@ -110,13 +110,15 @@ impl Engine for Snapshots {
         if !sync.deletes() {
             sync.args.push("--delete".into());
         }
-        guard::empty_source(&sync).map_err(|message| EngineError::GuardRefused {
-            index,
-            message: message.replace(
-                "and the sync has --delete, which would delete everything at the destination",
-                "and a snapshot of it would be an empty restore point",
-            ),
-        })
+        guard::empty_source(&sync)
+            .and_then(|()| guard::unmounted(&sync))
+            .map_err(|message| EngineError::GuardRefused {
+                index,
+                message: message.replace(
+                    "and the sync has --delete, which would delete everything at the destination",
+                    "and a snapshot of it would be an empty restore point",
+                ),
+            })
     }
 
     fn transfer(&self, index: usize, ctx: &SyncCtx) -> Result<SyncReport, EngineError> {

@@ -11,7 +11,57 @@ use crate::config::yaml::Node;
 use crate::config::{fields, words};
 use crate::config::{Blocker, Location, LockFile, Remote, Sync};
 
+/// Longest file name Linux file systems take (`NAME_MAX`), in bytes.
+pub(in crate::config) const NAME_MAX: usize = 255;
+/// Longest path the kernel resolves (`PATH_MAX` less the NUL), in bytes.
+const PATH_MAX: usize = 4095;
+/// A lock is created as `NAME.bm-TOKEN` (32 hex digits) and hard-linked to `NAME`, so its own
+/// name must leave room for that suffix.
+const STAGING_SUFFIX: usize = ".bm-".len() + 32;
+
 impl Decoder {
+    /// A path the kernel would refuse (a component over `NAME_MAX`, or the last one over
+    /// `NAME_MAX - extra` when a longer sibling name is made from it, or the whole over
+    /// `PATH_MAX`) validated and then failed every run: report it here.
+    fn name_limits(&mut self, n: &Node, path: &str, value: &str, extra: usize) -> bool {
+        let span = n.inner_span(0, value.chars().count());
+        if value.len() > PATH_MAX {
+            self.err(
+                span,
+                path,
+                format!(
+                    "path is {} bytes long; the system's limit is {PATH_MAX}",
+                    value.len()
+                ),
+            );
+            return false;
+        }
+        let parts: Vec<&str> = value.split('/').filter(|c| !c.is_empty()).collect();
+        for (i, c) in parts.iter().enumerate() {
+            let last = i + 1 == parts.len();
+            let limit = if last { NAME_MAX - extra } else { NAME_MAX };
+            if c.len() > limit {
+                let why = if last && extra > 0 && c.len() <= NAME_MAX {
+                    format!(" (the lock is first written as NAME.bm-TOKEN, {extra} bytes longer, and file names end at {NAME_MAX})")
+                } else {
+                    String::new()
+                };
+                let shown: String = c.chars().take(24).collect();
+                self.err(
+                    span,
+                    path,
+                    format!(
+                        "path component `{shown}…` is {} bytes; at most {limit} fit{why}",
+                        c.len()
+                    ),
+                )
+                .help = Some("use a shorter name".into());
+                return false;
+            }
+        }
+        true
+    }
+
     /// `type`, then host/user/port for remote entries (inheriting the job's).
     pub(super) fn location(
         &mut self,
@@ -99,9 +149,14 @@ impl Decoder {
                 None
             }
         };
+        let p = p?.to_string_lossy().into_owned();
+        let n = f.get("path").expect("read above");
+        if !self.name_limits(n, &format!("{path}.path"), &p, STAGING_SUFFIX) {
+            return None;
+        }
         Some(LockFile {
             location: location?,
-            path: p?.to_string_lossy().into_owned(),
+            path: p,
             span: node.span.clone(),
         })
     }
@@ -135,9 +190,14 @@ impl Decoder {
             Some(n) => Some(self.positive_duration(n, &format!("{path}.stale_after"))?),
             None => None,
         };
+        let p = p?.to_string_lossy().into_owned();
+        let n = f.get("lock_file_path").expect("read above");
+        if !self.name_limits(n, &format!("{path}.lock_file_path"), &p, 0) {
+            return None;
+        }
         Some(Blocker {
             location: location?,
-            path: p?.to_string_lossy().into_owned(),
+            path: p,
             wait_time: wait_time?,
             stale_after,
             span: node.span.clone(),
@@ -176,7 +236,12 @@ impl Decoder {
         }
         let mut opts = Vec::new();
         let mut args = Vec::new();
-        if let Some(n) = f.get("opts") {
+        let opts_node = f.get("opts");
+        if opts_node.is_none() {
+            opts = fields::default_list(&fields::SYNC, "opts");
+            args.clone_from(&opts);
+        }
+        if let Some(n) = opts_node {
             for (i, item) in self
                 .list(n, &format!("{path}.opts"))
                 .unwrap_or_default()
@@ -214,6 +279,41 @@ impl Decoder {
                 .unwrap_or(false),
             None => false,
         };
+        let allow_unmounted = match f.get("allow_unmounted") {
+            Some(n) => self
+                .bool(n, &format!("{path}.allow_unmounted"))
+                .unwrap_or(false),
+            None => fields::default_bool(&fields::SYNC, "allow_unmounted"),
+        };
+        if let Some(n) = f.get("max_delete") {
+            let p = format!("{path}.max_delete");
+            match self.int(n, &p) {
+                Some(m) if (0..=1_000_000_000).contains(&m) => {
+                    if args.iter().any(|a| a.starts_with("--max-delete")) {
+                        self.err(
+                            n.span.clone(),
+                            &p,
+                            "`max_delete` and `--max-delete` in opts both set the limit",
+                        )
+                        .help = Some("keep one of them".into());
+                        ok = false;
+                    } else if !args.iter().any(|a| words::is_delete_opt(a)) {
+                        self.warn(n.span.clone(), &p, "max_delete has no effect: the sync does not delete (no --delete in opts)");
+                    } else {
+                        args.push(format!("--max-delete={m}"));
+                    }
+                }
+                Some(m) => {
+                    self.err(
+                        n.span.clone(),
+                        &p,
+                        format!("max_delete must be between 0 and 1000000000, got {m}"),
+                    );
+                    ok = false;
+                }
+                None => ok = false,
+            }
+        }
         let (source, source_node) = source?;
         let (dest, _) = dest?;
         let deletes = args.iter().any(|a| words::is_delete_opt(a));
@@ -230,6 +330,14 @@ impl Decoder {
                     "the sync will fail until it exists; is a disk not mounted?".into()
                 });
             }
+            let is_dir = source.ends_with('/') || Path::new(&source).is_dir();
+            if is_dir && words::recursion(&args) == words::Recursion::Missing {
+                let span = opts_node.map_or(node.span.clone(), |n| n.span.clone());
+                self.warn(span, &format!("{path}.opts"), format!(
+                    "source `{source}` is a directory but opts have no -a or -r: rsync skips it (\"skipping directory\") and reports success"
+                ))
+                .help = Some("add `-a` to opts (leaving opts out means `[-a]`); use `-d` if you mean the directory without its contents".into());
+            }
             if deletes && !source.ends_with('/') {
                 self.warn(source_node.inner_span(0, source.chars().count()), &format!("{path}.source"), format!(
                     "--delete with source `{source}` (no trailing slash) copies the directory itself into dest"
@@ -243,6 +351,7 @@ impl Decoder {
             opts,
             args,
             allow_empty_source,
+            allow_unmounted,
             span: node.span.clone(),
         })
     }

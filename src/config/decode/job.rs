@@ -11,15 +11,15 @@ use crate::config::diag::Diagnostic;
 use crate::config::fields::{self, JOB};
 use crate::config::yaml::{Node, Scalar, Value};
 use crate::config::{
-    duration, words, Blocker, Job, LockFile, Mode, OnMissed, Remote, SshSettings, Sync,
+    duration, words, Blocker, Job, Location, LockFile, Mode, OnMissed, Remote, SshSettings, Sync,
 };
 use crate::schedule::Schedule;
 
 /// What a job's entries decoded to.
-struct Entries {
-    lock_files: Vec<LockFile>,
-    blocks_on: Vec<Blocker>,
-    syncs: Vec<Sync>,
+pub(super) struct Entries {
+    pub(super) lock_files: Vec<LockFile>,
+    pub(super) blocks_on: Vec<Blocker>,
+    pub(super) syncs: Vec<Sync>,
 }
 
 /// A job's timing limits.
@@ -76,7 +76,20 @@ impl Decoder {
         // `mode` and `retention` (config/retention.rs).
         let storage = self.mode_and_retention(&f, &path);
         ok &= storage.is_some();
-        self.check_self_blocking(&path, &entries);
+        self.check_self_waiting(&path, &entries);
+        self.check_private_tmp(&path, &entries);
+        let sync_place = match &host {
+            Some(h) => Location::Remote(Remote {
+                user: user.clone(),
+                host: h.clone(),
+                port,
+            }),
+            None => Location::Local,
+        };
+        // A snapshot's rsync fills a new directory under `dest`; its --delete cannot reach a lock.
+        if matches!(storage, Some((Mode::Mirror, _))) {
+            self.check_locks_outside_deleted_dests(&path, &entries, &sync_place);
+        }
         if matches!(storage, Some((Mode::Snapshot, _))) {
             ok &= self.check_snapshot_syncs(&path, &entries);
         }
@@ -133,6 +146,21 @@ impl Decoder {
             .help = Some(
                 "use letters, digits, `_`, `-` and `.`: the id names lock and state files".into(),
             );
+            return (Some(id), false);
+        }
+        // `<pid_file_dir>/jobs/ID.run` is the run lock: its name must fit a file name.
+        let max = super::entries::NAME_MAX - ".run".len();
+        if id.len() > max {
+            self.err(
+                n.inner_span(0, id.chars().count()),
+                &format!("{path}.id"),
+                format!(
+                    "job id is {} characters; at most {max} fit (it names the run lock `jobs/ID.run`, and file names end at {} bytes)",
+                    id.len(),
+                    super::entries::NAME_MAX
+                ),
+            )
+            .help = Some("use a shorter id".into());
             return (Some(id), false);
         }
         if id.is_empty() || id.starts_with(['.', '-']) {
@@ -385,24 +413,6 @@ impl Decoder {
             }
         }
         ok
-    }
-
-    /// A blocker that is one of the job's own lock files would make it wait forever.
-    fn check_self_blocking(&mut self, path: &str, e: &Entries) {
-        for (i, b) in e.blocks_on.iter().enumerate() {
-            if let Some((j, _)) = e
-                .lock_files
-                .iter()
-                .enumerate()
-                .find(|(_, l)| l.path == b.path && l.location.same_place(&b.location))
-            {
-                self.err(b.span.clone(), &format!("{path}.blocks_on[{i}]"), format!(
-                    "the job waits on a lock file it creates itself (lock_files[{j}]: {} {}); it would wait forever",
-                    b.location, b.path
-                ))
-                .help = Some("block on the other instance's lock file, not this job's own".into());
-            }
-        }
     }
 }
 

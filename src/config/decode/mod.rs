@@ -6,7 +6,7 @@
 //! on its own lock, `-e` on a remote job, duplicate ids across files) run once a job is decoded.
 //!
 //! Submodules: [`job`] (one job, step by step), [`entries`] (locks, blockers, syncs),
-//! [`scalars`] (typed readers and [`Fields`]); `config/retention.rs` adds `mode`/`retention`.
+//! [`relations`] (checks between a job's entries), [`scalars`] (typed readers and [`Fields`]); `config/retention.rs` adds `mode`/`retention`.
 //!
 //! Key lists here are the single list of what each section accepts: anything else is an unknown
 //! key, reported with the closest known key as a suggestion.
@@ -23,6 +23,7 @@ const REMOTE_ONLY: &[&str] = &["user", "host", "port"];
 
 mod entries;
 mod job;
+mod relations;
 mod scalars;
 
 pub(in crate::config) use scalars::Fields;
@@ -129,6 +130,16 @@ impl Decoder {
             .get("state_dir")
             .and_then(|n| self.abs_path(n, "state_dir"))
             .unwrap_or_else(|| fields::default_text(&fields::TOP, "state_dir").into());
+        for (key, what) in [
+            ("pid_file_dir", "pid_file_dir (run locks, ssh sockets)"),
+            ("state_dir", "state_dir"),
+        ] {
+            if let Some(n) = top.get(key) {
+                if let Some(v) = n.scalar_text() {
+                    self.warn_private_tmp(n.inner_span(0, v.chars().count()), key, what, v);
+                }
+            }
+        }
         let shutdown_timeout = top
             .get("shutdown_timeout")
             .and_then(|n| self.positive_duration(n, "shutdown_timeout"))
@@ -214,6 +225,61 @@ impl Decoder {
         })
     }
 
+    /// Whether a path an `include` glob matched is a drop-in to read. Anything that cannot be
+    /// read as a regular file is reported, never skipped in silence: its jobs would vanish from
+    /// the config while `validate` said ok. A dangling symlink, a FIFO (reading it would hang),
+    /// a socket or a device is an error, like an unreadable file; a directory, which holds no
+    /// jobs, is a warning.
+    fn usable_dropin(&mut self, p: &Path) -> bool {
+        let here = Span::new(p, 0, 0, 0);
+        let what = match std::fs::metadata(p) {
+            Ok(m) if m.is_file() => return true,
+            Ok(m) if m.is_dir() => {
+                self.warn(
+                    here,
+                    "include",
+                    "a directory matches the include pattern; skipped",
+                )
+                .help =
+                    Some("drop-ins are files; narrow the pattern (e.g. `jobs.d/*.yaml`)".into());
+                return false;
+            }
+            Ok(m) => {
+                use std::os::unix::fs::FileTypeExt;
+                let t = m.file_type();
+                if t.is_fifo() {
+                    "a FIFO"
+                } else if t.is_socket() {
+                    "a socket"
+                } else {
+                    "a device"
+                }
+                .to_string()
+            }
+            Err(e) => match std::fs::read_link(p) {
+                Ok(target) => format!(
+                    "a symbolic link to `{}`, which {}",
+                    target.display(),
+                    if e.kind() == std::io::ErrorKind::NotFound {
+                        "does not exist".to_string()
+                    } else {
+                        format!("cannot be reached ({e})")
+                    }
+                ),
+                Err(_) => format!("unreadable ({e})"),
+            },
+        };
+        self.err(
+            here,
+            "include",
+            format!("drop-in is {what}, not a file; the jobs it should add would be missing"),
+        )
+        .help = Some(
+            "fix or remove it: validate refuses a config whose drop-ins cannot all be read".into(),
+        );
+        false
+    }
+
     /// Drop-in files: `include:` globs (relative to the main file's directory), or `jobs.d/*.yaml`.
     fn includes(&mut self, main: &Path, node: Option<&Node>) -> Vec<PathBuf> {
         let base = main.parent().unwrap_or(Path::new("."));
@@ -232,6 +298,22 @@ impl Decoder {
         }
         let mut out = Vec::new();
         for (pattern, span) in patterns {
+            // `**` walks every directory below its start (`/**/*.yaml`: the whole disk, at
+            // every load and SIGHUP). Drop-ins live in a few known directories: name them.
+            if pattern.contains("**") {
+                if let Some(span) = span {
+                    let col = pattern
+                        .find("**")
+                        .map_or(0, |b| pattern[..b].chars().count());
+                    self.err(
+                        span.shifted(col, 2),
+                        "include",
+                        format!("`**` in include pattern `{pattern}` would search every directory below it"),
+                    )
+                    .help = Some("name the directories, e.g. `jobs.d/*.yaml` or `/etc/backupmanager/hosts/*/jobs.yaml`".into());
+                }
+                continue;
+            }
             let full = if Path::new(&pattern).is_absolute() {
                 PathBuf::from(&pattern)
             } else {
@@ -239,10 +321,29 @@ impl Decoder {
             };
             match glob::glob(&full.to_string_lossy()) {
                 Ok(paths) => {
-                    let mut found: Vec<PathBuf> = paths
-                        .filter_map(Result::ok)
-                        .filter(|p| p.is_file())
-                        .collect();
+                    let mut found: Vec<PathBuf> = Vec::new();
+                    for entry in paths {
+                        match entry {
+                            Ok(p) => {
+                                if self.usable_dropin(&p) {
+                                    found.push(p);
+                                }
+                            }
+                            Err(e) => {
+                                self.err(
+                                    Span::new(e.path(), 0, 0, 0),
+                                    "include",
+                                    format!(
+                                        "cannot read this directory while matching `{pattern}`: {}",
+                                        e.error()
+                                    ),
+                                )
+                                .help = Some(
+                                    "drop-ins in it would be missed; check its permissions".into(),
+                                );
+                            }
+                        }
+                    }
                     found.sort();
                     for p in found {
                         if p != main && !out.contains(&p) {

@@ -249,6 +249,14 @@ impl Decoder {
         // Point into the expression: skip the whitespace `parse` trims.
         let lead = text.chars().take_while(|c| c.is_whitespace()).count();
         match Schedule::parse(&text) {
+            Ok(s) if never_fires(&s) => {
+                self.err(node.inner_span(lead, text.trim().chars().count()), path, format!(
+                    "cron expression `{}` never fires: no month it allows has the day it names",
+                    text.trim()
+                ))
+                .help = Some("check the day-of-month and month fields (30 February, 31 April and the like do not exist)".into());
+                None
+            }
             Ok(s) => Some(s),
             Err(e) => {
                 let col = lead
@@ -301,6 +309,18 @@ impl Decoder {
         }
         out
     }
+}
+
+/// True when a (non-`@reboot`) schedule has no fire time at all. Cron has no year field, so
+/// the days it selects repeat with the 400-year Gregorian cycle and any that exists comes
+/// within 40 years of any date (29 February on a given weekday is the rarest). The schedule's own
+/// search looks [`crate::schedule::HORIZON_YEARS`] (100) ahead, so asking it once, from a fixed
+/// instant in UTC (time zones move times, they do not remove days), is exact and does not
+/// depend on the clock.
+fn never_fires(s: &Schedule) -> bool {
+    !s.is_reboot()
+        && s.next_after(jiff::Timestamp::UNIX_EPOCH, &jiff::tz::TimeZone::UTC)
+            .is_none()
 }
 
 /// A mapping's entries, looked up by key. Null values count as absent.
