@@ -88,6 +88,8 @@ pub struct Job {
     pub syncs: Vec<Sync>,
     /// Give up (exit 75, *blocked*) after waiting this long for blockers; `None` waits forever.
     pub max_wait: Option<Duration>,
+    /// End a run that has not finished this long after it started; `None`: no limit.
+    pub timeout: Option<Duration>,
     /// How many times a sync that failed transiently is retried.
     pub retries: u32,
     /// How often a held lock file's mtime is refreshed.

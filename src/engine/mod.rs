@@ -74,10 +74,10 @@ pub enum EngineError {
     #[error(
         "sync {index} ({source_path} -> {dest}{on}) failed after {attempts} attempt(s): {message}{hint}",
         on = .host.as_ref().map(|h| format!(" on {h}")).unwrap_or_default(),
-        hint = if *.exit_code == 255 {
-            format!("\nthe connection to {} failed; check that its sshd runs and is reachable", .host.clone().unwrap_or_default())
-        } else {
-            String::new()
+        hint = match *.exit_code {
+            255 => format!("\nthe connection to {} failed; check that its sshd runs and is reachable", .host.clone().unwrap_or_default()),
+            25 => "\nrefusing to delete more files at the destination than the sync's max_delete allows (a missing or half-mounted source looks like this); check the source, and if the deletions are intended raise max_delete for one run".to_string(),
+            _ => String::new(),
         }
     )]
     RsyncExit {

@@ -24,6 +24,7 @@ mod held;
 pub mod log;
 pub mod outcome;
 pub mod runlock;
+pub mod timeout;
 pub mod wait;
 
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -75,7 +76,10 @@ pub fn run_job(
     let span = tracing::info_span!("run", job_id = %plan.job.id, run_id = %run_id);
     let _enter = span.enter();
     let _active = ctx.active.register(&run_id);
-    let events = Emitter::new(&plan.job.id, &run_id, ctx.observers.clone());
+    let doing = Arc::new(timeout::Doing::default());
+    let mut observers = ctx.observers.clone();
+    observers.push(doing.clone());
+    let events = Emitter::new(&plan.job.id, &run_id, observers);
     events.emit(EventKind::Started {
         dry_run: opts.dry_run,
     });
@@ -91,10 +95,20 @@ pub fn run_job(
         syncs: Vec::new(),
         restore_points: Vec::new(),
     };
-    let result = if opts.dry_run {
-        run.dry_run()
-    } else {
-        run.real_run(opts.no_wait)
+    let timed_out = AtomicBool::new(false);
+    let result = timeout::bounded(plan.job.timeout, cancel, &timed_out, || {
+        if opts.dry_run {
+            run.dry_run()
+        } else {
+            run.real_run(opts.no_wait)
+        }
+    });
+    let result = match (result, plan.job.timeout) {
+        (Err(_), Some(limit)) if timed_out.load(Ordering::SeqCst) => Err(RunError::TimedOut {
+            limit,
+            doing: doing.now(),
+        }),
+        (r, _) => r,
     };
     let outcome = RunOutcome {
         job: plan.job.id.clone(),

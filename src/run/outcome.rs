@@ -81,6 +81,8 @@ pub enum ErrorKind {
     Cancelled,
     /// A local or remote file-system problem, or rsync could not be run.
     Io,
+    /// The job's `timeout` passed.
+    Timeout,
 }
 
 impl ErrorKind {
@@ -94,6 +96,7 @@ impl ErrorKind {
             ErrorKind::GuardRefused => "guard-refused".into(),
             ErrorKind::Cancelled => "cancelled".into(),
             ErrorKind::Io => "io".into(),
+            ErrorKind::Timeout => "timeout".into(),
         }
     }
 }
@@ -150,6 +153,15 @@ pub enum RunError {
     Engine(#[from] EngineError),
     #[error("run cancelled")]
     Cancelled,
+    /// The job's `timeout` passed; `doing` says what the run was doing then.
+    #[error(
+        "the run did not finish within its timeout of {} and was stopped ({doing})",
+        crate::config::duration::format(*.limit)
+    )]
+    TimedOut {
+        limit: std::time::Duration,
+        doing: String,
+    },
 }
 
 impl RunError {
@@ -179,6 +191,7 @@ impl RunError {
                 EngineError::Cancelled => ErrorKind::Cancelled,
             },
             RunError::Cancelled => ErrorKind::Cancelled,
+            RunError::TimedOut { .. } => ErrorKind::Timeout,
         }
     }
 

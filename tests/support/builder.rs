@@ -171,6 +171,7 @@ pub struct SyncEntry {
     dest: String,
     opts: Vec<String>,
     allow_empty_source: bool,
+    max_delete: Option<u64>,
 }
 
 impl SyncEntry {
@@ -181,7 +182,12 @@ impl SyncEntry {
             dest: text(dest),
             opts: opts.iter().map(|o| o.to_string()).collect(),
             allow_empty_source: false,
+            max_delete: None,
         }
+    }
+    pub fn max_delete(mut self, n: u64) -> SyncEntry {
+        self.max_delete = Some(n);
+        self
     }
     pub fn allow_empty_source(mut self) -> SyncEntry {
         self.allow_empty_source = true;
@@ -197,6 +203,9 @@ impl SyncEntry {
         }
         if self.allow_empty_source {
             put(&mut m, "allow_empty_source", true);
+        }
+        if let Some(n) = self.max_delete {
+            put(&mut m, "max_delete", n);
         }
         m.into()
     }
@@ -248,6 +257,9 @@ impl JobBuilder {
     }
     pub fn max_wait(self, d: &str) -> Self {
         self.set("max_wait", d)
+    }
+    pub fn timeout(self, d: &str) -> Self {
+        self.set("timeout", d)
     }
     pub fn on_missed(self, what: &str) -> Self {
         self.set("on_missed", what)

@@ -25,6 +25,7 @@ pub(super) struct Entries {
 /// A job's timing limits.
 struct Limits {
     max_wait: Option<Duration>,
+    timeout: Option<Duration>,
     retries: u32,
     lock_heartbeat: Duration,
     stale_after: Duration,
@@ -108,6 +109,7 @@ impl Decoder {
             blocks_on: entries.blocks_on,
             syncs: entries.syncs,
             max_wait: limits.max_wait,
+            timeout: limits.timeout,
             retries: limits.retries,
             lock_heartbeat: limits.lock_heartbeat,
             stale_after: limits.stale_after,
@@ -318,6 +320,9 @@ impl Decoder {
         let max_wait = f
             .get("max_wait")
             .and_then(|n| self.positive_duration(n, &format!("{path}.max_wait")));
+        let timeout = f
+            .get("timeout")
+            .and_then(|n| self.positive_duration(n, &format!("{path}.timeout")));
         let default_retries = fields::default_int(&JOB, "retries") as u32;
         let retries = match f.get("retries") {
             None => default_retries,
@@ -354,6 +359,7 @@ impl Decoder {
         }
         Limits {
             max_wait,
+            timeout,
             retries,
             lock_heartbeat,
             stale_after,
