@@ -1,28 +1,18 @@
 //! Regressions of the hardening issue's lock items, end to end: the real binary, real rsync, a
 //! real daemon and the private sshd on 127.0.0.1 (tests/support). Each test names its item.
 //!
-//! Every process a test starts is stopped by pid when the test ends (a [`Bm`] guard, `Sshd`,
-//! [`Master`]). Nothing asserts on speed.
+//! Every process a test starts is stopped by pid when the test ends (a `Bm` guard, `Sshd`,
+//! `Master`). Nothing asserts on speed.
 mod support;
 
 use std::fs;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::time::{Duration, Instant, SystemTime};
+use std::time::Duration;
 
 use backupmanager::lock::{Identity, Record};
-use backupmanager::transport::ssh::{self, SshConfig, SshTarget};
 use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
 use support::*;
-
-const BIN: &str = env!("CARGO_BIN_EXE_backupmanager");
-const OK: i32 = 0;
-const FAILED: i32 = 1;
-const BLOCKED: i32 = 75;
-/// Only so a broken run cannot hang the suite; never a speed expectation.
-const LONG: Duration = Duration::from_secs(120);
 
 fn tmp() -> Scratch {
     require_root_tools();
@@ -34,10 +24,7 @@ fn tmp() -> Scratch {
 
 /// `<t>/bm.yaml`: runtime dir `<t>/r`, state dir `<t>/state`, the given jobs.
 fn config(t: &Scratch, jobs: &[&JobBuilder]) -> PathBuf {
-    ConfigBuilder::new()
-        .cron_schedule("0 3 * * *")
-        .pid_file_dir(t.p("r"))
-        .state_dir(t.p("state"))
+    ConfigBuilder::in_scratch(t)
         .jobs(jobs.iter().copied())
         .write(t.p("bm.yaml"))
 }
@@ -47,144 +34,11 @@ fn job(t: &Scratch, id: &str) -> JobBuilder {
     JobBuilder::new(id).sync(t.s("src/"), t.s(&format!("dst-{id}/")), &["-a"])
 }
 
-fn set_mtime_ago(path: &Path, ago: Duration) {
-    fs::File::options()
-        .append(true)
-        .open(path)
-        .unwrap()
-        .set_modified(SystemTime::now() - ago)
-        .unwrap();
-}
-
-fn uptime() -> Duration {
-    let text = fs::read_to_string("/proc/uptime").unwrap();
-    let secs: f64 = text.split_whitespace().next().unwrap().parse().unwrap();
-    Duration::from_secs_f64(secs)
-}
-
-static SEQ: AtomicUsize = AtomicUsize::new(0);
-
-/// A running `backupmanager` whose stdout and stderr go to one file; stopped (with everything
-/// under it) on drop.
-struct Bm {
-    child: Child,
-    out: PathBuf,
-    code: Option<i32>,
-}
-
-impl Bm {
-    fn spawn(cfg: &Path, args: &[&str]) -> Bm {
-        let n = SEQ.fetch_add(1, Ordering::SeqCst);
-        let out = cfg.with_file_name(format!("out.{n}.log"));
-        let f = fs::File::create(&out).unwrap();
-        let child = Command::new(BIN)
-            .arg("--config")
-            .arg(cfg)
-            .args(["--log-format", "json", "--log-level", "debug"])
-            .args(args)
-            .env_remove("RUST_LOG")
-            .env_remove("BACKUPMANAGER_CONFIG")
-            .stdin(Stdio::null())
-            .stdout(f.try_clone().unwrap())
-            .stderr(f)
-            .spawn()
-            .expect("spawn backupmanager");
-        Bm {
-            child,
-            out,
-            code: None,
-        }
-    }
-
-    fn try_code(&mut self) -> Option<i32> {
-        if self.code.is_none() {
-            if let Some(st) = self.child.try_wait().unwrap() {
-                use std::os::unix::process::ExitStatusExt;
-                self.code = Some(st.code().unwrap_or_else(|| 128 + st.signal().unwrap_or(0)));
-            }
-        }
-        self.code
-    }
-
-    fn wait(&mut self) -> i32 {
-        let deadline = Instant::now() + LONG;
-        loop {
-            if let Some(c) = self.try_code() {
-                return c;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "backupmanager did not end; output:\n{}",
-                self.output()
-            );
-            std::thread::sleep(Duration::from_millis(20));
-        }
-    }
-
-    fn output(&self) -> String {
-        fs::read_to_string(&self.out).unwrap_or_default()
-    }
-}
-
-impl Drop for Bm {
-    fn drop(&mut self) {
-        if self.try_code().is_some() {
-            return;
-        }
-        let tree = descendants(self.child.id());
-        let _ = kill(Pid::from_raw(self.child.id() as i32), Signal::SIGTERM);
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while Instant::now() < deadline && self.try_code().is_none() {
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        for p in tree {
-            if pid_alive(p) {
-                let _ = kill(Pid::from_raw(p as i32), Signal::SIGKILL);
-            }
-        }
-    }
-}
-
 /// Runs `backupmanager --config CFG ARGS` to its end: the exit code and all it printed.
 fn run(cfg: &Path, args: &[&str]) -> (i32, String) {
-    let mut bm = Bm::spawn(cfg, args);
-    let code = bm.wait();
-    (code, bm.output())
-}
-
-/// Closes the ControlMaster a run left under `<t>/r/ssh`; declare it after the `Sshd`.
-struct Master {
-    target: SshTarget,
-    cfg: SshConfig,
-}
-
-impl Master {
-    fn new(t: &Scratch, sshd: &Sshd) -> Master {
-        Master {
-            target: sshd.target(),
-            cfg: SshConfig {
-                control_dir: Some(t.p("r/ssh")),
-                ..sshd.ssh_config()
-            },
-        }
-    }
-}
-
-impl Drop for Master {
-    fn drop(&mut self) {
-        if let Some(pid) = ssh::master_pid(&self.target, &self.cfg) {
-            ssh::close_master(&self.target, &self.cfg);
-            let deadline = Instant::now() + Duration::from_secs(5);
-            while pid_alive(pid) && Instant::now() < deadline {
-                std::thread::sleep(Duration::from_millis(20));
-            }
-            if pid_alive(pid) {
-                let _ = kill(Pid::from_raw(pid as i32), Signal::SIGKILL);
-            }
-        }
-    }
+    let mut bm = Bm::spawn_verbose(cfg, args);
+    let code = bm.wait(LONG);
+    (code, bm.full_log())
 }
 
 fn remote(sshd: &Sshd) -> Remote {
@@ -228,7 +82,7 @@ fn a_fresh_lock_of_our_host_name_and_machine_id_from_another_boot_is_not_removed
     assert!(!t.p("dst-j").exists());
 
     // Last written before this machine booted: left over from before a reboot, removed.
-    set_mtime_ago(&own, uptime() + Duration::from_secs(60));
+    set_mtime_ago(&own, procfs::uptime() + Duration::from_secs(60));
     let (code, out) = run(&cfg, &["run-job", "j", "--no-wait"]);
     assert_eq!(code, OK, "{out}");
     assert!(out.contains("rebooted since it was last written"), "{out}");
@@ -246,7 +100,7 @@ fn a_fresh_lock_of_our_host_name_and_machine_id_from_another_boot_is_not_removed
 fn a_symlink_at_a_lock_path_is_never_read_or_shown() {
     let t = tmp();
     let sshd = Sshd::start();
-    let _master = Master::new(&t, &sshd);
+    let _master = Master::of(&sshd, t.p("r/ssh"));
     let secret = t.p("secret");
     fs::write(&secret, "TOP-SECRET-7f3a\nmore\n").unwrap();
     fs::create_dir_all(t.p("locks")).unwrap();
@@ -310,7 +164,7 @@ fn a_symlink_at_a_lock_path_is_never_read_or_shown() {
 fn a_directory_at_a_lock_path_fails_the_run_and_leaves_nothing_behind() {
     let t = tmp();
     let sshd = Sshd::start();
-    let _master = Master::new(&t, &sshd);
+    let _master = Master::of(&sshd, t.p("r/ssh"));
     for d in [
         "locks/own.lock",
         "locks/other.lock",
@@ -387,9 +241,9 @@ fn a_reload_keeps_the_running_daemons_pid_file_dir_and_state_dir() {
         r#"{"version":1,"jobs":{"late":{"covered_until":"2000-01-01T00:00:00Z"}}}"#,
     )
     .unwrap();
-    let mut d = Bm::spawn(&cfg, &["daemon"]);
+    let mut d = Bm::spawn_verbose(&cfg, &["daemon"]);
     wait_until(Duration::from_secs(30), "the daemon to start", || {
-        d.output().contains("daemon started")
+        d.full_log().contains("daemon started")
     });
     ConfigBuilder::new()
         .cron_schedule("0 3 * * *")
@@ -397,7 +251,7 @@ fn a_reload_keeps_the_running_daemons_pid_file_dir_and_state_dir() {
         .state_dir(t.p("state2"))
         .jobs([&first, &late])
         .write(&cfg);
-    kill(Pid::from_raw(d.child.id() as i32), Signal::SIGHUP).unwrap();
+    kill(Pid::from_raw(d.pid() as i32), Signal::SIGHUP).unwrap();
     let runs = || -> u64 {
         fs::read(t.p("state/state.json"))
             .ok()
@@ -410,7 +264,7 @@ fn a_reload_keeps_the_running_daemons_pid_file_dir_and_state_dir() {
         "the added job's run to be recorded in the daemon's state_dir",
         || runs() >= 1,
     );
-    let out = d.output();
+    let out = d.full_log();
     assert!(out.contains("take effect at the next restart"), "{out}");
     assert_eq!(fs::read_to_string(t.p("dst-late/file")).unwrap(), "data\n");
     assert!(
@@ -420,7 +274,7 @@ fn a_reload_keeps_the_running_daemons_pid_file_dir_and_state_dir() {
     assert!(t.p("r/backupmanager.pid").exists());
     assert!(!t.p("r2").exists(), "{out}");
     assert!(!t.p("state2").exists(), "{out}");
-    kill(Pid::from_raw(d.child.id() as i32), Signal::SIGTERM).unwrap();
-    assert_eq!(d.wait(), OK, "{}", d.output());
+    kill(Pid::from_raw(d.pid() as i32), Signal::SIGTERM).unwrap();
+    assert_eq!(d.wait(LONG), OK, "{}", d.log());
     assert!(!t.p("state2").exists());
 }

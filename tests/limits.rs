@@ -19,25 +19,11 @@ fn run_job(cfg: &std::path::Path, job: &str) -> Output {
         .unwrap()
 }
 
-/// A file of `len` pseudo-random bytes, so rsync's pace is set by `--bwlimit`.
-fn random_file(path: &std::path::Path, len: usize) {
-    let mut x: u64 = 0x853c_49e6_748f_ea9b;
-    let data: Vec<u8> = (0..len)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            x as u8
-        })
-        .collect();
-    fs::write(path, data).unwrap();
-}
-
 #[test]
 fn a_run_past_its_timeout_is_stopped_and_names_what_it_was_doing() {
     let t = Scratch::new("bm-timeout-");
     fs::create_dir_all(t.p("src")).unwrap();
-    random_file(&t.p("src/big"), 4 << 20);
+    big_file(&t.p("src/big"), 4 << 20);
     let cfg = ConfigBuilder::new()
         .cron_schedule("0 3 * * *")
         .pid_file_dir(t.p("run"))

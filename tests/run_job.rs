@@ -9,23 +9,16 @@ mod support;
 
 use std::fs;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::time::{Duration, Instant, SystemTime};
+use std::time::Duration;
 
 use backupmanager::lock::{Identity, Record};
-use backupmanager::transport::ssh::{self, SshConfig, SshTarget};
+use backupmanager::transport::ssh::{SshConfig, SshTarget};
 use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
 use serde_json::Value;
 use support::*;
-
-const BIN: &str = env!("CARGO_BIN_EXE_backupmanager");
-const OK: i32 = 0;
-const FAILED: i32 = 1;
-const BLOCKED: i32 = 75;
-/// Only so a broken run cannot hang the suite; never a speed expectation.
-const LONG: Duration = Duration::from_secs(120);
 
 // ---------------------------------------------------------------------------------------------
 // Scratch space
@@ -40,30 +33,6 @@ fn tmp() -> Scratch {
 
 fn s(p: &Path) -> String {
     p.to_str().unwrap().to_string()
-}
-
-/// A file of `len` pseudo-random bytes (rsync --bwlimit paces it).
-fn big_file(path: &Path, len: usize) {
-    let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
-    let data: Vec<u8> = (0..len)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            x as u8
-        })
-        .collect();
-    fs::create_dir_all(path.parent().unwrap()).unwrap();
-    fs::write(path, data).unwrap();
-}
-
-fn set_mtime_ago(path: &Path, ago: Duration) {
-    fs::File::options()
-        .append(true)
-        .open(path)
-        .unwrap()
-        .set_modified(SystemTime::now() - ago)
-        .unwrap();
 }
 
 /// A pid that is certainly not running: a finished child's.
@@ -118,6 +87,28 @@ impl Ssh {
         LockFile::remote(path).on(&self.remote())
     }
 
+    /// Closes the ControlMaster a run leaves under `<t>/<run_dir>/ssh`; declare it after the
+    /// `Sshd` so it drops first.
+    fn master(&self, t: &Scratch, run_dir: &str) -> Master {
+        Master::new(
+            self.remote_target(),
+            SshConfig {
+                identity_file: Some(self.key.clone()),
+                known_hosts_file: Some(self.known_hosts.clone()),
+                control_dir: Some(t.p(run_dir).join("ssh")),
+                ..SshConfig::default()
+            },
+        )
+    }
+
+    fn remote_target(&self) -> SshTarget {
+        SshTarget {
+            user: Some("root".into()),
+            host: "127.0.0.1".into(),
+            port: Some(self.port),
+        }
+    }
+
     /// A remote blocker on this sshd.
     fn blocker(&self, path: &Path, wait_time: &str) -> Blocker {
         Blocker::remote(path, wait_time).on(&self.remote())
@@ -142,200 +133,14 @@ fn config(t: &Scratch, jobs: &[&JobBuilder]) -> PathBuf {
 // Processes
 
 fn rsyncs_under(pid: u32) -> Vec<u32> {
-    descendants(pid)
-        .into_iter()
-        .filter(|p| procfs::comm(*p) == "rsync" && pid_alive(*p))
-        .collect()
-}
-
-static LOG_SEQ: AtomicUsize = AtomicUsize::new(0);
-
-/// A running `backupmanager run-job`, logging JSON to a file. Dropping it stops it and
-/// everything under it.
-struct Bm {
-    child: Child,
-    log: PathBuf,
-    code: Option<i32>,
-}
-
-impl Bm {
-    fn spawn(cfg: &Path, job: &str, args: &[&str]) -> Bm {
-        let n = LOG_SEQ.fetch_add(1, Ordering::SeqCst);
-        let log = cfg.with_file_name(format!("{job}.{n}.log"));
-        let child = Command::new(BIN)
-            .arg("--config")
-            .arg(cfg)
-            .args([
-                "--log-format",
-                "json",
-                "--log-level",
-                "info",
-                "run-job",
-                job,
-            ])
-            .args(args)
-            .env_remove("RUST_LOG")
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(fs::File::create(&log).unwrap())
-            .spawn()
-            .expect("spawn backupmanager");
-        Bm {
-            child,
-            log,
-            code: None,
-        }
-    }
-
-    fn pid(&self) -> u32 {
-        self.child.id()
-    }
-
-    fn try_code(&mut self) -> Option<i32> {
-        if self.code.is_none() {
-            if let Some(st) = self.child.try_wait().unwrap() {
-                use std::os::unix::process::ExitStatusExt;
-                self.code = Some(st.code().unwrap_or_else(|| 128 + st.signal().unwrap_or(0)));
-            }
-        }
-        self.code
-    }
-
-    /// The exit code; panics (with the log) if it does not end within `limit`.
-    fn wait(&mut self, limit: Duration) -> i32 {
-        let deadline = Instant::now() + limit;
-        loop {
-            if let Some(c) = self.try_code() {
-                return c;
-            }
-            if Instant::now() >= deadline {
-                panic!(
-                    "run-job did not end within {limit:?}; its log:\n{}",
-                    self.log()
-                );
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-    }
-
-    fn full_log(&self) -> String {
-        fs::read_to_string(&self.log).unwrap_or_default()
-    }
-
-    /// The last lines of the log, for failure messages.
-    fn log(&self) -> String {
-        let text = self.full_log();
-        let lines: Vec<&str> = text.lines().collect();
-        lines[lines.len().saturating_sub(40)..].join("\n")
-    }
-
-    fn events(&self) -> Vec<Value> {
-        self.full_log()
-            .lines()
-            .filter_map(|l| serde_json::from_str(l).ok())
-            .collect()
-    }
-
-    fn messages(&self) -> Vec<String> {
-        self.events()
-            .iter()
-            .filter_map(|e| e["message"].as_str().map(str::to_string))
-            .collect()
-    }
-
-    fn saw(&self, needle: &str) -> bool {
-        self.messages().iter().any(|m| m.contains(needle))
-    }
-
-    fn count(&self, needle: &str) -> usize {
-        self.messages()
-            .iter()
-            .filter(|m| m.contains(needle))
-            .count()
-    }
-
-    /// The timestamp of the first message containing `needle`.
-    fn time_of(&self, needle: &str) -> jiff::Timestamp {
-        let e = self
-            .events()
-            .into_iter()
-            .find(|e| e["message"].as_str().is_some_and(|m| m.contains(needle)))
-            .unwrap_or_else(|| panic!("no {needle:?} in log:\n{}", self.log()));
-        e["timestamp"]
-            .as_str()
-            .unwrap()
-            .parse()
-            .unwrap_or_else(|err| panic!("timestamp of {e}: {err}"))
-    }
-}
-
-impl Drop for Bm {
-    fn drop(&mut self) {
-        if self.try_code().is_some() {
-            return;
-        }
-        let pid = self.pid();
-        let tree = descendants(pid);
-        let _ = kill(Pid::from_raw(pid as i32), Signal::SIGTERM);
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while Instant::now() < deadline && self.try_code().is_none() {
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        for p in tree {
-            if pid_alive(p) {
-                let _ = kill(Pid::from_raw(p as i32), Signal::SIGKILL);
-            }
-        }
-    }
+    procfs::descendants_named(pid, "rsync")
 }
 
 /// Runs to the end; returns the exit code and the finished process (for its log).
 fn run(cfg: &Path, job: &str, args: &[&str]) -> (i32, Bm) {
-    let mut bm = Bm::spawn(cfg, job, args);
+    let mut bm = Bm::run_job(cfg, job, args);
     let code = bm.wait(LONG);
     (code, bm)
-}
-
-/// Closes the ControlMaster the runner left under `<run_dir>/ssh` (ControlPersist), so no ssh
-/// process outlives the test. Declare it after the `Sshd` so it drops first.
-struct Master {
-    target: SshTarget,
-    cfg: SshConfig,
-}
-
-impl Master {
-    fn new(t: &Scratch, ssh: &Ssh, run_dir: &str) -> Master {
-        Master {
-            target: SshTarget {
-                user: Some("root".into()),
-                host: "127.0.0.1".into(),
-                port: Some(ssh.port),
-            },
-            cfg: SshConfig {
-                identity_file: Some(ssh.key.clone()),
-                known_hosts_file: Some(ssh.known_hosts.clone()),
-                control_dir: Some(t.p(run_dir).join("ssh")),
-                ..SshConfig::default()
-            },
-        }
-    }
-}
-
-impl Drop for Master {
-    fn drop(&mut self) {
-        if let Some(pid) = ssh::master_pid(&self.target, &self.cfg) {
-            ssh::close_master(&self.target, &self.cfg);
-            let deadline = Instant::now() + Duration::from_secs(5);
-            while pid_alive(pid) && Instant::now() < deadline {
-                std::thread::sleep(Duration::from_millis(20));
-            }
-            if pid_alive(pid) {
-                let _ = kill(Pid::from_raw(pid as i32), Signal::SIGKILL);
-            }
-        }
-    }
 }
 
 fn read_record(path: &Path) -> Value {
@@ -384,7 +189,7 @@ fn local_sync_is_exact_and_lock_exists_only_while_rsync_runs() {
     );
     let cfg = config(&t, &[&job]);
 
-    let mut bm = Bm::spawn(&cfg, "j", &[]);
+    let mut bm = Bm::run_job(&cfg, "j", &[]);
     wait_until(Duration::from_secs(60), "rsync runs", || {
         !rsyncs_under(bm.pid()).is_empty()
     });
@@ -409,7 +214,7 @@ fn ssh_sync_is_exact_and_local_and_remote_locks_exist_only_while_rsync_runs() {
     let t = tmp();
     let sshd = Sshd::start();
     let sh = Ssh::of(&sshd);
-    let _master = Master::new(&t, &sh, "r");
+    let _master = sh.master(&t, "r");
     let src = t.p("src");
     make_hostile_tree(&src);
     big_file(&src.join("big.bin"), 2 << 20);
@@ -429,7 +234,7 @@ fn ssh_sync_is_exact_and_local_and_remote_locks_exist_only_while_rsync_runs() {
         );
     let cfg = config(&t, &[&job]);
 
-    let mut bm = Bm::spawn(&cfg, "push", &[]);
+    let mut bm = Bm::run_job(&cfg, "push", &[]);
     wait_until(Duration::from_secs(60), "rsync runs", || {
         !rsyncs_under(bm.pid()).is_empty()
     });
@@ -466,7 +271,7 @@ fn local_blocker_removal_wakes_the_waiter_long_before_wait_time() {
         .sync(format!("{}/", s(&src)), t.s("dst/"), &["-a"]);
     let cfg = config(&t, &[&job]);
 
-    let mut bm = Bm::spawn(&cfg, "j", &[]);
+    let mut bm = Bm::run_job(&cfg, "j", &[]);
     wait_until(Duration::from_secs(30), "the run waits", || {
         bm.saw("waiting: blocker")
     });
@@ -497,7 +302,7 @@ fn remote_blocker_is_rechecked_every_wait_time() {
     let t = tmp();
     let sshd = Sshd::start();
     let sh = Ssh::of(&sshd);
-    let _master = Master::new(&t, &sh, "r");
+    let _master = sh.master(&t, "r");
     let src = t.p("src");
     make_hostile_tree(&src);
     // "Remote" is the test sshd on this machine: the file is in our tempdir.
@@ -512,7 +317,7 @@ fn remote_blocker_is_rechecked_every_wait_time() {
         .sync(format!("{}/", s(&src)), t.s("dst/"), &["-a"]);
     let cfg = config(&t, &[&job]);
 
-    let mut bm = Bm::spawn(&cfg, "j", &[]);
+    let mut bm = Bm::run_job(&cfg, "j", &[]);
     wait_until(Duration::from_secs(30), "the run waits", || {
         bm.saw("waiting: blocker")
     });
@@ -574,7 +379,7 @@ fn a_job_runs_once_per_host_with_or_without_lock_files() {
     let cfg = config(&t, &[&with_lock, &without]);
 
     for id in ["locked", "lockless"] {
-        let mut first = Bm::spawn(&cfg, id, &[]);
+        let mut first = Bm::run_job(&cfg, id, &[]);
         wait_until(Duration::from_secs(60), "rsync runs", || {
             !rsyncs_under(first.pid()).is_empty()
         });
@@ -736,7 +541,7 @@ fn host_key_mismatch_fails_cleanly() {
     let sshd = Sshd::start();
     let mut sh = Ssh::of(&sshd);
     sh.known_hosts = sshd.wrong_known_hosts();
-    let _master = Master::new(&t, &sh, "r");
+    let _master = sh.master(&t, "r");
     assert_remote_failure(&t, &sh, "host key");
 }
 
@@ -761,16 +566,19 @@ fn unreachable_host_fails_cleanly() {
 // ---------------------------------------------------------------------------------------------
 // Hostile paths
 
+/// Makes the tags of the planted-command paths unique.
+static TAG_SEQ: AtomicUsize = AtomicUsize::new(0);
+
 #[test]
 fn hostile_lock_blocker_and_dest_paths_do_only_what_they_say() {
     let t = tmp();
     let sshd = Sshd::start();
     let sh = Ssh::of(&sshd);
-    let _master = Master::new(&t, &sh, "r");
+    let _master = sh.master(&t, "r");
     let tag = format!(
         "{}-{}",
         std::process::id(),
-        LOG_SEQ.fetch_add(1, Ordering::SeqCst)
+        TAG_SEQ.fetch_add(1, Ordering::SeqCst)
     );
     let pwned = [
         PathBuf::from(format!("/tmp/bm-pwned-{tag}")),
@@ -890,7 +698,7 @@ fn sigterm_stops_rsync_and_releases_the_lock() {
     );
     let cfg = config(&t, &[&job]);
 
-    let mut bm = Bm::spawn(&cfg, "j", &[]);
+    let mut bm = Bm::run_job(&cfg, "j", &[]);
     wait_until(Duration::from_secs(60), "rsync runs", || {
         !rsyncs_under(bm.pid()).is_empty()
     });
@@ -937,8 +745,8 @@ fn chained_instances_started_together_never_sync_at_the_same_time() {
         for side in ["a", "b"] {
             let _ = fs::remove_dir_all(t.p(&format!("dst_{side}")));
         }
-        let mut pa = Bm::spawn(&cfg_a, "a", &[]);
-        let mut pb = Bm::spawn(&cfg_b, "b", &[]);
+        let mut pa = Bm::run_job(&cfg_a, "a", &[]);
+        let mut pb = Bm::run_job(&cfg_b, "b", &[]);
         let (ca, cb) = (pa.wait(LONG), pb.wait(LONG));
         assert_eq!(ca, OK, "iteration {i}, a: {}", pa.log());
         assert_eq!(cb, OK, "iteration {i}, b: {}", pb.log());

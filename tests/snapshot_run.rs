@@ -9,15 +9,12 @@ use std::fs;
 use std::os::unix::fs::{symlink, MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use backupmanager::transport::ssh::{self, SshConfig};
 use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
 use serde_json::Value;
 use support::*;
-
-const BIN: &str = env!("CARGO_BIN_EXE_backupmanager");
 
 fn bm(cfg: &Path, args: &[&str]) -> Output {
     Command::new(BIN)
@@ -297,12 +294,7 @@ fn a_failed_or_killed_run_leaves_no_restore_point_and_prunes_nothing() {
     // completes and takes over (or removes) the incomplete directory.
     big_file(&t.p("src/big"), 2 << 20);
     let cfg = config_with(&t, &["-a", "--bwlimit=200"], "1");
-    let mut child = Command::new(BIN)
-        .args(["--config", cfg.to_str().unwrap(), "run-job", "snap"])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
+    let mut run = Bm::run_job(&cfg, "snap", &[]);
     let series = t.p("series");
     wait_until(
         Duration::from_secs(60),
@@ -310,8 +302,8 @@ fn a_failed_or_killed_run_leaves_no_restore_point_and_prunes_nothing() {
         || rsync_into(&series),
     );
     std::thread::sleep(Duration::from_millis(500));
-    kill(Pid::from_raw(child.id() as i32), Signal::SIGKILL).unwrap();
-    child.wait().unwrap();
+    kill(Pid::from_raw(run.pid() as i32), Signal::SIGKILL).unwrap();
+    run.wait(LONG);
     // rsync dies with its parent (PDEATHSIG).
     wait_until(Duration::from_secs(20), "rsync gone after kill -9", || {
         !rsync_into(&series)
@@ -376,13 +368,7 @@ fn a_remote_series_over_ssh() {
                 .sync(format!("{}/", t.s("src")), t.p("remote series"), &["-aH"]),
         )
         .write(t.p("backupmanager.yaml"));
-    let _master = MasterGuard {
-        cfg: SshConfig {
-            control_dir: Some(t.p("r").join("ssh")),
-            ..sshd.ssh_config()
-        },
-        sshd: &sshd,
-    };
+    let _master = Master::of(&sshd, t.p("r/ssh"));
     ok(&cfg, &["run-job", "remote_snap"]);
     fs::write(t.p("src/keep.txt"), "second generation\n").unwrap();
     ok(&cfg, &["run-job", "remote_snap"]);
@@ -400,40 +386,4 @@ fn a_remote_series_over_ssh() {
         !t.p("remote-locks/remote_snap.lock").exists(),
         "lock released"
     );
-}
-
-/// Closes the ControlMaster the runs left (ControlPersist) before the sshd goes.
-struct MasterGuard<'a> {
-    cfg: SshConfig,
-    sshd: &'a Sshd,
-}
-
-impl Drop for MasterGuard<'_> {
-    fn drop(&mut self) {
-        let target = self.sshd.target();
-        if let Some(pid) = ssh::master_pid(&target, &self.cfg) {
-            ssh::close_master(&target, &self.cfg);
-            let deadline = Instant::now() + Duration::from_secs(5);
-            while pid_alive(pid) && Instant::now() < deadline {
-                std::thread::sleep(Duration::from_millis(20));
-            }
-            if pid_alive(pid) {
-                let _ = kill(Pid::from_raw(pid as i32), Signal::SIGKILL);
-            }
-        }
-    }
-}
-
-/// A file of `len` pseudo-random bytes (so rsync cannot compress it away).
-fn big_file(path: &Path, len: usize) {
-    let mut x: u64 = 0x2545_f491_4f6c_dd1d;
-    let data: Vec<u8> = (0..len)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            x as u8
-        })
-        .collect();
-    fs::write(path, data).unwrap();
 }

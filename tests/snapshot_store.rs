@@ -433,7 +433,7 @@ fn series_lifecycle(series: &Series, dir: &Path, tmp: &Path) {
 #[test]
 fn local_series_lifecycle_and_restore() {
     require_root_tools();
-    let tmp = tempfile::tempdir().unwrap();
+    let tmp = Scratch::new("bm-store-");
     let dir = tmp.path().join("dest ü/series");
     let series = Series::new(Location::Local, &format!("{}/", s(&dir))).unwrap();
     assert_eq!(series.dest(), s(&dir));
@@ -443,7 +443,7 @@ fn local_series_lifecycle_and_restore() {
 #[test]
 fn remote_series_lifecycle_and_restore() {
     let sshd = Sshd::start();
-    let tmp = tempfile::tempdir().unwrap();
+    let tmp = Scratch::new("bm-store-");
     let dir = sshd.dir().join("remote dest 'q'/series $x");
     let loc = remote(sshd.target(), sshd.ssh_config());
     let series = Series::new(loc, &s(&dir)).unwrap();
@@ -453,7 +453,7 @@ fn remote_series_lifecycle_and_restore() {
 #[test]
 fn kill_9_mid_snapshot_leaves_nothing_listed_and_the_next_run_completes() {
     require_root_tools();
-    let tmp = tempfile::tempdir().unwrap();
+    let tmp = Scratch::new("bm-store-");
     let src = tmp.path().join("src");
     let dir = tmp.path().join("series");
     make_source(&src);
@@ -461,13 +461,7 @@ fn kill_9_mid_snapshot_leaves_nothing_listed_and_the_next_run_completes() {
     let first = snapshot(&series, &src, &now());
 
     // A few MB of fresh data, copied slowly.
-    let mut big = Vec::with_capacity(4 << 20);
-    let mut x: u32 = 12345;
-    for _ in 0..(4 << 20) {
-        x = x.wrapping_mul(1_103_515_245).wrapping_add(12345);
-        big.push((x >> 16) as u8);
-    }
-    fs::write(src.join("big new file"), &big).unwrap();
+    big_file(&src.join("big new file"), 4 << 20);
     let p = series.begin(&now()).unwrap();
     let pending_dir = dir.join(format!(".incomplete-{}", p.id()));
     let mut cmd = RsyncCommand::new(format!("{}/", s(&src)), p.rsync_dest());
@@ -519,7 +513,7 @@ fn kill_9_mid_snapshot_leaves_nothing_listed_and_the_next_run_completes() {
 
 #[test]
 fn listing_a_thousand_local_snapshots_reads_only_manifests() {
-    let tmp = tempfile::tempdir().unwrap();
+    let tmp = Scratch::new("bm-store-");
     let dir = tmp.path().join("series");
     fs::create_dir(&dir).unwrap();
     let base: jiff::Timestamp = "2020-01-01T00:00:00Z".parse().unwrap();
@@ -599,7 +593,7 @@ fn quick_snapshot(series: &Series, dir: &Path, content: &str) -> Manifest {
 #[test]
 fn remote_userland_without_gnu_options_still_switches_latest() {
     let sshd = Sshd::start();
-    let tmp = tempfile::tempdir().unwrap();
+    let tmp = Scratch::new("bm-store-");
     let log = tmp.path().join("rejected.log");
     // BSD-like: `mv -T` and GNU long options rejected, `mv -h` = do not follow the target;
     // then a minimal mv that rejects every option. `stat -c` and `readlink` fail everywhere.
@@ -659,7 +653,7 @@ fn remote_userland_without_gnu_options_still_switches_latest() {
 #[test]
 fn remote_garbled_or_missing_answers_are_errors_not_empty() {
     let sshd = Sshd::start();
-    let tmp = tempfile::tempdir().unwrap();
+    let tmp = Scratch::new("bm-store-");
     let dir = tmp.path().join("series");
     let good = Series::new(remote(sshd.target(), sshd.ssh_config()), &s(&dir)).unwrap();
     quick_snapshot(&good, &dir, "x");

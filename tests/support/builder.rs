@@ -15,6 +15,8 @@ use std::path::{Path, PathBuf};
 
 use serde_yaml_ng::{Mapping, Value};
 
+use super::scratch::Scratch;
+
 fn text(p: impl AsRef<Path>) -> String {
     let p = p.as_ref();
     p.to_str()
@@ -261,6 +263,13 @@ impl JobBuilder {
     pub fn timeout(self, d: &str) -> Self {
         self.set("timeout", d)
     }
+    pub fn lock_heartbeat(self, d: &str) -> Self {
+        self.set("lock_heartbeat", d)
+    }
+    /// The lease written into the job's own lock records.
+    pub fn stale_after(self, d: &str) -> Self {
+        self.set("stale_after", d)
+    }
     pub fn on_missed(self, what: &str) -> Self {
         self.set("on_missed", what)
     }
@@ -358,6 +367,15 @@ impl ConfigBuilder {
     fn set(mut self, key: &str, v: impl Into<Value>) -> Self {
         put(&mut self.settings, key, v);
         self
+    }
+
+    /// The top level most tests use: `cron_schedule: "0 3 * * *"`, runtime dir `<t>/r`, state
+    /// dir `<t>/state`.
+    pub fn in_scratch(t: &Scratch) -> ConfigBuilder {
+        ConfigBuilder::new()
+            .cron_schedule("0 3 * * *")
+            .pid_file_dir(t.p("r"))
+            .state_dir(t.p("state"))
     }
 
     pub fn cron_schedule(self, expr: &str) -> Self {

@@ -3,6 +3,8 @@
 //! - [`builder`]: typed config builders writing properly quoted YAML (no `format!` YAML);
 //! - [`procfs`]: the one `/proc/PID/stat` parser (alive, children, process groups, names);
 //! - [`sshd`]: a private sshd on 127.0.0.1; [`netns`]: fake hosts in network namespaces;
+//! - [`bm`]: a running backupmanager owned by the test; [`master`]: closes the ssh
+//!   ControlMaster a run leaves; [`files`]: big incompressible files, backdated mtimes;
 //! - here: `wait_until`, the tool check, and hostile file trees with a tree comparison.
 //!
 //! Must not: kill anything by name, touch the system's sshd or root namespace, or silently skip
@@ -13,7 +15,10 @@ use std::fs;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
+pub mod bm;
 pub mod builder;
+pub mod files;
+pub mod master;
 pub mod netns;
 pub mod procfs;
 pub mod scratch;
@@ -21,7 +26,13 @@ pub mod sshd;
 
 // Each binary uses a subset of these re-exports (`use support::*`).
 #[allow(unused_imports)]
+pub use bm::{Bm, BIN, BLOCKED, FAILED, LONG, OK};
+#[allow(unused_imports)]
 pub use builder::{Blocker, ConfigBuilder, JobBuilder, LockFile, Remote, SyncEntry};
+#[allow(unused_imports)]
+pub use files::{big_file, set_mtime_ago};
+#[allow(unused_imports)]
+pub use master::Master;
 #[allow(unused_imports)]
 pub use procfs::{children_of, descendants, group_members, pid_alive};
 #[allow(unused_imports)]

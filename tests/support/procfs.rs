@@ -1,9 +1,11 @@
 //! The tests' one reader of `/proc`: `/proc/PID/stat` is parsed here, once, into [`Stat`]; every
 //! question a test asks about processes (alive? children? process group? name? start time?) is
-//! answered from it. `cmdline` and `environ` are read here too, so no test opens `/proc` itself.
+//! answered from it. `cmdline`, `environ` and `/proc/uptime` are read here too, so no test opens
+//! `/proc` itself.
 //!
 //! Must not: signal or otherwise touch the processes it reads.
 use std::fs;
+use std::time::Duration;
 
 /// The fields of `/proc/PID/stat` the tests use.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -96,6 +98,14 @@ pub fn group_members(pgid: u32) -> Vec<u32> {
         .collect()
 }
 
+/// Pids below `pid` that are alive and named `name` (their `comm`).
+pub fn descendants_named(pid: u32, name: &str) -> Vec<u32> {
+    descendants(pid)
+        .into_iter()
+        .filter(|p| comm(*p) == name && pid_alive(*p))
+        .collect()
+}
+
 /// The command name of `pid` ("" if it is gone).
 pub fn comm(pid: u32) -> String {
     Stat::read(pid).map(|s| s.comm).unwrap_or_default()
@@ -104,6 +114,18 @@ pub fn comm(pid: u32) -> String {
 /// `pid`'s start time (clock ticks after boot), if it exists.
 pub fn start_time(pid: u32) -> Option<u64> {
     Stat::read(pid).map(|s| s.start_time)
+}
+
+/// `pid`'s state letter (`R`, `S`, `T` = stopped, `Z`, …), `?` if it is gone.
+pub fn state(pid: u32) -> char {
+    Stat::read(pid).map(|s| s.state).unwrap_or('?')
+}
+
+/// Time since boot (`/proc/uptime`).
+pub fn uptime() -> Duration {
+    let text = fs::read_to_string("/proc/uptime").unwrap();
+    let secs: f64 = text.split_whitespace().next().unwrap().parse().unwrap();
+    Duration::from_secs_f64(secs)
 }
 
 /// `pid`'s command line (NUL-separated), empty if it is gone.
