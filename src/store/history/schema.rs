@@ -98,3 +98,33 @@ pub fn migrate_to(conn: &mut Connection, target: i64) -> Result<(), MigrateError
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn migrates_forward_from_every_older_version_and_refuses_a_newer_one() {
+        for from in 0..current() {
+            let mut c = Connection::open_in_memory().unwrap();
+            migrate_to(&mut c, from).unwrap();
+            assert_eq!(version(&c).unwrap(), from);
+            migrate(&mut c).unwrap();
+            assert_eq!(version(&c).unwrap(), current());
+            // Migrating again changes nothing.
+            migrate(&mut c).unwrap();
+            let idx: i64 = c
+                .query_row(
+                    "SELECT count(*) FROM sqlite_master WHERE type = 'index' AND name LIKE 'runs_%'",
+                    [],
+                    |r| r.get(0),
+                )
+                .unwrap();
+            assert_eq!(idx, 3);
+        }
+        let mut c = Connection::open_in_memory().unwrap();
+        c.pragma_update(None, "user_version", current() + 1)
+            .unwrap();
+        assert!(matches!(migrate(&mut c), Err(MigrateError::TooNew { .. })));
+    }
+}
