@@ -18,9 +18,10 @@
 //! cannot move, and run locks and state must stay next to it).
 //!
 //! Runs never touch the scheduler: they send their events and their [`RunOutcome`] back over
-//! the same channel, and this thread fans the events out to its observers (none yet beyond
-//! the log, which each run writes on its own thread; history, metrics and notifications attach
-//! here) and keeps what the status line needs (which run waits, and on what).
+//! the same channel, and this thread fans the events out to its observers (the run history's
+//! recorder, which writes on a thread of its own; the log is written on each run's thread;
+//! metrics and notifications attach here) and keeps what the status line needs (which run
+//! waits, and on what). At start and once a day the history is swept and trimmed.
 
 pub mod notify;
 pub mod pidfile;
