@@ -74,6 +74,41 @@ pub enum Command {
         #[arg(long, value_enum, default_value_t = Format::Text)]
         format: Format,
     },
+    /// List recorded runs, newest first: time, run id, job, outcome, duration, files and
+    /// bytes transferred, and a short error.
+    ///
+    /// Reads `state_dir/history.sqlite`. Runs whose process is gone are shown as interrupted.
+    History {
+        /// Only this job's runs.
+        #[arg(value_name = "JOB_ID")]
+        job: Option<String>,
+        /// At most this many runs (0: all).
+        #[arg(long, short = 'n', default_value_t = 20)]
+        count: usize,
+        /// Only runs started at or after this: a duration back from now (7d, 12h), a date
+        /// (2026-03-01) or an RFC 3339 instant.
+        #[arg(long, value_name = "TIME")]
+        since: Option<String>,
+        /// Output format: readable text or a JSON array.
+        #[arg(long, value_enum, default_value_t = Format::Text)]
+        format: Format,
+        /// Read the history in this directory instead of the config's state_dir (the way in
+        /// when the config is invalid).
+        #[arg(long, value_name = "DIR")]
+        state_dir: Option<PathBuf>,
+    },
+    /// Show everything recorded about one run, with each of its syncs.
+    Show {
+        /// The run's id (see `history`).
+        #[arg(value_name = "RUN_ID")]
+        run_id: String,
+        /// Output format: readable text or one JSON document.
+        #[arg(long, value_enum, default_value_t = Format::Text)]
+        format: Format,
+        /// Read the history in this directory instead of the config's state_dir.
+        #[arg(long, value_name = "DIR")]
+        state_dir: Option<PathBuf>,
+    },
     /// List the restore points of a snapshot-mode job, newest first.
     ///
     /// Reads each sync's series (locally, or on the job's host over ssh): id, time (RFC 3339

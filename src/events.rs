@@ -43,9 +43,11 @@ pub struct SyncReport {
 
 #[derive(Debug, Clone)]
 pub enum EventKind {
-    /// The run began (after its id was chosen).
+    /// The run began (after its id was chosen). `slot` is the schedule slot it runs for.
     Started {
         dry_run: bool,
+        trigger: Trigger,
+        slot: Option<jiff::Timestamp>,
     },
     /// The run waits. `lock` and `holder` name the obstacle when it is a lock file; `retry` is
     /// the re-check interval (zero for the run lock, which is re-checked every second).
@@ -143,12 +145,42 @@ pub enum EventKind {
         error: String,
     },
     /// The run ended. `outcome` is success, failed, blocked or cancelled; `message` is the
-    /// error's text, empty on success.
+    /// error's text, empty on success; `error_kind` its [`crate::run::ErrorKind`] as text.
+    /// `syncs` has every sync that ran, including a failed one (which had no `SyncDone`).
     Finished {
         outcome: &'static str,
         message: String,
+        error_kind: Option<String>,
+        exit_code: i32,
+        waited: Duration,
         duration: Duration,
+        syncs: Vec<SyncReport>,
     },
+}
+
+/// What started a run.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Trigger {
+    /// `backupmanager run-job`.
+    #[default]
+    Manual,
+    /// The daemon, at its slot.
+    Schedule,
+    /// The daemon, for a slot missed while it was down or the machine slept.
+    CatchUp,
+    /// The daemon at its start, for an `@reboot` job.
+    Reboot,
+}
+
+impl Trigger {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Trigger::Manual => "manual",
+            Trigger::Schedule => "schedule",
+            Trigger::CatchUp => "catch-up",
+            Trigger::Reboot => "reboot",
+        }
+    }
 }
 
 /// Receives every event of the runs it is attached to.

@@ -83,8 +83,28 @@ fn main() {
             RunOptions {
                 dry_run: *dry_run,
                 no_wait: *no_wait,
+                ..RunOptions::default()
             },
         ),
+        Command::History {
+            job,
+            count,
+            since,
+            format,
+            state_dir,
+        } => commands::history::list(
+            &cli.config,
+            job.as_deref(),
+            *count,
+            since.as_deref(),
+            *format,
+            state_dir.as_deref(),
+        ),
+        Command::Show {
+            run_id,
+            format,
+            state_dir,
+        } => commands::history::show(&cli.config, run_id, *format, state_dir.as_deref()),
         Command::Validate { format } => commands::validate::run(&cli.config, *format),
         Command::Snapshots { id, format } => commands::snapshots::list(&cli.config, id, *format),
         Command::Prune {

@@ -1,5 +1,6 @@
 //! One file per subcommand. Each takes validated arguments and returns an exit code.
 
+pub mod history;
 pub mod next;
 pub mod reference;
 pub mod run_job;

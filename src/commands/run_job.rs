@@ -3,10 +3,15 @@
 use std::path::Path;
 use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
+use std::time::Duration;
 
 use crate::exit;
 use crate::plan;
 use crate::run::{self, RunContext, RunOptions};
+use crate::store::history::Recorder;
+
+/// How long `run-job` waits, after its run, for the run history to be written.
+const HISTORY_CLOSE: Duration = Duration::from_secs(15);
 
 pub fn run(path: &Path, id: &str, opts: RunOptions) -> i32 {
     let config = match super::load_valid(path, "nothing was run") {
@@ -23,6 +28,7 @@ pub fn run(path: &Path, id: &str, opts: RunOptions) -> i32 {
             return exit::CONFIG;
         }
     };
+    let state_dir = plan.config.state_dir.clone();
     let job = plan.job(id).expect("checked above");
     // SIGTERM, SIGINT and SIGHUP stop the run cleanly: rsync is terminated, locks released.
     let cancel = Arc::new(AtomicBool::new(false));
@@ -36,6 +42,11 @@ pub fn run(path: &Path, id: &str, opts: RunOptions) -> i32 {
             return exit::FAILED;
         }
     }
-    let outcome = run::run_job(job, &RunContext::logging(), opts, &cancel);
+    let mut ctx = RunContext::logging();
+    let history = Arc::new(Recorder::start(&state_dir));
+    ctx.observers.push(history.clone());
+    let outcome = run::run_job(job, &ctx, opts, &cancel);
+    // The run is over; give its last history write a moment (another writer may hold the db).
+    history.close(HISTORY_CLOSE);
     exit::of_run(outcome.status())
 }

@@ -139,6 +139,7 @@ pub static TOP: Section = Section {
         f("timezone", Ty::TimeZone, None, "IANA time zone schedules are evaluated in (e.g. `Europe/Amsterdam`), and in which `retention` counts hours, days, weeks, months and years. Default: the system zone, `TZ` honoured."),
         f("include", Ty::StrList, Some("[jobs.d/*.yaml]"), "Glob patterns, relative to the main file's directory, of drop-in files that add jobs. Each drop-in holds only a `jobs:` list."),
         f("shutdown_timeout", Ty::Duration, Some("30s"), "On SIGTERM the daemon cancels running jobs (rsync gets SIGTERM, then SIGKILL) and waits this long for them to release their locks before exiting."),
+        f("history_keep", Ty::Duration, Some("400d"), "How long finished runs stay in the run history (`state_dir/history.sqlite`, shown by `backupmanager history`). Older ones are removed at daemon start and once a day; a run in progress never is."),
         f("jobs", Ty::List(&JOB), Some("[]"), "The jobs."),
     ],
 };
@@ -256,6 +257,10 @@ mod default_tests {
         assert_eq!(
             default_duration(&TOP, "shutdown_timeout"),
             Duration::from_secs(30)
+        );
+        assert_eq!(
+            default_duration(&TOP, "history_keep"),
+            Duration::from_secs(400 * 86400)
         );
         assert_eq!(
             default_duration(&JOB, "lock_heartbeat"),

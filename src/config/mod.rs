@@ -46,6 +46,8 @@ pub struct Config {
     pub timezone: Zone,
     /// How long the daemon waits for running jobs to stop on SIGTERM before killing rsync.
     pub shutdown_timeout: Duration,
+    /// How long finished runs stay in the run history.
+    pub history_keep: Duration,
     pub jobs: Vec<Job>,
 }
 

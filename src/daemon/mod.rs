@@ -18,9 +18,10 @@
 //! cannot move, and run locks and state must stay next to it).
 //!
 //! Runs never touch the scheduler: they send their events and their [`RunOutcome`] back over
-//! the same channel, and this thread fans the events out to its observers (none yet beyond
-//! the log, which each run writes on its own thread; history, metrics and notifications attach
-//! here) and keeps what the status line needs (which run waits, and on what).
+//! the same channel, and this thread fans the events out to its observers (the run history's
+//! recorder, which writes on a thread of its own; the log is written on each run's thread;
+//! metrics and notifications attach here) and keeps what the status line needs (which run
+//! waits, and on what). At start and once a day the history is swept and trimmed.
 
 pub mod notify;
 pub mod pidfile;
@@ -41,14 +42,17 @@ use crate::config::{self, Config};
 use crate::events::{EventKind, Observer, RunEvent};
 use crate::exit;
 use crate::plan::{self, Plan};
-use crate::run::{self, log::LogObserver, RunContext, RunOptions, RunOutcome};
+use crate::run::{self, log::LogObserver, RunContext, RunOptions, RunOutcome, Trigger};
 use crate::schedule::{format::rfc3339, plan as due_plan};
+use crate::store::history::Recorder;
 use crate::store::state::{self, LastRun, State};
 use notify::Notifier;
 use pidfile::PidFile;
 
 /// The loop re-reads the wall clock at least this often.
 const MAX_SLEEP: Duration = Duration::from_secs(60);
+/// How often the run history is trimmed to `history_keep` (and at start).
+const HISTORY_UPKEEP: Duration = Duration::from_secs(86400);
 
 pub enum Event {
     Run(RunEvent),
@@ -83,6 +87,8 @@ struct Daemon {
     ctx: RunContext,
     /// Observers of every run's events, called on this thread.
     observers: Vec<Arc<dyn Observer>>,
+    /// The run history's writer (also one of `observers`).
+    history: Arc<Recorder>,
     state: State,
     running: HashMap<String, Running>,
     tx: Sender<Event>,
@@ -150,12 +156,15 @@ pub fn run(config_path: &Path, notifier: Notifier) -> i32 {
         observers: vec![Arc::new(LogObserver), Arc::new(ToDaemon(tx.clone()))],
         ..RunContext::default()
     };
+    // The history stays in the state_dir the daemon started with (like state.json).
+    let history = Arc::new(Recorder::start(&config.state_dir));
     let mut d = Daemon {
         config_path: config_path.to_path_buf(),
         config,
         plan,
         ctx,
-        observers: Vec::new(),
+        observers: vec![history.clone() as Arc<dyn Observer>],
+        history,
         state,
         running: HashMap::new(),
         tx,
@@ -206,7 +215,7 @@ impl Daemon {
             }
             if job.schedule.is_reboot() {
                 info!(phase = "schedule", job_id = %job.id, "@reboot job: starting it once now");
-                self.start_job(&job.id);
+                self.start_job(&job.id, Trigger::Reboot, None);
             }
         }
         self.save_state();
@@ -218,7 +227,14 @@ impl Daemon {
     fn main_loop(&mut self, rx: &Receiver<Event>) -> i32 {
         let mut stopping: Option<Instant> = None;
         let mut next_watchdog = Instant::now();
+        let mut next_upkeep = Instant::now();
         loop {
+            if Instant::now() >= next_upkeep {
+                // Marks runs of dead processes interrupted, then trims by age (a running one
+                // never). On the history's own thread: never holds up this loop.
+                self.history.maintain(self.config.history_keep);
+                next_upkeep = Instant::now() + HISTORY_UPKEEP;
+            }
             if let Some(iv) = self.notifier.watchdog_interval() {
                 if Instant::now() >= next_watchdog {
                     self.notifier.watchdog();
@@ -285,6 +301,7 @@ impl Daemon {
             }
         }
         self.save_state();
+        self.history.close(Duration::from_secs(5));
         info!(phase = "stop", "daemon stopped");
         exit::OK
     }
@@ -351,14 +368,21 @@ impl Daemon {
                 continue;
             }
             info!(phase = "schedule", job_id = %job.id, "slot {slot} due");
-            self.start_job(&job.id);
+            // A slot run late (missed ones before it, or the daemon was down at its time).
+            let late = now.duration_since(slot) > jiff::SignedDuration::from_secs(60);
+            let trigger = if due.missed > 0 || late {
+                Trigger::CatchUp
+            } else {
+                Trigger::Schedule
+            };
+            self.start_job(&job.id, trigger, Some(slot));
         }
         if changed {
             self.save_state();
         }
     }
 
-    fn start_job(&mut self, id: &str) {
+    fn start_job(&mut self, id: &str, trigger: Trigger, slot: Option<Timestamp>) {
         if self.running.contains_key(id) {
             return;
         }
@@ -373,7 +397,12 @@ impl Daemon {
         let spawned = std::thread::Builder::new()
             .name(format!("job {id}"))
             .spawn(move || {
-                let outcome = run::run_job(&job, &ctx, RunOptions::default(), &flag);
+                let opts = RunOptions {
+                    trigger,
+                    slot,
+                    ..RunOptions::default()
+                };
+                let outcome = run::run_job(&job, &ctx, opts, &flag);
                 let _ = tx.send(Event::Outcome(outcome));
             });
         match spawned {

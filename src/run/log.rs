@@ -271,6 +271,7 @@ impl Observer for LogObserver {
                 outcome,
                 message,
                 duration,
+                ..
             } => {
                 let ms = duration.as_millis() as u64;
                 match *outcome {

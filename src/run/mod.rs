@@ -32,6 +32,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crate::engine::{EngineError, SyncCtx};
+pub use crate::events::Trigger;
 use crate::events::{Emitter, EventKind, LockRef, Observer, SyncReport};
 use crate::lock::Identity;
 use crate::plan::JobPlan;
@@ -45,6 +46,10 @@ pub struct RunOptions {
     pub dry_run: bool,
     /// End as blocked at once instead of waiting.
     pub no_wait: bool,
+    /// What started the run (recorded in the run history).
+    pub trigger: Trigger,
+    /// The schedule slot the run is for, when the daemon started it for one.
+    pub slot: Option<jiff::Timestamp>,
 }
 
 /// What every run of this process shares: its observers and the runs in progress.
@@ -82,6 +87,8 @@ pub fn run_job(
     let events = Emitter::new(&plan.job.id, &run_id, observers);
     events.emit(EventKind::Started {
         dry_run: opts.dry_run,
+        trigger: opts.trigger,
+        slot: opts.slot,
     });
     let mut run = Run {
         plan,
@@ -122,7 +129,11 @@ pub fn run_job(
     events.emit(EventKind::Finished {
         outcome: outcome.status().as_str(),
         message: outcome.message(),
+        error_kind: outcome.result.as_ref().err().map(|e| e.kind().as_str()),
+        exit_code: crate::exit::of_run(outcome.status()),
+        waited: outcome.waited,
         duration: outcome.duration,
+        syncs: outcome.syncs.clone(),
     });
     outcome
 }

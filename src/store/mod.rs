@@ -1,8 +1,9 @@
 //! What persists between runs and what is read back about them: the scheduler's state file
-//! ([`state`]) and the typed status snapshot ([`status`]) that `status --format json`, its
-//! text output and later the web API share.
+//! ([`state`]), the run history in SQLite ([`history`]) and the typed status snapshot
+//! ([`status`]) that `status --format json`, its text output and later the web API share.
 //!
 //! Must not: run jobs or schedule them.
 
+pub mod history;
 pub mod state;
 pub mod status;

@@ -390,6 +390,9 @@ impl ConfigBuilder {
     pub fn shutdown_timeout(self, d: &str) -> Self {
         self.set("shutdown_timeout", d)
     }
+    pub fn history_keep(self, d: &str) -> Self {
+        self.set("history_keep", d)
+    }
 
     pub fn job(mut self, j: JobBuilder) -> Self {
         self.jobs.push(j);

@@ -144,6 +144,10 @@ impl Decoder {
             .get("shutdown_timeout")
             .and_then(|n| self.positive_duration(n, "shutdown_timeout"))
             .unwrap_or_else(|| fields::default_duration(&fields::TOP, "shutdown_timeout"));
+        let history_keep = top
+            .get("history_keep")
+            .and_then(|n| self.positive_duration(n, "history_keep"))
+            .unwrap_or_else(|| fields::default_duration(&fields::TOP, "history_keep"));
         let timezone = match top.get("timezone") {
             None => Some(Zone::system()),
             Some(n) => self.timezone(n),
@@ -221,6 +225,7 @@ impl Decoder {
             state_dir,
             timezone: timezone?,
             shutdown_timeout,
+            history_keep,
             jobs,
         })
     }

@@ -1,0 +1,130 @@
+//! The schema, as forward-only migrations: migration `i` (0-based) takes `user_version` from
+//! `i` to `i + 1`. A released migration is never edited; a change is a new one appended.
+//! Each runs in its own `BEGIN IMMEDIATE` transaction that re-reads the version first, so two
+//! processes opening a fresh database at once migrate it once.
+
+use rusqlite::{Connection, TransactionBehavior};
+
+/// Times are milliseconds since the epoch (UTC); `outcome` is running, success, failed,
+/// blocked, cancelled or interrupted.
+pub const MIGRATIONS: &[&str] = &[
+    // 1: runs and their syncs.
+    "CREATE TABLE runs (
+        run_id         TEXT PRIMARY KEY,
+        job            TEXT NOT NULL,
+        trigger        TEXT NOT NULL,
+        slot           INTEGER,
+        started        INTEGER NOT NULL,
+        lock_acquired  INTEGER,
+        wait_ms        INTEGER,
+        finished       INTEGER,
+        outcome        TEXT NOT NULL,
+        error_kind     TEXT,
+        error          TEXT,
+        exit_code      INTEGER,
+        files          INTEGER,
+        bytes          INTEGER,
+        total_size     INTEGER,
+        restore_points TEXT,
+        pid            INTEGER NOT NULL,
+        pid_start      INTEGER NOT NULL,
+        boot_id        TEXT NOT NULL
+    );
+    CREATE TABLE steps (
+        run_id    TEXT NOT NULL REFERENCES runs(run_id) ON DELETE CASCADE,
+        sync      INTEGER NOT NULL,
+        started   INTEGER,
+        finished  INTEGER,
+        exit_code INTEGER,
+        attempts  INTEGER,
+        files     INTEGER,
+        bytes     INTEGER,
+        PRIMARY KEY (run_id, sync)
+    );",
+    // 2: the lookups `history` and trimming make.
+    "CREATE INDEX runs_by_started ON runs(started);
+     CREATE INDEX runs_by_job ON runs(job, started);
+     CREATE INDEX runs_running ON runs(outcome) WHERE outcome = 'running';",
+];
+
+/// The version this build writes.
+pub fn current() -> i64 {
+    MIGRATIONS.len() as i64
+}
+
+#[derive(Debug)]
+pub enum MigrateError {
+    TooNew { found: i64, known: i64 },
+    Sqlite(rusqlite::Error),
+}
+
+impl From<rusqlite::Error> for MigrateError {
+    fn from(e: rusqlite::Error) -> Self {
+        MigrateError::Sqlite(e)
+    }
+}
+
+pub fn version(conn: &Connection) -> rusqlite::Result<i64> {
+    conn.pragma_query_value(None, "user_version", |r| r.get(0))
+}
+
+/// Brings the database to [`current`].
+pub fn migrate(conn: &mut Connection) -> Result<(), MigrateError> {
+    migrate_to(conn, current())
+}
+
+/// Applies migrations up to version `target` (tests start from an older version this way).
+pub fn migrate_to(conn: &mut Connection, target: i64) -> Result<(), MigrateError> {
+    let found = version(conn)?;
+    if found > current() {
+        return Err(MigrateError::TooNew {
+            found,
+            known: current(),
+        });
+    }
+    if found >= target {
+        return Ok(());
+    }
+    for (i, sql) in MIGRATIONS.iter().enumerate().take(target as usize) {
+        let to = i as i64 + 1;
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        // Another process may have migrated while this one waited for the write lock.
+        if version(&tx)? >= to {
+            continue;
+        }
+        tx.execute_batch(sql)?;
+        tx.pragma_update(None, "user_version", to)?;
+        tx.commit()?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn migrates_forward_from_every_older_version_and_refuses_a_newer_one() {
+        for from in 0..current() {
+            let mut c = Connection::open_in_memory().unwrap();
+            migrate_to(&mut c, from).unwrap();
+            assert_eq!(version(&c).unwrap(), from);
+            migrate(&mut c).unwrap();
+            assert_eq!(version(&c).unwrap(), current());
+            // Migrating again changes nothing.
+            migrate(&mut c).unwrap();
+            let idx: i64 = c
+                .query_row(
+                    "SELECT count(*) FROM sqlite_master WHERE type = 'index' AND name LIKE 'runs_%'",
+                    [],
+                    |r| r.get(0),
+                )
+                .unwrap();
+            assert_eq!(idx, 3);
+        }
+        let mut c = Connection::open_in_memory().unwrap();
+        c.pragma_update(None, "user_version", current() + 1)
+            .unwrap();
+        assert!(matches!(migrate(&mut c), Err(MigrateError::TooNew { .. })));
+    }
+}
