@@ -54,7 +54,7 @@ pub enum Command {
     /// Run one job now: wait for its blockers, take its locks, run its syncs, release.
     ///
     /// Exits 0 on success, 1 when the run failed, 75 when it was blocked (max_wait passed, or
-    /// --no-wait), 78 when the config is invalid.
+    /// --no-wait), 78 when the config is invalid, 130 when stopped with Ctrl-C.
     RunJob {
         /// The job's id.
         #[arg(value_name = "JOB_ID")]
@@ -106,6 +106,21 @@ pub enum Command {
         #[arg(long, value_enum, default_value_t = Format::Text)]
         format: Format,
         /// Read the history in this directory instead of the config's state_dir.
+        #[arg(long, value_name = "DIR")]
+        state_dir: Option<PathBuf>,
+    },
+    /// Print the log of a job's newest run, or of one run; -f follows a run in progress.
+    ///
+    /// Reads `state_dir/logs/JOB/RUN_ID.log`: one line per event with the local time, and
+    /// rsync's output. Logs are removed with the history (`history_keep`).
+    Logs {
+        /// A job id (its newest run) or a run id (see `history`).
+        #[arg(value_name = "JOB|RUN_ID")]
+        target: String,
+        /// Keep printing what the run writes until it ends.
+        #[arg(long, short = 'f')]
+        follow: bool,
+        /// Read the logs in this directory instead of the config's state_dir.
         #[arg(long, value_name = "DIR")]
         state_dir: Option<PathBuf>,
     },

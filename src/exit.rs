@@ -10,6 +10,8 @@ pub const USAGE: i32 = 2;
 pub const BLOCKED: i32 = 75;
 /// EX_CONFIG: the configuration is invalid.
 pub const CONFIG: i32 = 78;
+/// 128 + SIGINT: `run-job` was stopped with Ctrl-C (its locks released), as a shell reports it.
+pub const INTERRUPTED: i32 = 130;
 
 /// The exit code of a command that ran one job: decided here, from how the run ended.
 pub fn of_run(status: crate::run::RunStatus) -> i32 {

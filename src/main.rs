@@ -105,6 +105,11 @@ fn main() {
             format,
             state_dir,
         } => commands::history::show(&cli.config, run_id, *format, state_dir.as_deref()),
+        Command::Logs {
+            target,
+            follow,
+            state_dir,
+        } => commands::logs::run(&cli.config, target, *follow, state_dir.as_deref()),
         Command::Validate { format } => commands::validate::run(&cli.config, *format),
         Command::Snapshots { id, format } => commands::snapshots::list(&cli.config, id, *format),
         Command::Prune {

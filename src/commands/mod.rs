@@ -1,6 +1,7 @@
 //! One file per subcommand. Each takes validated arguments and returns an exit code.
 
 pub mod history;
+pub mod logs;
 pub mod next;
 pub mod reference;
 pub mod run_job;

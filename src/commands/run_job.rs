@@ -1,13 +1,14 @@
 //! `backupmanager run-job <id>`: one run of one job, now, with the daemon's runner.
 
 use std::path::Path;
-use std::sync::atomic::AtomicBool;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
 use crate::exit;
 use crate::plan;
-use crate::run::{self, RunContext, RunOptions};
+use crate::run::runlog::RunLogs;
+use crate::run::{self, RunContext, RunOptions, RunStatus};
 use crate::store::history::Recorder;
 
 /// How long `run-job` waits, after its run, for the run history to be written.
@@ -42,11 +43,25 @@ pub fn run(path: &Path, id: &str, opts: RunOptions) -> i32 {
             return exit::FAILED;
         }
     }
+    // Ctrl-C also sets this: such a run ends with 130, as a shell reports an interrupted command.
+    let interrupted = Arc::new(AtomicBool::new(false));
+    if let Err(e) =
+        signal_hook::flag::register(signal_hook::consts::SIGINT, Arc::clone(&interrupted))
+    {
+        eprintln!("error: cannot install signal handler: {e}");
+        return exit::FAILED;
+    }
     let mut ctx = RunContext::logging();
     let history = Arc::new(Recorder::start(&state_dir));
     ctx.observers.push(history.clone());
+    let logs = Arc::new(RunLogs::start(&state_dir));
+    ctx.observers.push(logs.clone());
     let outcome = run::run_job(job, &ctx, opts, &cancel);
     // The run is over; give its last history write a moment (another writer may hold the db).
     history.close(HISTORY_CLOSE);
-    exit::of_run(outcome.status())
+    logs.close(HISTORY_CLOSE);
+    match outcome.status() {
+        RunStatus::Cancelled if interrupted.load(Ordering::SeqCst) => exit::INTERRUPTED,
+        status => exit::of_run(status),
+    }
 }

@@ -158,12 +158,13 @@ pub fn run(config_path: &Path, notifier: Notifier) -> i32 {
     };
     // The history stays in the state_dir the daemon started with (like state.json).
     let history = Arc::new(Recorder::start(&config.state_dir));
+    let run_logs = Arc::new(crate::run::runlog::RunLogs::start(&config.state_dir));
     let mut d = Daemon {
         config_path: config_path.to_path_buf(),
         config,
         plan,
         ctx,
-        observers: vec![history.clone() as Arc<dyn Observer>],
+        observers: vec![history.clone() as Arc<dyn Observer>, run_logs],
         history,
         state,
         running: HashMap::new(),

@@ -336,8 +336,12 @@ pub fn run(
     }
     if cancelled {
         proc.terminate(cmd.cancel_grace);
+        // What rsync says as we terminate it ("received SIGINT, SIGTERM, or SIGHUP") is our
+        // own doing: kept in the tail for the message, not passed on as a warning.
         while let Ok((w, l)) = rx.try_recv() {
-            handle(w, &l);
+            if w == Stream::Stderr {
+                push_tail(&mut err_tail, &l);
+            }
         }
         return Err(RsyncError::Cancelled {
             stderr_tail: err_tail.into(),

@@ -308,3 +308,152 @@ impl Observer for LogObserver {
         }
     }
 }
+
+/// One readable line for `ev` (without time), as the per-run log file writes it
+/// ([`crate::run::runlog`]); `None` for events that make no line (the start is said by the
+/// file's first line, rsync's `--stats` block and blank lines are summed up in `sync_done`).
+/// Warnings and errors start with `warning: ` / `error: `.
+pub fn text(ev: &RunEvent) -> Option<String> {
+    let on = |l: &crate::events::LockRef| format!("{} on {}", l.path, l.host);
+    Some(match &ev.kind {
+        EventKind::Started { trigger, .. } => {
+            format!("run {} of job {} started ({})", ev.run_id, ev.job, trigger.as_str())
+        }
+        EventKind::Waiting { reason, retry, .. } if retry.is_zero() => format!("waiting: {reason}"),
+        EventKind::Waiting { reason, retry, .. } => {
+            format!("waiting: {reason} (re-checking every {}s)", retry.as_secs())
+        }
+        EventKind::LockTaken { lock } => format!("lock taken: {}", on(lock)),
+        EventKind::LockReleased { lock } => format!("lock released: {}", on(lock)),
+        EventKind::LockNotOurs { lock } => {
+            format!("warning: lock {} was no longer ours; left it alone", on(lock))
+        }
+        EventKind::LockReleaseFailed { lock, error } => format!(
+            "error: could not release lock {}: {error}; it expires when its lease runs out",
+            on(lock)
+        ),
+        EventKind::LockRefreshFailed { lock, error } => {
+            format!("warning: cannot refresh lock {}: {error}", on(lock))
+        }
+        EventKind::LockLost { lock, why: None } => {
+            format!("error: lock {} is no longer ours; stopping the run", on(lock))
+        }
+        EventKind::LockLost {
+            lock,
+            why: Some(why),
+        } => format!("error: lock {} {why}", on(lock)),
+        EventKind::StaleRemoved { lock, holder, why } => format!(
+            "warning: removed stale lock {} left by {holder}: {why}",
+            on(lock)
+        ),
+        EventKind::ForeignIgnored { lock, holder, why } => format!(
+            "warning: ignoring blocker {}: {holder} ({why}); it is not ours, so it stays",
+            on(lock)
+        ),
+        EventKind::Inspected { .. } => return None,
+        EventKind::SyncStarted {
+            index,
+            source,
+            dest,
+            attempt,
+        } => format!(
+            "sync {index} starting: {source} -> {dest}{}",
+            if *attempt > 1 {
+                format!(" (attempt {attempt})")
+            } else {
+                String::new()
+            }
+        ),
+        EventKind::SyncOutput {
+            index,
+            stream,
+            line,
+        } => {
+            // A progress line (`--info=progress2`) is rewritten with `\r`: keep what is left
+            // after the last one, and drop it if that is progress too.
+            let line = line.rsplit('\r').next().unwrap_or_default().trim_end();
+            if line.trim().is_empty()
+                || is_progress(line)
+                || (*stream == Stream::Stdout && RsyncStats::default().parse_line(line))
+            {
+                return None;
+            }
+            match stream {
+                Stream::Stdout => format!("sync {index}: {line}"),
+                Stream::Stderr => format!("warning: sync {index} (rsync): {line}"),
+            }
+        }
+        EventKind::SyncVanished { index } => format!(
+            "warning: sync {index}: some source files vanished during the transfer (normal for live data)"
+        ),
+        EventKind::SyncRetry {
+            index,
+            message,
+            backoff,
+            ..
+        } => format!(
+            "warning: sync {index} failed transiently: {message}; retrying in {}s",
+            backoff.as_secs()
+        ),
+        EventKind::SyncDone { report } => {
+            let (files, bytes) = report
+                .stats
+                .as_ref()
+                .map_or((0, 0), |s| (s.files_transferred, s.total_size));
+            format!(
+                "sync {} done: {files} file(s) transferred, {bytes} bytes in the tree, {:.1}s",
+                report.index,
+                report.duration.as_secs_f64()
+            )
+        }
+        EventKind::SnapshotCommitted { index, id, series } => {
+            format!("sync {index}: snapshot {id} complete in {series}")
+        }
+        EventKind::Pruned {
+            index,
+            series,
+            kept,
+            removed,
+        } => format!(
+            "sync {index}: retention kept {kept} snapshot(s) in {series}, removed {}",
+            removed.len()
+        ),
+        EventKind::PruneFailed {
+            index,
+            series,
+            error,
+        } => format!("error: sync {index}: retention could not run in {series}: {error}"),
+        EventKind::Finished {
+            outcome,
+            message,
+            exit_code,
+            duration,
+            ..
+        } => {
+            let mut s = format!(
+                "{}{outcome} (exit {exit_code}, {:.1}s)",
+                crate::store::runlog::END_MARK,
+                duration.as_secs_f64()
+            );
+            if !message.is_empty() {
+                s.push_str(": ");
+                s.push_str(&message.replace('\n', " | "));
+            }
+            s
+        }
+    })
+}
+
+/// True for a line of rsync's `--info=progress2` (or `--progress`) output:
+/// `  1,234,567  45%   10.00MB/s    0:00:01 (xfr#1, to-chk=0/2)`.
+pub fn is_progress(line: &str) -> bool {
+    let mut w = line.split_whitespace();
+    let (Some(bytes), Some(pct)) = (w.next(), w.next()) else {
+        return false;
+    };
+    bytes
+        .chars()
+        .all(|c| c.is_ascii_digit() || c == ',' || c == '.')
+        && pct.ends_with('%')
+        && pct[..pct.len() - 1].chars().all(|c| c.is_ascii_digit())
+}

@@ -9,7 +9,7 @@
 //! Submodules, one job each: [`runlock`] (the per-job kernel lock), [`acquire`] (the lock pass
 //! and waiting), [`wait`] (jitter, inotify), [`held`] (the release guard and the heartbeat),
 //! [`outcome`] (typed results), [`active`] (runs in progress in this process), [`log`] (the
-//! log observer).
+//! log observer), [`runlog`] (the per-run log file).
 //!
 //! Must not: reach into the scheduler (it answers through its outcome), format log lines
 //! (events do), or know how an engine copies.
@@ -24,6 +24,7 @@ mod held;
 pub mod log;
 pub mod outcome;
 pub mod runlock;
+pub mod runlog;
 pub mod timeout;
 pub mod wait;
 

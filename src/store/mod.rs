@@ -5,5 +5,6 @@
 //! Must not: run jobs or schedule them.
 
 pub mod history;
+pub mod runlog;
 pub mod state;
 pub mod status;

@@ -191,13 +191,25 @@ impl History {
     }
 
     /// Removes finished runs that started before `cutoff` (with their steps). A run still
-    /// marked `running` is kept whatever its age. Returns how many were removed.
-    pub fn trim(&self, cutoff: Timestamp) -> Result<usize, HistoryError> {
-        self.conn
-            .execute(
+    /// marked `running` is kept whatever its age. Returns the removed runs as `(job, run_id)`
+    /// (their log files go with them, see [`crate::store::runlog::trim`]).
+    pub fn trim(&self, cutoff: Timestamp) -> Result<Vec<(String, String)>, HistoryError> {
+        (|| {
+            let tx = self.conn.unchecked_transaction()?;
+            let removed = {
+                let mut st = tx.prepare(
+                    "SELECT job, run_id FROM runs WHERE started < ?1 AND outcome <> 'running'",
+                )?;
+                let rows = st.query_map([ms(cutoff)], |r| Ok((r.get(0)?, r.get(1)?)))?;
+                rows.collect::<rusqlite::Result<Vec<(String, String)>>>()?
+            };
+            tx.execute(
                 "DELETE FROM runs WHERE started < ?1 AND outcome <> 'running'",
                 [ms(cutoff)],
-            )
-            .map_err(|e| self.err(e))
+            )?;
+            tx.commit()?;
+            Ok(removed)
+        })()
+        .map_err(|e| self.err(e))
     }
 }

@@ -14,6 +14,7 @@ use rusqlite::params;
 
 use super::{ms, History, HistoryError};
 use crate::events::{EventKind, Observer, RunEvent, SyncReport};
+use crate::store::runlog;
 use crate::sys::procfs;
 
 enum Msg {
@@ -163,8 +164,16 @@ impl Writer {
                 let cutoff = jiff::Timestamp::now()
                     - jiff::SignedDuration::try_from(keep).unwrap_or(jiff::SignedDuration::MAX);
                 let removed = db.trim(cutoff)?;
-                if removed > 0 {
-                    tracing::info!("run history: removed {removed} run(s) older than history_keep");
+                if !removed.is_empty() {
+                    tracing::info!(
+                        "run history: removed {} run(s) older than history_keep",
+                        removed.len()
+                    );
+                }
+                // Their logs go with them, and any log as old (a run the history lost).
+                let logs = runlog::trim(&self.dir, &removed, cutoff.into());
+                if logs > 0 {
+                    tracing::info!("run logs: removed {logs} file(s) older than history_keep");
                 }
                 Ok(())
             }
