@@ -2,6 +2,9 @@
 //! inode) events go to journald natively, with structured fields (`JOB_ID`, `RUN_ID`, `SYNC`,
 //! `PHASE`, `RESULT`, `EXIT_CODE`, `DURATION_MS`), so `journalctl -u backupmanager JOB_ID=nightly`
 //! works. Otherwise readable lines on stderr, or JSON lines (`--log-format json`) for log shippers.
+//! On a terminal the text lines are short: local time, the level when it is not INFO, the
+//! message; the fields (`phase=sync sync=0 ...`) stay in JSON and journald, and in the text
+//! lines written to a file or pipe (whose format tests and scripts parse: unchanged).
 //! The level comes from `--log-level`, else `RUST_LOG`, else `info`.
 //!
 //! Must not: fail or panic when stderr is gone (a closed pipe, a full disk): a log line is never
@@ -9,6 +12,9 @@
 
 use std::io::IsTerminal;
 
+use tracing_subscriber::fmt::format::{FormatEvent, FormatFields, Writer};
+use tracing_subscriber::fmt::FmtContext;
+use tracing_subscriber::registry::LookupSpan;
 use tracing_subscriber::EnvFilter;
 
 use crate::cli::LogFormat;
@@ -46,8 +52,57 @@ pub fn init(level: Option<&str>, format: LogFormat) {
             .flatten_event(true)
             .with_current_span(true)
             .try_init(),
+        LogFormat::Text if stderr_is_terminal() => builder.event_format(Short).try_init(),
         LogFormat::Text => builder.compact().try_init(),
     };
+}
+
+/// True when stderr is a terminal a person reads (not the journal).
+pub fn stderr_is_terminal() -> bool {
+    std::io::stderr().is_terminal() && !stderr_is_journal()
+}
+
+/// The terminal's line: `11:05:18 message`, `11:05:18 WARN message`. No colour.
+struct Short;
+
+impl<S, N> FormatEvent<S, N> for Short
+where
+    S: tracing::Subscriber + for<'a> LookupSpan<'a>,
+    N: for<'a> FormatFields<'a> + 'static,
+{
+    fn format_event(
+        &self,
+        _ctx: &FmtContext<'_, S, N>,
+        mut w: Writer<'_>,
+        event: &tracing::Event<'_>,
+    ) -> std::fmt::Result {
+        let now = jiff::Zoned::now().strftime("%H:%M:%S");
+        let level = *event.metadata().level();
+        if level == tracing::Level::INFO {
+            write!(w, "{now} ")?;
+        } else {
+            write!(w, "{now} {level} ")?;
+        }
+        let mut message = Message(String::new());
+        event.record(&mut message);
+        writeln!(w, "{}", message.0)
+    }
+}
+
+/// Takes only the `message` field of an event.
+struct Message(String);
+
+impl tracing::field::Visit for Message {
+    fn record_str(&mut self, field: &tracing::field::Field, value: &str) {
+        if field.name() == "message" {
+            self.0 = value.to_string();
+        }
+    }
+    fn record_debug(&mut self, field: &tracing::field::Field, value: &dyn std::fmt::Debug) {
+        if field.name() == "message" {
+            self.0 = format!("{value:?}");
+        }
+    }
 }
 
 /// True when systemd connected our stderr to the journal (`JOURNAL_STREAM=DEV:INODE`).

@@ -85,6 +85,7 @@ fn main() {
                 no_wait: *no_wait,
                 ..RunOptions::default()
             },
+            cli.log_format,
         ),
         Command::History {
             job,

@@ -217,3 +217,89 @@ fn ctrl_c_on_run_job_exits_130_and_releases_its_lock() {
     let text = fs::read_to_string(&logs_of(&t, "j")[0]).unwrap();
     assert!(text.contains("run ended: cancelled"), "{text}");
 }
+
+/// `script` (util-linux) runs `args` with a pseudo-terminal as its stdin, stdout and stderr;
+/// returns what the terminal showed and the exit code.
+fn on_a_terminal(args: &[&str]) -> (String, i32) {
+    assert!(
+        Path::new("/usr/bin/script").exists(),
+        "these tests need `script` from util-linux (apt-get install util-linux)"
+    );
+    let line: Vec<String> = std::iter::once(BIN)
+        .chain(args.iter().copied())
+        .map(|a| {
+            assert!(
+                a.chars()
+                    .all(|c| c.is_ascii_alphanumeric() || "/._=-".contains(c)),
+                "{a}"
+            );
+            a.to_string()
+        })
+        .collect();
+    let out = Command::new("/usr/bin/script")
+        .args(["-qec", &line.join(" "), "/dev/null"])
+        .env_remove("RUST_LOG")
+        .env_remove("JOURNAL_STREAM")
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    (
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        out.status.code().unwrap_or(-1),
+    )
+}
+
+#[test]
+fn on_a_terminal_run_job_shows_progress_and_a_summary() {
+    let t = tmp();
+    big_file(&t.p("src/big.bin"), 3 << 20);
+    let cfg = config(
+        &t,
+        JobBuilder::new("j").sync(t.s("src/"), t.s("dst/"), &["-a", "--bwlimit=1500"]),
+        None,
+    );
+    let cfg_s = cfg.to_str().unwrap();
+    let (screen, code) = on_a_terminal(&["-c", cfg_s, "run-job", "j"]);
+    assert_eq!(code, OK, "{screen}");
+    // The progress line, rewritten in place, then cleared before the next line.
+    assert!(screen.contains("\rsync 0: "), "{screen:?}");
+    assert!(screen.contains("% ") || screen.contains("%,"), "{screen:?}");
+    assert!(screen.contains("ETA "), "{screen:?}");
+    assert!(screen.contains("\r\x1b[K"), "{screen:?}");
+    // Short human lines: `HH:MM:SS message`, no fields.
+    assert!(!screen.contains("phase="), "{screen:?}");
+    assert!(
+        screen.lines().any(|l| l.len() > 9
+            && l.as_bytes()[2] == b':'
+            && l[9..].starts_with("sync 0 starting")),
+        "{screen:?}"
+    );
+    // The summary.
+    assert!(screen.contains("j 2"), "{screen}");
+    assert!(screen.contains(": success in "), "{screen}");
+    assert!(
+        screen.contains("3 file(s) copied; entries new: "),
+        "{screen}"
+    );
+    assert!(screen.contains("MiB transferred of "), "{screen}");
+    // Never in the run's log file.
+    let text = fs::read_to_string(&logs_of(&t, "j")[0]).unwrap();
+    assert!(!text.contains("ETA") && !text.contains('\r'), "{text}");
+
+    // Not a terminal: neither progress nor summary, and the text log keeps its fields.
+    fs::remove_dir_all(t.p("dst")).unwrap();
+    let out = bm(&cfg, &["run-job", "j"]);
+    assert_eq!(out.status.code(), Some(OK));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!err.contains('\r') && !err.contains("ETA"), "{err}");
+    assert!(!err.contains("success in"), "{err}");
+    assert!(err.contains("phase=") || err.contains("phase"), "{err}");
+    // JSON logs on a terminal: no progress either.
+    fs::remove_dir_all(t.p("dst")).unwrap();
+    let (screen, code) = on_a_terminal(&["-c", cfg_s, "--log-format", "json", "run-job", "j"]);
+    assert_eq!(code, OK, "{screen}");
+    assert!(
+        !screen.contains("ETA") && !screen.contains("to-chk"),
+        "{screen}"
+    );
+}

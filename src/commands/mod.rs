@@ -7,6 +7,7 @@ pub mod reference;
 pub mod run_job;
 pub mod snapshots;
 pub mod status;
+pub mod terminal;
 pub mod validate;
 
 use std::path::Path;

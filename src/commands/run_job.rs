@@ -5,6 +5,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::cli::LogFormat;
 use crate::exit;
 use crate::plan;
 use crate::run::runlog::RunLogs;
@@ -14,7 +15,7 @@ use crate::store::history::Recorder;
 /// How long `run-job` waits, after its run, for the run history to be written.
 const HISTORY_CLOSE: Duration = Duration::from_secs(15);
 
-pub fn run(path: &Path, id: &str, opts: RunOptions) -> i32 {
+pub fn run(path: &Path, id: &str, mut opts: RunOptions, format: LogFormat) -> i32 {
     let config = match super::load_valid(path, "nothing was run") {
         Ok(c) => c,
         Err(code) => return code,
@@ -52,6 +53,13 @@ pub fn run(path: &Path, id: &str, opts: RunOptions) -> i32 {
         return exit::FAILED;
     }
     let mut ctx = RunContext::logging();
+    // On a terminal: a live progress line, and a summary at the end.
+    let terminal = format == LogFormat::Text && crate::logging::stderr_is_terminal();
+    if terminal {
+        opts.progress = true;
+        ctx.observers
+            .insert(0, Arc::new(super::terminal::Progress::default()));
+    }
     let history = Arc::new(Recorder::start(&state_dir));
     ctx.observers.push(history.clone());
     let logs = Arc::new(RunLogs::start(&state_dir));
@@ -60,6 +68,19 @@ pub fn run(path: &Path, id: &str, opts: RunOptions) -> i32 {
     // The run is over; give its last history write a moment (another writer may hold the db).
     history.close(HISTORY_CLOSE);
     logs.close(HISTORY_CLOSE);
+    if terminal {
+        let syncs: Vec<(String, String)> = job
+            .job
+            .syncs
+            .iter()
+            .map(|s| (s.source.clone(), s.dest.clone()))
+            .collect();
+        // A terminal that is gone costs the summary, nothing else.
+        let _ = std::io::Write::write_all(
+            &mut std::io::stderr(),
+            super::terminal::summary(&outcome, &syncs).as_bytes(),
+        );
+    }
     match outcome.status() {
         RunStatus::Cancelled if interrupted.load(Ordering::SeqCst) => exit::INTERRUPTED,
         status => exit::of_run(status),

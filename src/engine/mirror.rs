@@ -113,6 +113,9 @@ pub fn run_with_retries(
     host: Option<&str>,
     ctx: &SyncCtx,
 ) -> Result<SyncReport, EngineError> {
+    let mut cmd = cmd.clone();
+    cmd.progress = ctx.progress;
+    let cmd = &cmd;
     let max_attempts = retries + 1;
     let mut attempt = 0;
     loop {

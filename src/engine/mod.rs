@@ -26,6 +26,8 @@ pub struct SyncCtx<'a> {
     /// When the run started (a snapshot's time).
     pub started: &'a jiff::Zoned,
     pub dry_run: bool,
+    /// rsync reports its progress (`--info=progress2`) for a terminal.
+    pub progress: bool,
     pub cancel: &'a AtomicBool,
     pub events: &'a Emitter,
 }

@@ -38,6 +38,9 @@ pub struct RsyncCommand {
     pub extra: Vec<String>,
     /// On cancel: how long rsync gets between SIGTERM and SIGKILL.
     pub cancel_grace: Duration,
+    /// Adds `--info=progress2` (one whole-transfer progress line, rewritten with `\r`), for
+    /// `run-job` on a terminal.
+    pub progress: bool,
 }
 
 impl RsyncCommand {
@@ -51,11 +54,12 @@ impl RsyncCommand {
             dry_run: false,
             extra: Vec::new(),
             cancel_grace: DROP_GRACE,
+            progress: false,
         }
     }
 
     /// `opts`, `extra`, `--timeout=300` unless they set one ([`DEFAULT_IO_TIMEOUT`]),
-    /// [`--dry-run --itemize-changes`], [`-e RSH`], `--stats
+    /// [`--dry-run --itemize-changes`], [`--info=progress2`], [`-e RSH`], `--stats
     /// --no-human-readable`, `--`, source, dest.
     ///
     /// `--` (accepted by rsync 3.2.7's popt parser) guarantees that a source or dest starting
@@ -75,6 +79,9 @@ impl RsyncCommand {
         if self.dry_run {
             a.push("--dry-run".into());
             a.push("--itemize-changes".into());
+        }
+        if self.progress {
+            a.push("--info=progress2".into());
         }
         if let Some(rsh) = &self.rsh {
             a.push("-e".into());

@@ -234,25 +234,46 @@ fn push_tail(tail: &mut VecDeque<String>, line: &str) {
     tail.push_back(line.to_string());
 }
 
-/// Read `r` line by line (lossy UTF-8, `\r` and `\n` stripped) and send each line.
+/// Read `r` line by line (lossy UTF-8) and send each line. A line ends at `\n` or at `\r`
+/// (how `--info=progress2` rewrites its line in place, so each update arrives as it is
+/// printed); `\r\n` is one ending, and an empty segment before `\r` is dropped.
 fn reader<R: Read + Send + 'static>(r: R, which: Stream, tx: mpsc::Sender<(Stream, String)>) {
     std::thread::spawn(move || {
         let mut r = BufReader::new(r);
-        let mut buf = Vec::new();
+        let mut line = Vec::new();
+        let mut after_cr = false;
         loop {
-            buf.clear();
-            match r.read_until(b'\n', &mut buf) {
-                Ok(0) | Err(_) => break,
-                Ok(_) => {
-                    while matches!(buf.last(), Some(b'\n' | b'\r')) {
-                        buf.pop();
+            let n = match r.fill_buf() {
+                Ok([]) | Err(_) => break,
+                Ok(buf) => {
+                    for &b in buf {
+                        let end = match b {
+                            b'\n' => !std::mem::take(&mut after_cr) || !line.is_empty(),
+                            b'\r' => {
+                                after_cr = true;
+                                !line.is_empty()
+                            }
+                            _ => {
+                                after_cr = false;
+                                line.push(b);
+                                false
+                            }
+                        };
+                        if end {
+                            let l = String::from_utf8_lossy(&line).into_owned();
+                            line.clear();
+                            if tx.send((which, l)).is_err() {
+                                return;
+                            }
+                        }
                     }
-                    let line = String::from_utf8_lossy(&buf).into_owned();
-                    if tx.send((which, line)).is_err() {
-                        break;
-                    }
+                    buf.len()
                 }
-            }
+            };
+            r.consume(n);
+        }
+        if !line.is_empty() {
+            let _ = tx.send((which, String::from_utf8_lossy(&line).into_owned()));
         }
     });
 }

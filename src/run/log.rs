@@ -185,6 +185,8 @@ impl Observer for LogObserver {
                 stream,
                 line,
             } => match stream {
+                // Progress (`run-job` on a terminal) is drawn by the terminal, never logged.
+                Stream::Stdout if is_progress(line) => {}
                 // The --stats block is parsed into the sync summary; keep it out of the info log.
                 Stream::Stdout
                     if line.trim().is_empty() || RsyncStats::default().parse_line(line) =>
@@ -374,7 +376,8 @@ pub fn text(ev: &RunEvent) -> Option<String> {
             let line = line.rsplit('\r').next().unwrap_or_default().trim_end();
             if line.trim().is_empty()
                 || is_progress(line)
-                || (*stream == Stream::Stdout && RsyncStats::default().parse_line(line))
+                || (*stream == Stream::Stdout
+                    && (RsyncStats::default().parse_line(line) || is_stats_trailer(line)))
             {
                 return None;
             }
@@ -442,6 +445,13 @@ pub fn text(ev: &RunEvent) -> Option<String> {
             s
         }
     })
+}
+
+/// The lines of rsync's `--stats` block that [`RsyncStats`] does not keep.
+fn is_stats_trailer(line: &str) -> bool {
+    ["File list ", "sent ", "total size is ", "Total bytes "]
+        .iter()
+        .any(|p| line.starts_with(p))
 }
 
 /// True for a line of rsync's `--info=progress2` (or `--progress`) output:

@@ -51,6 +51,8 @@ pub struct RunOptions {
     pub trigger: Trigger,
     /// The schedule slot the run is for, when the daemon started it for one.
     pub slot: Option<jiff::Timestamp>,
+    /// Have rsync report its progress (`run-job` on a terminal).
+    pub progress: bool,
 }
 
 /// What every run of this process shares: its observers and the runs in progress.
@@ -102,6 +104,7 @@ pub fn run_job(
         waited: Duration::ZERO,
         syncs: Vec::new(),
         restore_points: Vec::new(),
+        progress: opts.progress,
     };
     let timed_out = AtomicBool::new(false);
     let result = timeout::bounded(plan.job.timeout, cancel, &timed_out, || {
@@ -155,6 +158,7 @@ struct Run<'a> {
     waited: Duration,
     syncs: Vec<SyncReport>,
     restore_points: Vec<String>,
+    progress: bool,
 }
 
 impl Run<'_> {
@@ -190,6 +194,7 @@ impl Run<'_> {
             run_id: &self.run_id,
             started: &self.started,
             dry_run,
+            progress: self.progress,
             cancel: self.cancel,
             events: &self.events,
         };
