@@ -303,3 +303,43 @@ fn on_a_terminal_run_job_shows_progress_and_a_summary() {
         "{screen}"
     );
 }
+
+#[test]
+fn the_terminal_summary_names_the_snapshot() {
+    let t = tmp();
+    let cfg = config(
+        &t,
+        JobBuilder::new("s")
+            .snapshot(&[("keep_last", "3")])
+            .sync(t.s("src/"), t.s("dst"), &["-a"]),
+        None,
+    );
+    let (screen, code) = on_a_terminal(&["-c", cfg.to_str().unwrap(), "run-job", "s"]);
+    assert_eq!(code, OK, "{screen}");
+    let id = screen
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("snapshot "))
+        .unwrap_or_else(|| panic!("no snapshot line in {screen}"));
+    assert!(t.p("dst").join(id).is_dir(), "{id} in {screen}");
+}
+
+#[test]
+fn a_daemon_run_writes_its_log_too() {
+    let t = tmp();
+    let cfg = config(
+        &t,
+        JobBuilder::new("boot")
+            .cron_schedule("@reboot")
+            .sync(t.s("src/"), t.s("dst/"), &["-a"]),
+        None,
+    );
+    let daemon = Bm::spawn(&cfg, &["daemon"]);
+    wait_until(LONG, "the daemon's run wrote its whole log", || {
+        logs_of(&t, "boot")
+            .first()
+            .is_some_and(|f| fs::read_to_string(f).is_ok_and(|s| s.contains("run ended: success")))
+    });
+    drop(daemon);
+    let text = fs::read_to_string(&logs_of(&t, "boot")[0]).unwrap();
+    assert!(text.contains("started (reboot)"), "{text}");
+}

@@ -410,3 +410,20 @@ pub fn run(
         }),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reader_ends_lines_at_cr_and_lf() {
+        let input = b"a\n\nb\r\n\r  1 10%\r  2 20%\n   3 100%\r\nlast".to_vec();
+        let (tx, rx) = mpsc::channel();
+        reader(std::io::Cursor::new(input), Stream::Stdout, tx);
+        let lines: Vec<String> = rx.iter().map(|(_, l)| l).collect();
+        assert_eq!(
+            lines,
+            ["a", "", "b", "  1 10%", "  2 20%", "   3 100%", "last"]
+        );
+    }
+}
