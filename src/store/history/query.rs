@@ -120,6 +120,22 @@ impl History {
         .map_err(|e| self.err(e))
     }
 
+    /// The newest run of `job` whose outcome is one of `outcomes`.
+    pub fn last_of(&self, job: &str, outcomes: &[&str]) -> Result<Option<RunRow>, HistoryError> {
+        let marks = vec!["?"; outcomes.len()].join(", ");
+        let sql = format!(
+            "SELECT {RUN_COLUMNS} FROM runs WHERE job = ? AND outcome IN ({marks})
+             ORDER BY started DESC, run_id DESC LIMIT 1"
+        );
+        let args = std::iter::once(job).chain(outcomes.iter().copied());
+        (|| {
+            let mut st = self.conn.prepare(&sql)?;
+            let mut rows = st.query_map(rusqlite::params_from_iter(args), run_row)?;
+            rows.next().transpose()
+        })()
+        .map_err(|e| self.err(e))
+    }
+
     /// One run with its steps; `None` if there is no such run.
     pub fn get(&self, run_id: &str) -> Result<Option<RunRow>, HistoryError> {
         (|| {
