@@ -212,7 +212,19 @@ fn after_a_reload_that_moves_pid_file_dir_run_job_and_status_use_the_daemons_dir
         r#"{"version":1,"jobs":{"slow":{"covered_until":"2000-01-01T00:00:00Z"}}}"#,
     )
     .unwrap();
+    // A registration left by a daemon that was killed: swept when a daemon starts.
+    let ghost = backupmanager_registration(&t.p("ghost.yaml"));
+    fs::create_dir_all(ghost.parent().unwrap()).unwrap();
+    let dead = serde_json::json!({
+        "pid": 4_194_999, "pid_start": 1, "boot_id": "x", "config": "g", "config_canonical": "g",
+        "pid_file_dir": "r", "state_dir": "s", "started": "2026-01-01T00:00:00Z", "runs": {}
+    });
+    fs::write(&ghost, dead.to_string()).unwrap();
     let d = daemon(&cfg);
+    assert!(
+        !ghost.exists(),
+        "a dead daemon's registration is swept at start"
+    );
     wait_until(
         Duration::from_secs(30),
         "the run to wait on the blocker",

@@ -169,7 +169,7 @@ pub fn run(config_path: &Path, notifier: Notifier) -> i32 {
         pid: me,
         pid_start: crate::sys::procfs::process_start(me).unwrap_or(0),
         boot_id: crate::sys::procfs::boot_id(),
-        config: config_path.to_path_buf(),
+        config: std::path::absolute(config_path).unwrap_or(config_path.to_path_buf()),
         config_canonical: live::canonical_config(config_path),
         pid_file_dir: config.pid_file_dir.clone(),
         state_dir: config.state_dir.clone(),
@@ -177,6 +177,7 @@ pub fn run(config_path: &Path, notifier: Notifier) -> i32 {
         runs: Default::default(),
     };
     let publisher = Publisher::new(config_path, &config.pid_file_dir);
+    publisher.sweep_dead();
     let mut d = Daemon {
         config_path: config_path.to_path_buf(),
         config,

@@ -146,6 +146,29 @@ impl Publisher {
         }
     }
 
+    /// Removes registrations of daemons that are gone (killed, or from another boot if the
+    /// registry survived): they are harmless, since readers check liveness, but they pile up.
+    /// Files that are not registrations are left alone.
+    pub fn sweep_dead(&self) {
+        let Some(dir) = self.paths[0].parent() else {
+            return;
+        };
+        let Ok(entries) = fs::read_dir(dir) else {
+            return;
+        };
+        for e in entries.flatten() {
+            let p = e.path();
+            let is_file = e.file_type().is_ok_and(|t| t.is_file());
+            if is_file && p.extension().is_some_and(|x| x == "json") {
+                if let Some(l) = read(&p) {
+                    if !l.alive() {
+                        let _ = fs::remove_file(&p);
+                    }
+                }
+            }
+        }
+    }
+
     /// Writes `live` unless it is what was written last. Errors are returned for the log; the
     /// next change tries again.
     pub fn publish(&mut self, live: &Live) -> Result<(), String> {

@@ -154,6 +154,8 @@ pub struct Check {
 
 /// Outcomes that count as a failed run for `last_failure`.
 const FAILURES: &[&str] = &["failed", "blocked", "interrupted"];
+/// How much of a failure's message a verdict quotes.
+const SHORT: usize = 80;
 /// At least this much margin on top of a schedule's interval.
 const MIN_MARGIN: SignedDuration = SignedDuration::from_hours(1);
 
@@ -195,7 +197,10 @@ pub fn judge(
             .lines()
             .next()
             .unwrap_or("");
-        format!("last run {} ({kind}): {msg}", f.outcome)
+        // The full message is in `last_failure`; the verdict stays one short line.
+        let short: String = msg.chars().take(SHORT).collect();
+        let more = if short.len() < msg.len() { "..." } else { "" };
+        format!("last run {} ({kind}): {short}{more}", f.outcome)
     };
     let Some(success) = last_success else {
         if tried {
