@@ -264,6 +264,9 @@ fn after_a_reload_that_moves_pid_file_dir_run_job_and_status_use_the_daemons_dir
     assert_eq!(st["daemon"]["process_id"], d.pid(), "{st}");
     assert_eq!(st["daemon"]["dirs_differ_from_config"], true, "{st}");
     assert_eq!(job_of(&st, "slow")["state"], "waiting", "{st}");
+    // Meeting the daemon's run lock is not a failure of the job.
+    assert!(job_of(&st, "slow")["last_failure"].is_null(), "{st}");
+    assert_eq!(job_of(&st, "slow")["check"], "ok", "{st}");
 
     // Broken on disk: still a status, from the registration, saying so.
     fs::write(&cfg, "jobs: [\n").unwrap();

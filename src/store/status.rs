@@ -152,8 +152,6 @@ pub struct Check {
     pub summary: String,
 }
 
-/// Outcomes that count as a failed run for `last_failure`.
-const FAILURES: &[&str] = &["failed", "blocked", "interrupted"];
 /// How much of a failure's message a verdict quotes.
 const SHORT: usize = 80;
 /// At least this much margin on top of a schedule's interval.
@@ -318,18 +316,25 @@ pub fn snapshot(
             error: r.error,
             exit_code: r.exit_code,
         };
-        let mut read = |outcomes: &[&str]| match &history {
-            Some(h) => match h.last_of(&id, outcomes) {
-                Ok(r) => r.map(summary),
-                Err(e) => {
-                    history_error.get_or_insert(e.to_string());
-                    None
+        let mut read = |failure: bool| match &history {
+            Some(h) => {
+                let row = if failure {
+                    h.last_failure(&id)
+                } else {
+                    h.last_of(&id, &["success"])
+                };
+                match row {
+                    Ok(r) => r.map(summary),
+                    Err(e) => {
+                        history_error.get_or_insert(e.to_string());
+                        None
+                    }
                 }
-            },
+            }
             None => None,
         };
-        let last_success = read(&["success"]);
-        let last_failure = read(FAILURES);
+        let last_success = read(false);
+        let last_failure = read(true);
         let tried = last_failure.is_some() || js.runs > 0;
         let allow = job
             .filter(|j| j.enabled)
