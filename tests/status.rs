@@ -193,6 +193,19 @@ fn a_broken_config_without_a_daemon_is_unknown() {
     assert_eq!(code, 78);
 }
 
+#[test]
+fn an_unreadable_history_is_unknown() {
+    let t = tmp();
+    let cfg = config(&t, &[&job(&t, "good")]);
+    fs::create_dir_all(t.p("state")).unwrap();
+    fs::write(t.p("state/history.sqlite"), vec![b'x'; 4096]).unwrap();
+    let (code, line) = check(&cfg);
+    assert_eq!(code, 3, "{line}");
+    assert!(line.contains("cannot read the run history"), "{line}");
+    let st = status_json(&cfg);
+    assert!(st["history_error"].is_string(), "{st}");
+}
+
 /// Hardening item 7, finished: after a reload that moves `pid_file_dir`, `run-job` and
 /// `status` find the daemon through its registration and use its directories: `run-job` meets
 /// the run lock the daemon's run holds, `status` sees the daemon and what its run waits on.
