@@ -67,12 +67,32 @@ pub enum Command {
         #[arg(long)]
         no_wait: bool,
     },
-    /// Show whether the daemon runs and, per job: schedule, next run, last result, run counts,
-    /// and whether a run is in progress right now.
+    /// Show whether the daemon runs and, per job: schedule, next run, what it does now (idle,
+    /// waiting on a lock, running), last success and last failure (from the run history), and
+    /// whether it is overdue.
+    ///
+    /// The daemon is found through its registration (/run/backupmanager/daemons/, keyed by the
+    /// config path), so a daemon still using an older pid_file_dir is seen, and a broken config
+    /// file still gets a status (from the daemon's state; it says the config is invalid).
+    ///
+    /// Overdue: no success within `alert_after`, else within the gap between two slots of the
+    /// schedule plus half of it (at least 1h).
+    ///
+    /// --check prints one line and exits like a monitoring plugin: 0 OK; 1 WARNING (a job
+    /// overdue by less than twice its allowance, or its last run failed while an older success
+    /// is still within the allowance); 2 CRITICAL (overdue by twice the allowance or more, a job
+    /// that ran but never succeeded, or the daemon not running while jobs are enabled);
+    /// 3 UNKNOWN (the config or the run history cannot be read).
     Status {
+        /// Only these jobs (default: all).
+        #[arg(value_name = "JOB_ID")]
+        jobs: Vec<String>,
         /// Output format: readable text or one JSON document.
         #[arg(long, value_enum, default_value_t = Format::Text)]
         format: Format,
+        /// Print one summary line and exit 0/1/2/3 (OK/WARNING/CRITICAL/UNKNOWN).
+        #[arg(long)]
+        check: bool,
     },
     /// List recorded runs, newest first: time, run id, job, outcome, duration, files and
     /// bytes transferred, and a short error.

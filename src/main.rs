@@ -28,7 +28,11 @@ fn main() {
         }
     }
     let code = match &cli.command {
-        Command::Status { format } => commands::status::run(&cli.config, *format),
+        Command::Status {
+            jobs,
+            format,
+            check,
+        } => commands::status::run(&cli.config, *format, jobs, *check),
         Command::Schema => {
             let schema = backupmanager::config::reference::json_schema();
             println!(

@@ -14,6 +14,7 @@ use std::path::Path;
 
 use crate::config::{self, Config};
 use crate::exit;
+use crate::store::live::{self, Live};
 
 /// Loads the config, or prints every diagnostic and returns the exit code for an invalid one.
 pub fn load_valid(path: &Path, doing: &str) -> Result<Config, i32> {
@@ -41,4 +42,34 @@ pub fn unknown_job(path: &Path, config: &Config, id: &str) -> i32 {
         known.join(", ")
     );
     exit::USAGE
+}
+
+/// The live daemon registered for `path` (see [`crate::store::live`]). When it uses other
+/// `pid_file_dir`/`state_dir` than `config` now says (the file was edited, the daemon not yet
+/// restarted), `config` takes the daemon's, so run locks and state are the ones it uses.
+pub fn adopt_daemon_dirs(path: &Path, config: &mut Config) -> Option<Live> {
+    let live = live::find(path)?;
+    if note_daemon_dirs(&live, config) {
+        config.pid_file_dir = live.pid_file_dir.clone();
+        config.state_dir = live.state_dir.clone();
+    }
+    Some(live)
+}
+
+/// Says on stderr when the live daemon uses other directories than `config` says; returns
+/// whether it does.
+pub fn note_daemon_dirs(live: &Live, config: &Config) -> bool {
+    let differ = live.pid_file_dir != config.pid_file_dir || live.state_dir != config.state_dir;
+    if differ {
+        eprintln!(
+            "note: the running daemon (pid {}) uses pid_file_dir {} and state_dir {} until it \
+             restarts (the configuration now says {} and {}); using the daemon's",
+            live.pid,
+            live.pid_file_dir.display(),
+            live.state_dir.display(),
+            config.pid_file_dir.display(),
+            config.state_dir.display()
+        );
+    }
+    differ
 }

@@ -16,13 +16,15 @@ use crate::store::history::Recorder;
 const HISTORY_CLOSE: Duration = Duration::from_secs(15);
 
 pub fn run(path: &Path, id: &str, mut opts: RunOptions, format: LogFormat) -> i32 {
-    let config = match super::load_valid(path, "nothing was run") {
+    let mut config = match super::load_valid(path, "nothing was run") {
         Ok(c) => c,
         Err(code) => return code,
     };
     if config.job(id).is_none() {
         return super::unknown_job(path, &config, id);
     }
+    // A daemon still running on an older pid_file_dir: take the run lock its runs take.
+    super::adopt_daemon_dirs(path, &mut config);
     let plan = match plan::build(config) {
         Ok(p) => p,
         Err(e) => {

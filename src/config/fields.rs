@@ -170,6 +170,7 @@ pub static JOB: Section = Section {
         req("syncs", Ty::List(&SYNC), "What to copy: one rsync per entry, in order. A failed sync stops the run."),
         f("max_wait", Ty::Duration, None, "Give up after waiting this long for blockers: the run ends as blocked (exit 75). Default: wait as long as it takes."),
         f("timeout", Ty::Duration, None, "End a run that has not finished this long after it started (waiting included): rsync is stopped, locks are released, and the run fails naming what it was doing. Default: no limit (rsync's own `--timeout` still ends a stalled transfer)."),
+        f("alert_after", Ty::Duration, None, "`status` calls the job overdue when its last success is older than this. Default: the gap between two slots of its schedule plus half of it (at least 1h); a job without a time schedule (`@reboot`) is then never overdue."),
         f("retries", Ty::Int(0, 100), Some("2"), "How many times a sync is retried after a transient rsync failure (exit codes 5, 10, 12, 30, 35, 255), with backoff."),
         f("lock_heartbeat", Ty::Duration, Some("60s"), "How often the mtime of each held lock file is refreshed while the job runs."),
         f("stale_after", Ty::Duration, Some("10m"), "The lease written into this job's lock records: a lock whose owner cannot be checked directly (another machine) is abandoned when not refreshed for this long. Must exceed twice `lock_heartbeat`."),

@@ -92,6 +92,9 @@ pub struct Job {
     pub max_wait: Option<Duration>,
     /// End a run that has not finished this long after it started; `None`: no limit.
     pub timeout: Option<Duration>,
+    /// `status` calls the job overdue when its last success is older than this; `None`: derived
+    /// from the schedule.
+    pub alert_after: Option<Duration>,
     /// How many times a sync that failed transiently is retried.
     pub retries: u32,
     /// How often a held lock file's mtime is refreshed.

@@ -45,6 +45,7 @@ use crate::plan::{self, Plan};
 use crate::run::{self, log::LogObserver, RunContext, RunOptions, RunOutcome, Trigger};
 use crate::schedule::{format::rfc3339, plan as due_plan};
 use crate::store::history::Recorder;
+use crate::store::live::{self, Doing, Live, LiveRun, Publisher};
 use crate::store::state::{self, LastRun, State};
 use notify::Notifier;
 use pidfile::PidFile;
@@ -76,8 +77,10 @@ struct Running {
     started: Timestamp,
     /// Slots skipped because this run was still going.
     skipped: u64,
-    /// What the run is waiting for, while it waits.
-    waiting: Option<String>,
+    /// Its run id, once an event names it.
+    run_id: Option<String>,
+    /// What it is doing now (published in the live state; the status line shows a wait).
+    doing: Doing,
 }
 
 struct Daemon {
@@ -94,6 +97,9 @@ struct Daemon {
     tx: Sender<Event>,
     notifier: Notifier,
     last_status: String,
+    /// The live state's fixed part (pid, config, dirs); `runs` is filled from `running`.
+    live: Live,
+    publisher: Publisher,
 }
 
 /// Runs the daemon until SIGTERM/SIGINT. Returns the process exit code.
@@ -159,6 +165,20 @@ pub fn run(config_path: &Path, notifier: Notifier) -> i32 {
     // The history stays in the state_dir the daemon started with (like state.json).
     let history = Arc::new(Recorder::start(&config.state_dir));
     let run_logs = Arc::new(crate::run::runlog::RunLogs::start(&config.state_dir));
+    let me = std::process::id();
+    let live = Live {
+        pid: me,
+        pid_start: crate::sys::procfs::process_start(me).unwrap_or(0),
+        boot_id: crate::sys::procfs::boot_id(),
+        config: std::path::absolute(config_path).unwrap_or(config_path.to_path_buf()),
+        config_canonical: live::canonical_config(config_path),
+        pid_file_dir: config.pid_file_dir.clone(),
+        state_dir: config.state_dir.clone(),
+        started: rfc3339(Timestamp::now(), &config.timezone.tz),
+        runs: Default::default(),
+    };
+    let publisher = Publisher::new(config_path, &config.pid_file_dir);
+    publisher.sweep_dead();
     let mut d = Daemon {
         config_path: config_path.to_path_buf(),
         config,
@@ -171,6 +191,8 @@ pub fn run(config_path: &Path, notifier: Notifier) -> i32 {
         tx,
         notifier,
         last_status: String::new(),
+        live,
+        publisher,
     };
     info!(
         phase = "start",
@@ -220,6 +242,7 @@ impl Daemon {
             }
         }
         self.save_state();
+        self.publish();
         let status = self.status_line();
         self.notifier.ready(&status);
         self.last_status = status;
@@ -302,6 +325,7 @@ impl Daemon {
             }
         }
         self.save_state();
+        self.publisher.remove();
         self.history.close(Duration::from_secs(5));
         info!(phase = "stop", "daemon stopped");
         exit::OK
@@ -415,9 +439,13 @@ impl Daemon {
                         handle,
                         started: Timestamp::now(),
                         skipped: 0,
-                        waiting: None,
+                        run_id: None,
+                        doing: Doing::Starting {
+                            since: rfc3339(Timestamp::now(), self.tz()),
+                        },
                     },
                 );
+                self.publish();
             }
             Err(e) => error!(job_id = %id, "cannot start a thread for the run: {e}"),
         }
@@ -445,6 +473,7 @@ impl Daemon {
             duration_ms: o.duration.as_millis() as u64,
         });
         self.save_state();
+        self.publish();
     }
 
     fn reload(&mut self) {
@@ -478,8 +507,9 @@ impl Daemon {
                         phase = "reload",
                         "pid_file_dir and state_dir changes take effect at the next restart: until \
                          then this daemon keeps its pid file, run locks and ssh sockets in {} and \
-                         its state in {} (the configuration now says {} and {}, where `status` \
-                         and `run-job` will look); restart the daemon to move them",
+                         its state in {} (the configuration now says {} and {}; `status` and \
+                         `run-job` find this daemon's through its registration); restart the \
+                         daemon to move them",
                         self.config.pid_file_dir.display(),
                         self.config.state_dir.display(),
                         new.pid_file_dir.display(),
@@ -563,9 +593,9 @@ impl Daemon {
             let mut names: Vec<String> = self
                 .running
                 .iter()
-                .map(|(id, r)| match &r.waiting {
-                    Some(w) => format!("{id} (waiting: {w})"),
-                    None => id.clone(),
+                .map(|(id, r)| match &r.doing {
+                    Doing::Waiting { reason, .. } => format!("{id} (waiting: {reason})"),
+                    _ => id.clone(),
                 })
                 .collect();
             names.sort();
@@ -576,15 +606,42 @@ impl Daemon {
 
     /// A run's event: keep what the status line needs, then hand it to every observer.
     fn run_event(&mut self, ev: &RunEvent) {
+        let tz = self.config.timezone.tz.clone();
+        let mut changed = false;
         if let Some(r) = self.running.get_mut(&ev.job) {
-            match &ev.kind {
-                EventKind::Waiting { reason, .. } => r.waiting = Some(reason.clone()),
-                EventKind::LockTaken { .. } | EventKind::SyncStarted { .. } => r.waiting = None,
-                _ => {}
+            if r.run_id.as_deref() != Some(ev.run_id.as_str()) {
+                r.run_id = Some(ev.run_id.clone());
+                changed = true;
             }
+            if let Some(doing) = doing_after(&r.doing, ev, &tz) {
+                r.doing = doing;
+                changed = true;
+            }
+        }
+        if changed {
+            self.publish();
         }
         for o in &self.observers {
             o.on_event(ev);
+        }
+    }
+
+    /// Rewrites the live state (both places) if it changed.
+    fn publish(&mut self) {
+        self.live.runs = self
+            .running
+            .iter()
+            .map(|(id, r)| {
+                let run = LiveRun {
+                    run_id: r.run_id.clone(),
+                    started: rfc3339(r.started, self.tz()),
+                    doing: r.doing.clone(),
+                };
+                (id.clone(), run)
+            })
+            .collect();
+        if let Err(e) = self.publisher.publish(&self.live) {
+            warn!("live state: {e}");
         }
     }
 
@@ -604,4 +661,62 @@ impl Daemon {
             );
         }
     }
+}
+
+/// What a run does after `ev`, if that changed: a wait (with its lock and holder), holding its
+/// locks, or a sync. Output lines, refreshes and the like change nothing.
+fn doing_after(now: &Doing, ev: &RunEvent, tz: &jiff::tz::TimeZone) -> Option<Doing> {
+    let since = rfc3339(ev.at, tz);
+    let next = match &ev.kind {
+        EventKind::Waiting {
+            reason,
+            lock,
+            holder,
+            ..
+        } => {
+            let lock = lock.as_ref().map(|l| format!("{} on {}", l.path, l.host));
+            if let Doing::Waiting {
+                reason: r,
+                lock: l,
+                holder: h,
+                ..
+            } = now
+            {
+                // The same wait, re-reported: keep when it began.
+                if (r, l, h) == (reason, &lock, holder) {
+                    return None;
+                }
+            }
+            Doing::Waiting {
+                reason: reason.clone(),
+                lock,
+                holder: holder.clone(),
+                since,
+            }
+        }
+        EventKind::LockTaken { .. } | EventKind::SyncDone { .. } => {
+            if matches!(now, Doing::Running { .. }) {
+                return None;
+            }
+            Doing::Running { since }
+        }
+        EventKind::SyncStarted {
+            index,
+            source,
+            dest,
+            ..
+        } => {
+            if matches!(now, Doing::Syncing { index: i, .. } if i == index) {
+                return None;
+            }
+            Doing::Syncing {
+                index: *index,
+                source: source.clone(),
+                dest: dest.clone(),
+                since,
+            }
+        }
+        _ => return None,
+    };
+    Some(next)
 }

@@ -6,6 +6,7 @@
 //! <pid_file_dir>/backupmanager.pid     the daemon's pid file (flock while it runs)
 //! <pid_file_dir>/jobs/<job id>.run     a job's run lock (flock while a run of it goes)
 //! <pid_file_dir>/ssh/                  ControlMaster sockets (0700)
+//! <pid_file_dir>/daemon.json           the daemon's live state (`store::live`)
 //! ```
 //!
 //! Why the rules: another user who creates `pid_file_dir` or `state_dir` first (both are often
@@ -39,6 +40,11 @@ impl RuntimeDir {
 
     pub fn pid_file(&self) -> PathBuf {
         self.root.join("backupmanager.pid")
+    }
+
+    /// The daemon's live state ([`crate::store::live`]), next to its pid file.
+    pub fn live_file(&self) -> PathBuf {
+        self.root.join("daemon.json")
     }
 
     pub fn jobs_dir(&self) -> PathBuf {
@@ -107,6 +113,26 @@ pub fn open_no_follow(path: &Path) -> io::Result<fs::File> {
         .mode(0o644)
         .custom_flags(nix::libc::O_NOFOLLOW)
         .open(path)
+}
+
+/// Replaces `path` with `bytes` atomically: written to `<path>.tmp` (opened with `O_NOFOLLOW`,
+/// truncated, `mode`), synced, renamed over `path`. The caller has checked the directory with
+/// [`ensure_private_dir`], so nobody else can plant anything at the temporary name.
+pub fn write_atomic(path: &Path, bytes: &[u8], mode: u32) -> io::Result<()> {
+    use std::io::Write;
+    let mut tmp = path.as_os_str().to_owned();
+    tmp.push(".tmp");
+    let tmp = PathBuf::from(tmp);
+    let mut f = fs::File::options()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(mode)
+        .custom_flags(nix::libc::O_NOFOLLOW)
+        .open(&tmp)?;
+    f.write_all(bytes)?;
+    f.sync_all()?;
+    fs::rename(&tmp, path)
 }
 
 /// Makes sure `dir` is a directory this process may trust with files it writes as its user:

@@ -260,6 +260,9 @@ impl JobBuilder {
     pub fn max_wait(self, d: &str) -> Self {
         self.set("max_wait", d)
     }
+    pub fn alert_after(self, d: &str) -> Self {
+        self.set("alert_after", d)
+    }
     pub fn timeout(self, d: &str) -> Self {
         self.set("timeout", d)
     }

@@ -26,6 +26,7 @@ pub(super) struct Entries {
 struct Limits {
     max_wait: Option<Duration>,
     timeout: Option<Duration>,
+    alert_after: Option<Duration>,
     retries: u32,
     lock_heartbeat: Duration,
     stale_after: Duration,
@@ -110,6 +111,7 @@ impl Decoder {
             syncs: entries.syncs,
             max_wait: limits.max_wait,
             timeout: limits.timeout,
+            alert_after: limits.alert_after,
             retries: limits.retries,
             lock_heartbeat: limits.lock_heartbeat,
             stale_after: limits.stale_after,
@@ -323,6 +325,9 @@ impl Decoder {
         let timeout = f
             .get("timeout")
             .and_then(|n| self.positive_duration(n, &format!("{path}.timeout")));
+        let alert_after = f
+            .get("alert_after")
+            .and_then(|n| self.positive_duration(n, &format!("{path}.alert_after")));
         let default_retries = fields::default_int(&JOB, "retries") as u32;
         let retries = match f.get("retries") {
             None => default_retries,
@@ -360,6 +365,7 @@ impl Decoder {
         Limits {
             max_wait,
             timeout,
+            alert_after,
             retries,
             lock_heartbeat,
             stale_after,

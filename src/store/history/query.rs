@@ -120,6 +120,42 @@ impl History {
         .map_err(|e| self.err(e))
     }
 
+    /// The newest run of `job` whose outcome is one of `outcomes`.
+    pub fn last_of(&self, job: &str, outcomes: &[&str]) -> Result<Option<RunRow>, HistoryError> {
+        let marks = vec!["?"; outcomes.len()].join(", ");
+        let sql = format!(
+            "SELECT {RUN_COLUMNS} FROM runs WHERE job = ? AND outcome IN ({marks})
+             ORDER BY started DESC, run_id DESC LIMIT 1"
+        );
+        let args = std::iter::once(job).chain(outcomes.iter().copied());
+        (|| {
+            let mut st = self.conn.prepare(&sql)?;
+            let mut rows = st.query_map(rusqlite::params_from_iter(args), run_row)?;
+            rows.next().transpose()
+        })()
+        .map_err(|e| self.err(e))
+    }
+
+    /// The newest failure of `job` (`failed`, `blocked`, `interrupted`), except a `blocked`
+    /// run that started while another run of the job was going: that one met the run lock
+    /// (a `run-job` while the daemon runs it), which says nothing about the backups.
+    pub fn last_failure(&self, job: &str) -> Result<Option<RunRow>, HistoryError> {
+        let sql = format!(
+            "SELECT {RUN_COLUMNS} FROM runs r
+             WHERE job = ?1 AND outcome IN ('failed', 'blocked', 'interrupted')
+               AND NOT (outcome = 'blocked' AND EXISTS (
+                   SELECT 1 FROM runs o WHERE o.job = r.job AND o.run_id <> r.run_id
+                     AND o.started <= r.started AND (o.finished IS NULL OR o.finished >= r.started)))
+             ORDER BY started DESC, run_id DESC LIMIT 1"
+        );
+        (|| {
+            let mut st = self.conn.prepare(&sql)?;
+            let mut rows = st.query_map([job], run_row)?;
+            rows.next().transpose()
+        })()
+        .map_err(|e| self.err(e))
+    }
+
     /// One run with its steps; `None` if there is no such run.
     pub fn get(&self, run_id: &str) -> Result<Option<RunRow>, HistoryError> {
         (|| {
