@@ -120,38 +120,58 @@ impl History {
         .map_err(|e| self.err(e))
     }
 
-    /// The newest run of `job` whose outcome is one of `outcomes`.
+    /// The newest run of `job` whose outcome is one of `outcomes`: one index seek per outcome
+    /// (`runs_by_job_outcome`), the newest of those wins.
     pub fn last_of(&self, job: &str, outcomes: &[&str]) -> Result<Option<RunRow>, HistoryError> {
-        let marks = vec!["?"; outcomes.len()].join(", ");
         let sql = format!(
-            "SELECT {RUN_COLUMNS} FROM runs WHERE job = ? AND outcome IN ({marks})
+            "SELECT {RUN_COLUMNS} FROM runs WHERE job = ?1 AND outcome = ?2
              ORDER BY started DESC, run_id DESC LIMIT 1"
         );
-        let args = std::iter::once(job).chain(outcomes.iter().copied());
-        (|| {
-            let mut st = self.conn.prepare(&sql)?;
-            let mut rows = st.query_map(rusqlite::params_from_iter(args), run_row)?;
-            rows.next().transpose()
-        })()
-        .map_err(|e| self.err(e))
+        self.newest_of(&sql, job, outcomes)
     }
 
     /// The newest failure of `job` (`failed`, `blocked`, `interrupted`), except a `blocked`
     /// run that started while another run of the job was going: that one met the run lock
-    /// (a `run-job` while the daemon runs it), which says nothing about the backups.
+    /// (a `run-job` while the daemon runs it), which says nothing about the backups. Runs of
+    /// one job on one host never overlap otherwise (the run lock), so the only run to look at
+    /// is the one that started last before it.
     pub fn last_failure(&self, job: &str) -> Result<Option<RunRow>, HistoryError> {
         let sql = format!(
             "SELECT {RUN_COLUMNS} FROM runs r
-             WHERE job = ?1 AND outcome IN ('failed', 'blocked', 'interrupted')
+             WHERE job = ?1 AND outcome = ?2
                AND NOT (outcome = 'blocked' AND EXISTS (
-                   SELECT 1 FROM runs o WHERE o.job = r.job AND o.run_id <> r.run_id
-                     AND o.started <= r.started AND (o.finished IS NULL OR o.finished >= r.started)))
+                   SELECT 1 FROM runs o WHERE o.run_id = (
+                       SELECT p.run_id FROM runs p
+                       WHERE p.job = r.job AND p.run_id <> r.run_id AND p.started <= r.started
+                       ORDER BY p.started DESC, p.run_id DESC LIMIT 1)
+                     AND (o.finished IS NULL OR o.finished >= r.started)))
              ORDER BY started DESC, run_id DESC LIMIT 1"
         );
+        self.newest_of(&sql, job, &["failed", "blocked", "interrupted"])
+    }
+
+    /// Runs `sql` (parameters: job, outcome) once per outcome; the newest row wins.
+    fn newest_of(
+        &self,
+        sql: &str,
+        job: &str,
+        outcomes: &[&str],
+    ) -> Result<Option<RunRow>, HistoryError> {
         (|| {
-            let mut st = self.conn.prepare(&sql)?;
-            let mut rows = st.query_map([job], run_row)?;
-            rows.next().transpose()
+            let mut st = self.conn.prepare(sql)?;
+            // (started in ms, run id) orders runs as the queries do.
+            let mut best: Option<((i64, String), RunRow)> = None;
+            for outcome in outcomes {
+                let mut rows = st.query_map([job, outcome], |r| {
+                    Ok(((r.get::<_, i64>("started")?, r.get("run_id")?), run_row(r)?))
+                })?;
+                if let Some((key, row)) = rows.next().transpose()? {
+                    if best.as_ref().is_none_or(|(k, _)| key > *k) {
+                        best = Some((key, row));
+                    }
+                }
+            }
+            Ok(best.map(|(_, row)| row))
         })()
         .map_err(|e| self.err(e))
     }
