@@ -210,6 +210,10 @@ pub enum Command {
         #[arg(value_enum, value_name = "SHELL")]
         shell: clap_complete::Shell,
     },
+    /// Print the job ids of the config, one a line, for shell completion (nothing, and exit 0,
+    /// when the config cannot be read).
+    #[command(name = "__complete-jobs", hide = true)]
+    CompleteJobs,
     /// Generated references, for the docs and the package build.
     #[command(hide = true)]
     Reference {

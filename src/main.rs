@@ -74,6 +74,7 @@ fn main() {
             }
             0
         }
+        Command::CompleteJobs => commands::reference::print_job_ids(&cli.config),
         Command::Daemon => {
             backupmanager::daemon::run(&cli.config, notifier.expect("set for daemon"))
         }
