@@ -123,7 +123,10 @@ mod tests {
                     |r| r.get(0),
                 )
                 .unwrap();
-            assert_eq!(idx, 3);
+            assert_eq!(
+                idx, 4,
+                "runs_by_started, runs_by_job, runs_running, runs_by_job_outcome"
+            );
         }
         let mut c = Connection::open_in_memory().unwrap();
         c.pragma_update(None, "user_version", current() + 1)
