@@ -24,7 +24,9 @@
 //! waits, and on what). At start and once a day the history is swept and trimmed.
 
 pub mod notify;
+mod observe;
 pub mod pidfile;
+mod reload;
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -39,13 +41,13 @@ use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
 use tracing::{error, info, warn};
 
 use crate::config::{self, Config};
-use crate::events::{EventKind, Observer, RunEvent};
+use crate::events::{Observer, RunEvent};
 use crate::exit;
 use crate::plan::{self, Plan};
 use crate::run::{self, log::LogObserver, RunContext, RunOptions, RunOutcome, Trigger};
 use crate::schedule::{format::rfc3339, plan as due_plan};
 use crate::store::history::Recorder;
-use crate::store::live::{self, Doing, Live, LiveRun, Publisher};
+use crate::store::live::{self, Doing, Live, Publisher};
 use crate::store::state::{self, LastRun, State};
 use notify::Notifier;
 use pidfile::PidFile;
@@ -476,99 +478,6 @@ impl Daemon {
         self.publish();
     }
 
-    fn reload(&mut self) {
-        self.notifier.reloading();
-        info!(
-            phase = "reload",
-            "SIGHUP: re-reading {}",
-            self.config_path.display()
-        );
-        let loaded = config::load(&self.config_path);
-        for d in &loaded.diagnostics {
-            log_diagnostic(d);
-        }
-        match loaded.config {
-            None => error!(
-                phase = "reload",
-                "{}: invalid: {} error(s); keeping the running configuration",
-                self.config_path.display(),
-                loaded.errors()
-            ),
-            Some(mut new) => {
-                // The pid file cannot move while we run, so neither may what it vouches for:
-                // run locks, ssh sockets (under pid_file_dir) and state.json stay where this
-                // daemon started until it restarts. Building the new plan on the new dirs
-                // moved run locks and state at once, so `status` saw no daemon and `run-job`
-                // could start a second copy of a job the daemon was running.
-                if new.pid_file_dir != self.config.pid_file_dir
-                    || new.state_dir != self.config.state_dir
-                {
-                    warn!(
-                        phase = "reload",
-                        "pid_file_dir and state_dir changes take effect at the next restart: until \
-                         then this daemon keeps its pid file, run locks and ssh sockets in {} and \
-                         its state in {} (the configuration now says {} and {}; `status` and \
-                         `run-job` find this daemon's through its registration); restart the \
-                         daemon to move them",
-                        self.config.pid_file_dir.display(),
-                        self.config.state_dir.display(),
-                        new.pid_file_dir.display(),
-                        new.state_dir.display()
-                    );
-                    new.pid_file_dir = self.config.pid_file_dir.clone();
-                    new.state_dir = self.config.state_dir.clone();
-                }
-                let plan = match plan::build(new) {
-                    Ok(p) => Arc::new(p),
-                    Err(e) => {
-                        error!(
-                            phase = "reload",
-                            "{}: {e}; keeping the running configuration",
-                            self.config_path.display()
-                        );
-                        let status = self.status_line();
-                        self.notifier.ready(&status);
-                        self.last_status = status;
-                        return;
-                    }
-                };
-                let new = &*plan.config;
-                let old: Vec<&str> = self.config.jobs.iter().map(|j| j.id.as_str()).collect();
-                let added: Vec<String> = new
-                    .jobs
-                    .iter()
-                    .filter(|j| !old.contains(&j.id.as_str()))
-                    .map(|j| j.id.clone())
-                    .collect();
-                let removed: Vec<String> = old
-                    .iter()
-                    .filter(|id| new.job(id).is_none())
-                    .map(|s| s.to_string())
-                    .collect();
-                let now = Timestamp::now();
-                for job in new.jobs.iter().filter(|j| j.enabled) {
-                    let js = self.state.jobs.entry(job.id.clone()).or_default();
-                    if js.covered_until().is_none() {
-                        js.covered_until = Some(now.to_string());
-                    }
-                }
-                self.config = Arc::clone(&plan.config);
-                self.plan = plan;
-                info!(
-                    phase = "reload",
-                    "configuration reloaded: {} job(s); added: [{}]; removed: [{}]",
-                    self.config.jobs.len(),
-                    added.join(", "),
-                    removed.join(", ")
-                );
-                self.save_state();
-            }
-        }
-        let status = self.status_line();
-        self.notifier.ready(&status);
-        self.last_status = status;
-    }
-
     /// The next slot of any enabled job, and whose it is.
     fn next_job(&self, now: Timestamp) -> Option<(Timestamp, &str)> {
         self.config
@@ -583,76 +492,6 @@ impl Daemon {
             .min()
     }
 
-    fn status_line(&self) -> String {
-        let next = self.next_job(Timestamp::now());
-        let mut s = match next {
-            Some((t, id)) => format!("next: {id} at {}", rfc3339(t, self.tz())),
-            None => "no scheduled jobs".into(),
-        };
-        if !self.running.is_empty() {
-            let mut names: Vec<String> = self
-                .running
-                .iter()
-                .map(|(id, r)| match &r.doing {
-                    Doing::Waiting { reason, .. } => format!("{id} (waiting: {reason})"),
-                    _ => id.clone(),
-                })
-                .collect();
-            names.sort();
-            s.push_str(&format!("; running: {}", names.join(", ")));
-        }
-        s
-    }
-
-    /// A run's event: keep what the status line needs, then hand it to every observer.
-    fn run_event(&mut self, ev: &RunEvent) {
-        let tz = self.config.timezone.tz.clone();
-        let mut changed = false;
-        if let Some(r) = self.running.get_mut(&ev.job) {
-            if r.run_id.as_deref() != Some(ev.run_id.as_str()) {
-                r.run_id = Some(ev.run_id.clone());
-                changed = true;
-            }
-            if let Some(doing) = doing_after(&r.doing, ev, &tz) {
-                r.doing = doing;
-                changed = true;
-            }
-        }
-        if changed {
-            self.publish();
-        }
-        for o in &self.observers {
-            o.on_event(ev);
-        }
-    }
-
-    /// Rewrites the live state (both places) if it changed.
-    fn publish(&mut self) {
-        self.live.runs = self
-            .running
-            .iter()
-            .map(|(id, r)| {
-                let run = LiveRun {
-                    run_id: r.run_id.clone(),
-                    started: rfc3339(r.started, self.tz()),
-                    doing: r.doing.clone(),
-                };
-                (id.clone(), run)
-            })
-            .collect();
-        if let Err(e) = self.publisher.publish(&self.live) {
-            warn!("live state: {e}");
-        }
-    }
-
-    fn update_status(&mut self) {
-        let s = self.status_line();
-        if s != self.last_status {
-            self.notifier.status(&s);
-            self.last_status = s;
-        }
-    }
-
     fn save_state(&self) {
         if let Err(e) = state::save(&self.config.state_dir, &self.state) {
             error!(
@@ -661,62 +500,4 @@ impl Daemon {
             );
         }
     }
-}
-
-/// What a run does after `ev`, if that changed: a wait (with its lock and holder), holding its
-/// locks, or a sync. Output lines, refreshes and the like change nothing.
-fn doing_after(now: &Doing, ev: &RunEvent, tz: &jiff::tz::TimeZone) -> Option<Doing> {
-    let since = rfc3339(ev.at, tz);
-    let next = match &ev.kind {
-        EventKind::Waiting {
-            reason,
-            lock,
-            holder,
-            ..
-        } => {
-            let lock = lock.as_ref().map(|l| format!("{} on {}", l.path, l.host));
-            if let Doing::Waiting {
-                reason: r,
-                lock: l,
-                holder: h,
-                ..
-            } = now
-            {
-                // The same wait, re-reported: keep when it began.
-                if (r, l, h) == (reason, &lock, holder) {
-                    return None;
-                }
-            }
-            Doing::Waiting {
-                reason: reason.clone(),
-                lock,
-                holder: holder.clone(),
-                since,
-            }
-        }
-        EventKind::LockTaken { .. } | EventKind::SyncDone { .. } => {
-            if matches!(now, Doing::Running { .. }) {
-                return None;
-            }
-            Doing::Running { since }
-        }
-        EventKind::SyncStarted {
-            index,
-            source,
-            dest,
-            ..
-        } => {
-            if matches!(now, Doing::Syncing { index: i, .. } if i == index) {
-                return None;
-            }
-            Doing::Syncing {
-                index: *index,
-                source: source.clone(),
-                dest: dest.clone(),
-                since,
-            }
-        }
-        _ => return None,
-    };
-    Some(next)
 }
