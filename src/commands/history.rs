@@ -10,7 +10,7 @@ use std::time::Duration;
 use jiff::tz::TimeZone;
 use jiff::Timestamp;
 
-use super::snapshots::human_size;
+use super::terminal::human_bytes;
 use crate::cli::Format;
 use crate::config::{self, duration};
 use crate::exit;
@@ -206,7 +206,7 @@ fn short(s: &str, max: usize) -> String {
 /// One line per run: time, run id, job, outcome, duration, files/bytes, short error.
 fn line(r: &RunRow, tz: &TimeZone) -> String {
     let moved = match (r.files, r.bytes) {
-        (Some(f), Some(b)) => format!("{f} files, {}", human_size(b.max(0) as u64)),
+        (Some(f), Some(b)) => format!("{f} files, {}", human_bytes(b.max(0) as u64)),
         _ => "-".into(),
     };
     let mut s = format!(

@@ -11,6 +11,7 @@ use std::sync::Arc;
 
 use serde::Serialize;
 
+use super::terminal::human_bytes;
 use crate::cli::Format;
 use crate::engine::prune;
 use crate::exit;
@@ -95,7 +96,7 @@ pub fn list(path: &Path, id: &str, format: Format) -> i32 {
                         l.id,
                         l.time,
                         l.files_transferred.map_or("?".into(), |n| n.to_string()),
-                        l.total_size.map_or("?".into(), human_size),
+                        l.total_size.map_or("?".into(), human_bytes),
                         l.run_id,
                         if l.rsync_exit == 24 {
                             "  (some files vanished)"
@@ -266,21 +267,6 @@ pub fn restore(
             eprintln!("error: {e}");
             exit::FAILED
         }
-    }
-}
-
-pub(super) fn human_size(n: u64) -> String {
-    const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
-    let mut v = n as f64;
-    let mut u = 0;
-    while v >= 1024.0 && u < UNITS.len() - 1 {
-        v /= 1024.0;
-        u += 1;
-    }
-    if u == 0 {
-        format!("{n} B")
-    } else {
-        format!("{v:.1} {}", UNITS[u])
     }
 }
 

@@ -10,6 +10,8 @@ use std::fs;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Stat {
     pub pid: u32,
+    /// Field 2: the command name (at most 15 bytes), without its parentheses.
+    pub comm: String,
     /// Field 3: R, S, D, Z, X, ...
     pub state: char,
     pub ppid: u32,
@@ -23,10 +25,12 @@ impl Stat {
     /// contain spaces and parentheses, so fields are counted after its last `)`.
     pub fn parse(text: &str) -> Option<Stat> {
         let (head, rest) = text.rsplit_once(')')?;
-        let pid = head.split_whitespace().next()?.parse().ok()?;
+        let (pid, comm) = head.split_once(" (")?;
+        let pid = pid.trim().parse().ok()?;
         let f: Vec<&str> = rest.split_whitespace().collect();
         Some(Stat {
             pid,
+            comm: comm.to_string(),
             state: f.first()?.chars().next()?,
             ppid: f.get(1)?.parse().ok()?,
             pgrp: f.get(2)?.parse().ok()?,
@@ -124,6 +128,7 @@ mod tests {
             s,
             Stat {
                 pid: 1234,
+                comm: "a b) c)".into(),
                 state: 'S',
                 ppid: 1,
                 pgrp: 1234,

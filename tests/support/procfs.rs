@@ -1,4 +1,4 @@
-//! The tests' one reader of `/proc`: `/proc/PID/stat` is parsed here, once, into [`Stat`]; every
+//! The tests' one reader of `/proc`: `/proc/PID/stat` is parsed by the product's parser into [`Stat`]; every
 //! question a test asks about processes (alive? children? process group? name? start time?) is
 //! answered from it. `cmdline`, `environ` and `/proc/uptime` are read here too, so no test opens
 //! `/proc` itself.
@@ -22,21 +22,17 @@ pub struct Stat {
 }
 
 impl Stat {
-    /// Parses one `/proc/PID/stat` line: `pid (comm) state ppid pgrp … starttime …`. `comm` may
-    /// hold spaces and parentheses, so it ends at the LAST `)`.
+    /// Parses one `/proc/PID/stat` line with the product's own parser
+    /// (`backupmanager::sys::procfs::Stat`), so the two can never read it differently.
     pub fn parse(line: &str) -> Option<Stat> {
-        let (head, rest) = line.rsplit_once(')')?;
-        let (pid, comm) = head.split_once(" (")?;
-        let f: Vec<&str> = rest.split_whitespace().collect();
-        // rest = state(3) ppid(4) pgrp(5) session tty_nr tpgid flags minflt cminflt majflt
-        // cmajflt utime stime cutime cstime priority nice num_threads itrealvalue starttime(22)
+        let s = backupmanager::sys::procfs::Stat::parse(line)?;
         Some(Stat {
-            pid: pid.trim().parse().ok()?,
-            comm: comm.to_string(),
-            state: f.first()?.chars().next()?,
-            ppid: f.get(1)?.parse().ok()?,
-            pgrp: f.get(2)?.parse().ok()?,
-            start_time: f.get(19)?.parse().ok()?,
+            pid: s.pid,
+            comm: s.comm,
+            state: s.state,
+            ppid: s.ppid,
+            pgrp: u32::try_from(s.pgrp).ok()?,
+            start_time: s.start_time,
         })
     }
 
