@@ -8,6 +8,8 @@ bm_need_tools() {
   command -v ssh-keygen >/dev/null || missing+=(openssh-client)
   [ -x /usr/sbin/sshd ] || missing+=(openssh-server)
   command -v unshare >/dev/null || missing+=(util-linux)
+  command -v setpriv >/dev/null || missing+=(util-linux)   # lock tests run a check as nobody
+  command -v script >/dev/null || missing+=(bsdutils)      # run-job on a pseudo-terminal
   command -v ip >/dev/null || missing+=(iproute2)
   command -v systemd-analyze >/dev/null || missing+=(systemd)
   [ ${#missing[@]} -eq 0 ] && return 0
