@@ -12,9 +12,44 @@ use std::path::Path;
 
 use crate::config::Sync;
 
+/// What running a sync from a missing or incomplete source would cost: the engine says which.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Risk {
+    /// A mirror: only a `--delete` sync destroys anything (the rest of the destination).
+    Deletes,
+    /// A snapshot: always, because the copy would count as the newest restore point and
+    /// retention would age good snapshots out behind it.
+    Snapshot,
+}
+
+impl Risk {
+    fn applies(self, sync: &Sync) -> bool {
+        match self {
+            Risk::Deletes => sync.deletes(),
+            Risk::Snapshot => true,
+        }
+    }
+
+    /// The consequence, for the refusal message; `what` names what would be lost.
+    fn consequence(self, what: &str) -> String {
+        match self {
+            Risk::Deletes => {
+                format!("the sync has --delete, which would delete {what} at the destination")
+            }
+            Risk::Snapshot if what == "everything" => {
+                "a snapshot of it would be an empty restore point, and retention would count it"
+                    .to_string()
+            }
+            Risk::Snapshot => format!(
+                "a snapshot of it would be a restore point missing {what}, and retention would count it"
+            ),
+        }
+    }
+}
+
 /// `Err(message)` when `sync` must not run.
-pub fn empty_source(sync: &Sync) -> Result<(), String> {
-    if !sync.deletes() || sync.allow_empty_source {
+pub fn empty_source(sync: &Sync, risk: Risk) -> Result<(), String> {
+    if !risk.applies(sync) || sync.allow_empty_source {
         return Ok(());
     }
     let p = Path::new(&sync.source);
@@ -29,26 +64,27 @@ pub fn empty_source(sync: &Sync) -> Result<(), String> {
     match problem {
         None => Ok(()),
         Some(what) => Err(format!(
-            "refusing to run: source {} {what} and the sync has --delete, which would delete everything at the destination (an unmounted disk looks like this); mount the source, or set `allow_empty_source: true` on the sync if this is intended",
-            sync.source
+            "refusing to run: source {} {what} and {} (an unmounted disk looks like this); mount the source, or set `allow_empty_source: true` on the sync if this is intended",
+            sync.source,
+            risk.consequence("everything")
         )),
     }
 }
 
 /// `Err(message)` when a `--delete` sync's source holds a mount point from `/etc/fstab` that is
 /// not mounted now.
-pub fn unmounted(sync: &Sync) -> Result<(), String> {
-    if !sync.deletes() || sync.allow_unmounted {
+pub fn unmounted(sync: &Sync, risk: Risk) -> Result<(), String> {
+    if !risk.applies(sync) || sync.allow_unmounted {
         return Ok(());
     }
     let fstab = fs::read_to_string("/etc/fstab").unwrap_or_default();
     let mountinfo = fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
-    unmounted_in(sync, &fstab, &mountinfo)
+    unmounted_in(sync, risk, &fstab, &mountinfo)
 }
 
 /// [`unmounted`] with the two tables given (pure, for tests).
-pub fn unmounted_in(sync: &Sync, fstab: &str, mountinfo: &str) -> Result<(), String> {
-    if !sync.deletes() || sync.allow_unmounted {
+pub fn unmounted_in(sync: &Sync, risk: Risk, fstab: &str, mountinfo: &str) -> Result<(), String> {
+    if !risk.applies(sync) || sync.allow_unmounted {
         return Ok(());
     }
     let source = normalize(&sync.source);
@@ -73,11 +109,11 @@ pub fn unmounted_in(sync: &Sync, fstab: &str, mountinfo: &str) -> Result<(), Str
         return Ok(());
     }
     Err(format!(
-        "refusing to run: {} under source {} {} listed in /etc/fstab but not mounted, and the sync has --delete, which would delete {} backup at the destination; mount {}, or set `allow_unmounted: true` on the sync if this is intended",
+        "refusing to run: {} under source {} {} listed in /etc/fstab but not mounted, and {}; mount {}, or set `allow_unmounted: true` on the sync if this is intended",
         missing.join(", "),
         sync.source,
         if missing.len() == 1 { "is" } else { "are" },
-        if missing.len() == 1 { "its" } else { "their" },
+        risk.consequence(if missing.len() == 1 { "its backup" } else { "their backup" }),
         if missing.len() == 1 { "it" } else { "them" },
     ))
 }
@@ -123,28 +159,47 @@ mod tests {
         let no_music =
             "22 1 8:1 / / rw - ext4 /dev/sda1 rw\n23 22 8:2 / /srv/photos rw - ext4 /dev/sda2 rw\n";
         let srv = sync("/srv/", &["-a", "--delete"], false);
-        assert!(unmounted_in(&srv, fstab, all).is_ok());
-        let e = unmounted_in(&srv, fstab, no_photos).unwrap_err();
+        assert!(unmounted_in(&srv, Risk::Deletes, fstab, all).is_ok());
+        let e = unmounted_in(&srv, Risk::Deletes, fstab, no_photos).unwrap_err();
         assert!(
             e.contains("/srv/photos under source /srv/ is listed in /etc/fstab but not mounted"),
             "{e}"
         );
-        let e = unmounted_in(&srv, fstab, no_music).unwrap_err();
+        let e = unmounted_in(&srv, Risk::Deletes, fstab, no_music).unwrap_err();
         assert!(e.contains("/srv/My Music under"), "{e}");
         // The mount point itself as the source; the whole disk as the source.
         assert!(unmounted_in(
             &sync("/srv/photos/", &["--delete"], false),
+            Risk::Deletes,
             fstab,
             no_photos
         )
         .is_err());
-        assert!(unmounted_in(&sync("/", &["--delete"], false), fstab, no_photos).is_err());
+        assert!(unmounted_in(
+            &sync("/", &["--delete"], false),
+            Risk::Deletes,
+            fstab,
+            no_photos
+        )
+        .is_err());
         // Elsewhere, without --delete, or allowed: no refusal.
-        assert!(unmounted_in(&sync("/home/", &["--delete"], false), fstab, no_photos).is_ok());
-        assert!(unmounted_in(&sync("/srv/", &["-a"], false), fstab, no_photos).is_ok());
+        assert!(unmounted_in(
+            &sync("/home/", &["--delete"], false),
+            Risk::Deletes,
+            fstab,
+            no_photos
+        )
+        .is_ok());
+        assert!(unmounted_in(
+            &sync("/srv/", &["-a"], false),
+            Risk::Deletes,
+            fstab,
+            no_photos
+        )
+        .is_ok());
         let mut allowed = srv.clone();
         allowed.allow_unmounted = true;
-        assert!(unmounted_in(&allowed, fstab, no_photos).is_ok());
+        assert!(unmounted_in(&allowed, Risk::Deletes, fstab, no_photos).is_ok());
     }
 
     fn sync(source: &str, args: &[&str], allow: bool) -> Sync {
@@ -163,17 +218,20 @@ mod tests {
     fn empty_source_guard_refuses_only_deleting_syncs() {
         let d = tempfile::tempdir().unwrap();
         let src = format!("{}/", d.path().display());
-        assert!(empty_source(&sync(&src, &["-a", "--delete"], false))
-            .unwrap_err()
-            .contains("is empty"));
         assert!(
-            empty_source(&sync("/nonexistent-src/", &["--delete-after"], false))
+            empty_source(&sync(&src, &["-a", "--delete"], false), Risk::Deletes)
                 .unwrap_err()
-                .contains("does not exist")
+                .contains("is empty")
         );
-        assert!(empty_source(&sync(&src, &["-a"], false)).is_ok());
-        assert!(empty_source(&sync(&src, &["--delete"], true)).is_ok());
+        assert!(empty_source(
+            &sync("/nonexistent-src/", &["--delete-after"], false),
+            Risk::Deletes
+        )
+        .unwrap_err()
+        .contains("does not exist"));
+        assert!(empty_source(&sync(&src, &["-a"], false), Risk::Deletes).is_ok());
+        assert!(empty_source(&sync(&src, &["--delete"], true), Risk::Deletes).is_ok());
         fs::write(d.path().join("f"), "x").unwrap();
-        assert!(empty_source(&sync(&src, &["--delete"], false)).is_ok());
+        assert!(empty_source(&sync(&src, &["--delete"], false), Risk::Deletes).is_ok());
     }
 }

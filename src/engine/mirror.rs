@@ -79,8 +79,8 @@ impl Engine for Mirror {
 
     fn preflight(&self, index: usize, _ctx: &SyncCtx) -> Result<(), EngineError> {
         let sync = &self.syncs[index].sync;
-        guard::empty_source(sync)
-            .and_then(|()| guard::unmounted(sync))
+        guard::empty_source(sync, guard::Risk::Deletes)
+            .and_then(|()| guard::unmounted(sync, guard::Risk::Deletes))
             .map_err(|message| EngineError::GuardRefused { index, message })
     }
 

@@ -104,21 +104,12 @@ impl Engine for Snapshots {
     }
 
     fn preflight(&self, index: usize, _ctx: &SyncCtx) -> Result<(), EngineError> {
-        let s = &self.syncs[index];
-        let mut sync = s.sync.clone();
-        // Whatever the options say: an empty snapshot would count as the newest restore point.
-        if !sync.deletes() {
-            sync.args.push("--delete".into());
-        }
-        guard::empty_source(&sync)
-            .and_then(|()| guard::unmounted(&sync))
-            .map_err(|message| EngineError::GuardRefused {
-                index,
-                message: message.replace(
-                    "and the sync has --delete, which would delete everything at the destination",
-                    "and a snapshot of it would be an empty restore point",
-                ),
-            })
+        // Whatever the options say: a snapshot of a missing source would count as the newest
+        // restore point.
+        let sync = &self.syncs[index].sync;
+        guard::empty_source(sync, guard::Risk::Snapshot)
+            .and_then(|()| guard::unmounted(sync, guard::Risk::Snapshot))
+            .map_err(|message| EngineError::GuardRefused { index, message })
     }
 
     fn transfer(&self, index: usize, ctx: &SyncCtx) -> Result<SyncReport, EngineError> {
