@@ -80,9 +80,11 @@ pub enum Command {
     ///
     /// --check prints one line and exits like a monitoring plugin: 0 OK; 1 WARNING (a job
     /// overdue by less than twice its allowance, or its last run failed while an older success
-    /// is still within the allowance); 2 CRITICAL (overdue by twice the allowance or more, a job
-    /// that ran but never succeeded, or the daemon not running while jobs are enabled);
-    /// 3 UNKNOWN (the config or the run history cannot be read).
+    /// is still within the allowance, or the config on disk is invalid while the daemon runs the
+    /// one it loaded); 2 CRITICAL (overdue by twice the allowance or more, a job that ran but
+    /// never succeeded, a job a daemon has scheduled for longer than its allowance that never
+    /// ran, or the daemon not running while jobs are enabled); 3 UNKNOWN (the run history
+    /// cannot be read, or the config cannot be read and no daemon runs it).
     Status {
         /// Only these jobs (default: all).
         #[arg(value_name = "JOB_ID")]

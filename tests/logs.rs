@@ -278,7 +278,7 @@ fn on_a_terminal_run_job_shows_progress_and_a_summary() {
     assert!(screen.contains("j 2"), "{screen}");
     assert!(screen.contains(": success in "), "{screen}");
     assert!(
-        screen.contains("3 file(s) copied; entries new: "),
+        screen.contains("3 file(s) copied (3 new, 0 changed); entries created: "),
         "{screen}"
     );
     assert!(screen.contains("MiB transferred of "), "{screen}");

@@ -36,6 +36,7 @@ fn local_copy_of_hostile_names_is_byte_identical() {
     let files = HOSTILE_NAMES.len() as u64 * 2 + 1;
     assert_eq!(stats.files_transferred, files);
     assert_eq!(stats.files_created, files + 2); // + "." and "sub dir"
+    assert_eq!(stats.files_created_reg, files);
     assert!(stats.bytes_sent > 0 && stats.total_size > 0);
 }
 

@@ -179,6 +179,45 @@ fn check_codes_ok_warning_critical_with_a_daemon() {
     let (code, line) = check(&cfg);
     assert_eq!(code, 2, "{line}");
     assert!(line.contains("daemon not running"), "{line}");
+    // The daemon wrote down since when it expects each job to run.
+    let state: Value =
+        serde_json::from_str(&fs::read_to_string(t.p("state/state.json")).unwrap()).unwrap();
+    assert!(
+        state["jobs"]["good"]["scheduled_since"].is_string(),
+        "{state}"
+    );
+}
+
+/// A job a daemon has scheduled for longer than its allowance without a single run (say its
+/// schedule never fires as meant) is overdue, not "no run yet" forever.
+#[test]
+fn a_job_scheduled_long_ago_that_never_ran_is_critical() {
+    let t = tmp();
+    let idle = job(&t, "idle").alert_after("1h");
+    let fresh = job(&t, "fresh").alert_after("1h");
+    let cfg = config(&t, &[&idle, &fresh]);
+    fs::create_dir_all(t.p("state")).unwrap();
+    let recent = jiff::Timestamp::now() - jiff::SignedDuration::from_mins(5);
+    fs::write(
+        t.p("state/state.json"),
+        serde_json::json!({"version": 1, "jobs": {
+            "idle": {"covered_until": "2000-01-01T00:00:00Z", "scheduled_since": "2000-01-01T00:00:00Z"},
+            "fresh": {"covered_until": recent.to_string(), "scheduled_since": recent.to_string()},
+        }})
+        .to_string(),
+    )
+    .unwrap();
+    let st = status_json(&cfg);
+    assert_eq!(job_of(&st, "idle")["check"], "critical", "{st}");
+    assert_eq!(job_of(&st, "idle")["overdue"], true, "{st}");
+    assert_eq!(job_of(&st, "fresh")["check"], "ok", "{st}");
+    let (code, line) = check(&cfg);
+    assert_eq!(code, 2, "{line}");
+    assert!(
+        line.contains("idle: never ran: scheduled since 2000-01-01"),
+        "{line}"
+    );
+    assert!(!line.contains("fresh:"), "{line}");
 }
 
 #[test]
@@ -290,8 +329,13 @@ fn after_a_reload_that_moves_pid_file_dir_run_job_and_status_use_the_daemons_dir
     assert!(st["config_error"].is_string(), "{st}");
     assert_eq!(st["daemon"]["process_id"], d.pid(), "{st}");
     assert_eq!(job_of(&st, "slow")["state"], "waiting", "{st}");
+    // The backups go on with the loaded config: a warning about the file, not UNKNOWN.
     let (code, line) = check(&cfg);
-    assert_eq!(code, 3, "{line}");
+    assert_eq!(code, 1, "{line}");
+    assert!(
+        line.starts_with("BACKUPMANAGER WARNING - ") && line.contains("config on disk is invalid"),
+        "{line}"
+    );
 
     stop(d);
     let reg = backupmanager_registration(&cfg);

@@ -140,12 +140,13 @@ pub fn summary(outcome: &RunOutcome, syncs: &[(String, String)]) -> String {
         match &r.stats {
             Some(st) => {
                 let secs = r.duration.as_secs_f64().max(0.001);
-                let changed = st.files_transferred.saturating_sub(st.files_created);
+                let changed = st.files_transferred.saturating_sub(st.files_created_reg);
                 s.push_str(&format!(
-                    "\n    {} file(s) copied; entries new: {}, changed: {}, deleted: {}\n    {} transferred of {} in the tree, in {}, {}/s\n",
+                    "\n    {} file(s) copied ({} new, {} changed); entries created: {}, deleted: {}\n    {} transferred of {} in the tree, in {}, {}/s\n",
                     st.files_transferred,
-                    st.files_created,
+                    st.files_created_reg,
                     changed,
+                    st.files_created,
                     st.files_deleted,
                     human_bytes(st.transferred_size),
                     human_bytes(st.total_size),

@@ -44,7 +44,9 @@ use crate::config::{self, Config};
 use crate::events::{Observer, RunEvent};
 use crate::exit;
 use crate::plan::{self, Plan};
-use crate::run::{self, log::LogObserver, RunContext, RunOptions, RunOutcome, Trigger};
+use crate::run::{
+    self, log::LogObserver, runlog::RunLogs, RunContext, RunOptions, RunOutcome, Trigger,
+};
 use crate::schedule::{format::rfc3339, plan as due_plan};
 use crate::store::history::Recorder;
 use crate::store::live::{self, Doing, Live, Publisher};
@@ -94,6 +96,8 @@ struct Daemon {
     observers: Vec<Arc<dyn Observer>>,
     /// The run history's writer (also one of `observers`).
     history: Arc<Recorder>,
+    /// The per-run log files' writer (also one of `observers`).
+    run_logs: Arc<RunLogs>,
     state: State,
     running: HashMap<String, Running>,
     tx: Sender<Event>,
@@ -166,7 +170,7 @@ pub fn run(config_path: &Path, notifier: Notifier) -> i32 {
     };
     // The history stays in the state_dir the daemon started with (like state.json).
     let history = Arc::new(Recorder::start(&config.state_dir));
-    let run_logs = Arc::new(crate::run::runlog::RunLogs::start(&config.state_dir));
+    let run_logs = Arc::new(RunLogs::start(&config.state_dir));
     let me = std::process::id();
     let live = Live {
         pid: me,
@@ -186,8 +190,12 @@ pub fn run(config_path: &Path, notifier: Notifier) -> i32 {
         config,
         plan,
         ctx,
-        observers: vec![history.clone() as Arc<dyn Observer>, run_logs],
+        observers: vec![
+            history.clone() as Arc<dyn Observer>,
+            run_logs.clone() as Arc<dyn Observer>,
+        ],
         history,
+        run_logs,
         state,
         running: HashMap::new(),
         tx,
@@ -233,11 +241,11 @@ impl Daemon {
         let now = Timestamp::now();
         let config = Arc::clone(&self.config);
         for job in config.jobs.iter().filter(|j| j.enabled) {
-            let js = self.state.jobs.entry(job.id.clone()).or_default();
-            if js.covered_until().is_none() {
-                // Never seen: start counting from now (no catch-up for a brand-new job).
-                js.covered_until = Some(now.to_string());
-            }
+            self.state
+                .jobs
+                .entry(job.id.clone())
+                .or_default()
+                .start_scheduling(now);
             if job.schedule.is_reboot() {
                 info!(phase = "schedule", job_id = %job.id, "@reboot job: starting it once now");
                 self.start_job(&job.id, Trigger::Reboot, None);
@@ -328,7 +336,9 @@ impl Daemon {
         }
         self.save_state();
         self.publisher.remove();
+        // Both writers get what the last runs handed them (their final lines included).
         self.history.close(Duration::from_secs(5));
+        self.run_logs.close(Duration::from_secs(5));
         info!(phase = "stop", "daemon stopped");
         exit::OK
     }

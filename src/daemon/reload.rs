@@ -86,10 +86,11 @@ impl Daemon {
                     .collect();
                 let now = Timestamp::now();
                 for job in new.jobs.iter().filter(|j| j.enabled) {
-                    let js = self.state.jobs.entry(job.id.clone()).or_default();
-                    if js.covered_until().is_none() {
-                        js.covered_until = Some(now.to_string());
-                    }
+                    self.state
+                        .jobs
+                        .entry(job.id.clone())
+                        .or_default()
+                        .start_scheduling(now);
                 }
                 self.config = Arc::clone(&plan.config);
                 self.plan = plan;

@@ -8,8 +8,13 @@
 pub struct RsyncStats {
     /// "Number of files" (all types, including dirs).
     pub files_total: u64,
-    /// "Number of created files".
+    /// "Number of created files" (all types).
     pub files_created: u64,
+    /// The regular files among them: `(reg: N, ...)`. Regular files transferred but not
+    /// created are the changed ones (with `--link-dest` too: a file hard-linked from the
+    /// previous snapshot is neither).
+    #[serde(default)]
+    pub files_created_reg: u64,
     /// "Number of deleted files".
     pub files_deleted: u64,
     /// "Number of regular files transferred".
@@ -52,6 +57,14 @@ impl RsyncStats {
         let Some((key, value)) = line.split_once(": ") else {
             return false;
         };
+        if key.trim() == "Number of created files" {
+            if let Some(reg) = value
+                .split_once("reg: ")
+                .and_then(|(_, r)| leading_number(r))
+            {
+                self.files_created_reg = reg;
+            }
+        }
         let field = match key.trim() {
             "Number of files" => &mut self.files_total,
             "Number of created files" => &mut self.files_created,
@@ -97,6 +110,7 @@ mod tests {
             RsyncStats {
                 files_total: 1199,
                 files_created: 0,
+                files_created_reg: 0,
                 files_deleted: 3,
                 files_transferred: 1,
                 total_size: 3_010_872,
@@ -115,6 +129,7 @@ mod tests {
         let s = RsyncStats::parse(include_str!("testdata/stats_a_full.txt")).unwrap();
         assert_eq!(s.files_total, 1199);
         assert_eq!(s.files_created, 1199);
+        assert_eq!(s.files_created_reg, 1198);
         assert_eq!(s.files_transferred, 1198);
         assert_eq!(s.total_size, 3_010_872);
         assert_eq!(s.bytes_sent, 3_081_068);

@@ -32,6 +32,10 @@ pub struct JobState {
     /// Slots missed while the daemon was down or the machine slept.
     #[serde(default)]
     pub missed: u64,
+    /// When a daemon first scheduled this job (RFC 3339): how long it has been expected to
+    /// run, which makes a job that never ran at all overdue in `status`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scheduled_since: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -46,6 +50,21 @@ pub struct LastRun {
 impl JobState {
     pub fn covered_until(&self) -> Option<Timestamp> {
         self.covered_until.as_deref().and_then(|s| s.parse().ok())
+    }
+
+    pub fn scheduled_since(&self) -> Option<Timestamp> {
+        self.scheduled_since.as_deref().and_then(|s| s.parse().ok())
+    }
+
+    /// A job the daemon schedules from `now` on: a job never seen starts counting its slots
+    /// from now (no catch-up for a brand-new job), and is expected to run from now.
+    pub fn start_scheduling(&mut self, now: Timestamp) {
+        if self.covered_until().is_none() {
+            self.covered_until = Some(now.to_string());
+        }
+        if self.scheduled_since().is_none() {
+            self.scheduled_since = Some(now.to_string());
+        }
     }
 }
 

@@ -181,11 +181,13 @@ pub fn judge(
     last_success: Option<Timestamp>,
     last_failure: Option<&RunSummary>,
     tried: bool,
+    scheduled_since: Option<Timestamp>,
 ) -> (Level, String, bool) {
     let failed_since = last_failure.filter(|f| match (f.finished_at, last_success) {
         (Some(f), Some(s)) => f > s,
         _ => true,
     });
+    let hours = |d: SignedDuration| format!("{:.1}h", d.as_secs_f64() / 3600.0);
     let failure_text = |f: &RunSummary| {
         let kind = f.error_kind.as_deref().unwrap_or(&f.outcome);
         let msg = f
@@ -205,11 +207,25 @@ pub fn judge(
             let why = failed_since.map(failure_text).unwrap_or_default();
             return (Level::Critical, format!("never succeeded; {why}"), true);
         }
+        // Never ran: overdue once a daemon has expected it for longer than it may go without.
+        if let (Some(since), Some(allow)) = (scheduled_since, allowance) {
+            let waited = now.duration_since(since);
+            if waited > allow {
+                return (
+                    Level::Critical,
+                    format!(
+                        "never ran: scheduled since {since}, {} ago (allowed {})",
+                        hours(waited),
+                        hours(allow)
+                    ),
+                    true,
+                );
+            }
+        }
         return (Level::Ok, "no run yet".into(), false);
     };
     let age = now.duration_since(success);
     if let Some(allow) = allowance {
-        let hours = |d: SignedDuration| format!("{:.1}h", d.as_secs_f64() / 3600.0);
         if age > allow * 2 {
             return (
                 Level::Critical,
@@ -345,7 +361,14 @@ pub fn snapshot(
             let success = last_success
                 .as_ref()
                 .map(|s| s.finished_at.unwrap_or(Timestamp::UNIX_EPOCH));
-            judge(now, allow, success, last_failure.as_ref(), tried)
+            judge(
+                now,
+                allow,
+                success,
+                last_failure.as_ref(),
+                tried,
+                js.scheduled_since(),
+            )
         };
         let holder = lock_holder(&runtime.run_lock(&id));
         let run = live.and_then(|l| l.runs.get(&id));
@@ -426,8 +449,13 @@ fn overall(s: &Status, scheduled: bool) -> Check {
     let mut level = Level::Ok;
     let mut problems = Vec::new();
     if s.config_error.is_some() {
-        level = Level::Unknown;
-        problems.push("the config on disk is invalid".to_string());
+        // Only reached with a running daemon (without one, `status` stops before): the
+        // backups go on with the config it loaded; the next reload will be refused.
+        level = Level::Warning;
+        problems.push(
+            "the config on disk is invalid (the daemon keeps running the one it loaded)"
+                .to_string(),
+        );
     }
     if let Some(e) = &s.history_error {
         level = Level::Unknown;
@@ -533,14 +561,21 @@ mod tests {
     fn the_check_rules() {
         let now = t("2026-03-10T12:00:00Z");
         let day = Some(SignedDuration::from_hours(24));
-        let ok = judge(now, day, Some(t("2026-03-10T01:00:00Z")), None, true);
+        let ok = judge(now, day, Some(t("2026-03-10T01:00:00Z")), None, true, None);
         assert_eq!(ok.0, Level::Ok);
-        let warn = judge(now, day, Some(t("2026-03-09T01:00:00Z")), None, true);
+        let warn = judge(now, day, Some(t("2026-03-09T01:00:00Z")), None, true, None);
         assert_eq!((warn.0, warn.2), (Level::Warning, true), "{}", warn.1);
-        let crit = judge(now, day, Some(t("2026-03-08T01:00:00Z")), None, true);
+        let crit = judge(now, day, Some(t("2026-03-08T01:00:00Z")), None, true, None);
         assert_eq!((crit.0, crit.2), (Level::Critical, true));
         let f = failure("2026-03-10T11:00:00Z");
-        let failed = judge(now, day, Some(t("2026-03-10T01:00:00Z")), Some(&f), true);
+        let failed = judge(
+            now,
+            day,
+            Some(t("2026-03-10T01:00:00Z")),
+            Some(&f),
+            true,
+            None,
+        );
         assert_eq!(failed.0, Level::Warning);
         assert!(
             failed.1.contains("last run failed (rsync): boom"),
@@ -554,10 +589,36 @@ mod tests {
             Some(t("2026-03-10T01:00:00Z")),
             Some(&older),
             true,
+            None,
         );
         assert_eq!(recovered.0, Level::Ok);
-        assert_eq!(judge(now, day, None, Some(&f), true).0, Level::Critical);
-        assert_eq!(judge(now, day, None, None, false).0, Level::Ok);
+        assert_eq!(
+            judge(now, day, None, Some(&f), true, None).0,
+            Level::Critical
+        );
+        assert_eq!(judge(now, day, None, None, false, None).0, Level::Ok);
+        // Never ran: fine while the daemon has expected it for less than the allowance,
+        // overdue (critical) after.
+        let recent = Some(t("2026-03-10T00:00:00Z"));
+        assert_eq!(judge(now, day, None, None, false, recent).0, Level::Ok);
+        let long_ago = Some(t("2026-03-09T00:00:00Z"));
+        let never = judge(now, day, None, None, false, long_ago);
+        assert_eq!((never.0, never.2), (Level::Critical, true), "{}", never.1);
+        assert!(
+            never.1.starts_with("never ran: scheduled since"),
+            "{}",
+            never.1
+        );
+        // A success since, however old the scheduling, is judged by its age as before.
+        let ok = judge(
+            now,
+            day,
+            Some(t("2026-03-10T01:00:00Z")),
+            None,
+            true,
+            long_ago,
+        );
+        assert_eq!(ok.0, Level::Ok);
     }
 
     #[test]

@@ -100,6 +100,23 @@ impl History {
             .map_err(err)?;
         conn.pragma_update(None, "foreign_keys", "ON")
             .map_err(err)?;
+        // Leave the WAL in place when this connection closes: the checkpoint-on-close (two
+        // fsyncs, the pages rewritten, the WAL and shm files unlinked and re-created by the
+        // next run) was most of what recording cost a run-job. SQLite still checkpoints
+        // automatically once the WAL passes `wal_autocheckpoint` pages, inside some commit.
+        conn.set_db_config(
+            rusqlite::config::DbConfig::SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE,
+            true,
+        )
+        .map_err(err)?;
+        // One query plan per statement, whatever is bound: without this SQLite prepares a
+        // statement again whenever a bound value could change its plan (the partial index,
+        // STAT4), and `status` spent most of its time parsing the same SQL for every job.
+        conn.set_db_config(
+            rusqlite::config::DbConfig::SQLITE_DBCONFIG_ENABLE_QPSG,
+            true,
+        )
+        .map_err(err)?;
         match schema::migrate(&mut conn) {
             Ok(()) => {}
             Err(schema::MigrateError::TooNew { found, known }) => {

@@ -113,7 +113,7 @@ impl History {
         );
         let limit = f.limit.map(|n| n as i64).unwrap_or(-1);
         (|| {
-            let mut st = self.conn.prepare(&sql)?;
+            let mut st = self.conn.prepare_cached(&sql)?;
             let rows = st.query_map(params![f.job, f.since.map(ms), limit], run_row)?;
             rows.collect::<rusqlite::Result<Vec<_>>>()
         })()
@@ -158,7 +158,7 @@ impl History {
         outcomes: &[&str],
     ) -> Result<Option<RunRow>, HistoryError> {
         (|| {
-            let mut st = self.conn.prepare(sql)?;
+            let mut st = self.conn.prepare_cached(sql)?;
             // (started in ms, run id) orders runs as the queries do.
             let mut best: Option<((i64, String), RunRow)> = None;
             for outcome in outcomes {
@@ -180,7 +180,7 @@ impl History {
     pub fn get(&self, run_id: &str) -> Result<Option<RunRow>, HistoryError> {
         (|| {
             let sql = format!("SELECT {RUN_COLUMNS} FROM runs WHERE run_id = ?1");
-            let mut st = self.conn.prepare(&sql)?;
+            let mut st = self.conn.prepare_cached(&sql)?;
             let mut rows = st.query_map([run_id], run_row)?;
             let Some(mut run) = rows.next().transpose()? else {
                 return Ok(None);
