@@ -36,9 +36,11 @@ fn free_port() -> u16 {
 }
 
 fn job(t: &Scratch, id: &str) -> JobBuilder {
-    JobBuilder::new(id)
-        .cron_schedule("0 0 1 1 *")
-        .sync(t.s("src/"), t.s(&format!("dst-{id}/")), &["-a"])
+    JobBuilder::new(id).cron_schedule("0 0 1 1 *").sync(
+        t.s("src/"),
+        t.s(&format!("dst-{id}/")),
+        &["-a"],
+    )
 }
 
 fn daemon(cfg: &Path) -> Bm {
@@ -71,11 +73,22 @@ fn curl(via: &[&str], url: &str, extra: &[&str]) -> Got {
         .arg(url)
         .output()
         .expect("run curl");
-    assert!(out.status.success(), "curl {url}: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "curl {url}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let text = String::from_utf8_lossy(&out.stdout).into_owned();
     let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
     let mut lines = head.lines();
-    let status = lines.next().unwrap().split(' ').nth(1).unwrap().parse().unwrap();
+    let status = lines
+        .next()
+        .unwrap()
+        .split(' ')
+        .nth(1)
+        .unwrap()
+        .parse()
+        .unwrap();
     let headers = lines
         .filter_map(|l| l.split_once(':'))
         .map(|(k, v)| (k.to_ascii_lowercase(), v.trim().to_string()))
@@ -118,9 +131,25 @@ fn shape(v: &Value) -> Value {
 }
 
 const RUN_KEYS: &[&str] = &[
-    "run_id", "job", "trigger", "slot", "started", "lock_acquired", "wait_ms", "finished",
-    "duration_ms", "outcome", "error_kind", "error", "exit_code", "files", "bytes", "total_size",
-    "restore_points", "pid", "pid_start",
+    "run_id",
+    "job",
+    "trigger",
+    "slot",
+    "started",
+    "lock_acquired",
+    "wait_ms",
+    "finished",
+    "duration_ms",
+    "outcome",
+    "error_kind",
+    "error",
+    "exit_code",
+    "files",
+    "bytes",
+    "total_size",
+    "restore_points",
+    "pid",
+    "pid_start",
 ];
 
 #[test]
@@ -152,7 +181,13 @@ fn the_api_over_a_unix_socket_and_loopback_tcp_matches_its_documented_shapes() {
         assert_eq!(got.headers["content-type"], "application/json");
         let api = got.json();
         let out = Command::new(BIN)
-            .args(["--config", cfg.to_str().unwrap(), "status", "--format", "json"])
+            .args([
+                "--config",
+                cfg.to_str().unwrap(),
+                "status",
+                "--format",
+                "json",
+            ])
             .output()
             .unwrap();
         let cli: Value = serde_json::from_slice(&out.stdout).unwrap();
@@ -170,7 +205,15 @@ fn the_api_over_a_unix_socket_and_loopback_tcp_matches_its_documented_shapes() {
     assert_eq!(j["status"]["id"], "bad");
     assert_eq!(
         keys(&j["config"]),
-        sorted(&["enabled", "cron_schedule", "mode", "host", "lock_files", "blocks_on", "syncs"])
+        sorted(&[
+            "enabled",
+            "cron_schedule",
+            "mode",
+            "host",
+            "lock_files",
+            "blocks_on",
+            "syncs"
+        ])
     );
     assert_eq!(j["config"]["lock_files"][0]["location"], "local");
     assert_eq!(j["config"]["lock_files"][0]["path"], t.s("locks/bad.lock"));
@@ -200,7 +243,18 @@ fn the_api_over_a_unix_socket_and_loopback_tcp_matches_its_documented_shapes() {
     assert_eq!(keys(&r), sorted(&want));
     assert_eq!(r["outcome"], "success");
     assert_eq!(r["active"], false);
-    assert_eq!(keys(&r["steps"][0]), sorted(&["sync", "started", "finished", "exit_code", "attempts", "files", "bytes"]));
+    assert_eq!(
+        keys(&r["steps"][0]),
+        sorted(&[
+            "sync",
+            "started",
+            "finished",
+            "exit_code",
+            "attempts",
+            "files",
+            "bytes"
+        ])
+    );
     assert_eq!(get("/api/v1/runs/nope").status, 404);
 
     // /api/v1/runs/{id}/log?offset=N: bytes from N, the next offset and whether it is active.
@@ -212,9 +266,15 @@ fn the_api_over_a_unix_socket_and_loopback_tcp_matches_its_documented_shapes() {
     assert_eq!(log.headers["x-run-active"], "false");
     let tail = get(&format!("/api/v1/runs/{first}/log?offset=10"));
     assert_eq!(tail.body, log.body[10..]);
-    let end = get(&format!("/api/v1/runs/{first}/log?offset={}", log.body.len()));
+    let end = get(&format!(
+        "/api/v1/runs/{first}/log?offset={}",
+        log.body.len()
+    ));
     assert_eq!(end.body, "");
-    assert_eq!(get(&format!("/api/v1/runs/{first}/log?offset=x")).status, 400);
+    assert_eq!(
+        get(&format!("/api/v1/runs/{first}/log?offset=x")).status,
+        400
+    );
 
     // /healthz, the pages, HEAD, 404, 405.
     let h = get("/healthz");
@@ -223,7 +283,11 @@ fn the_api_over_a_unix_socket_and_loopback_tcp_matches_its_documented_shapes() {
     assert_eq!(page.headers["content-type"], "text/html; charset=utf-8");
     assert!(page.headers["content-security-policy"].contains("default-src 'none'"));
     for id in ["good", "bad"] {
-        assert!(page.body.contains(&format!("data-job=\"{id}\"")), "{}", page.body);
+        assert!(
+            page.body.contains(&format!("data-job=\"{id}\"")),
+            "{}",
+            page.body
+        );
     }
     assert!(page.body.contains("<svg") && page.body.contains("<polyline"));
     assert!(get("/jobs/bad").body.contains(&t.s("locks/bad.lock")));
@@ -232,11 +296,18 @@ fn the_api_over_a_unix_socket_and_loopback_tcp_matches_its_documented_shapes() {
     assert_eq!(get("/nope").status, 404);
     // HEAD: the GET's headers, no body (read raw: curl would not read one anyway).
     let mut s = TcpStream::connect(&tcp).unwrap();
-    s.write_all(b"HEAD /api/v1/status HTTP/1.1\r\nConnection: close\r\n\r\n").unwrap();
+    s.write_all(b"HEAD /api/v1/status HTTP/1.1\r\nConnection: close\r\n\r\n")
+        .unwrap();
     let mut raw = String::new();
     s.read_to_string(&mut raw).unwrap();
-    assert!(raw.starts_with("HTTP/1.1 200 OK\r\n") && raw.ends_with("\r\n\r\n"), "{raw}");
-    let len = raw.lines().find_map(|l| l.strip_prefix("Content-Length: ")).unwrap();
+    assert!(
+        raw.starts_with("HTTP/1.1 200 OK\r\n") && raw.ends_with("\r\n\r\n"),
+        "{raw}"
+    );
+    let len = raw
+        .lines()
+        .find_map(|l| l.strip_prefix("Content-Length: "))
+        .unwrap();
     assert!(len.parse::<usize>().unwrap() > 100, "{raw}");
     for m in ["POST", "PUT", "DELETE"] {
         let got = curl(&[], &format!("{base}/api/v1/status"), &["-X", m]);
@@ -266,7 +337,10 @@ fn a_token_is_required_on_every_listener_when_configured() {
     let right = format!("Authorization: Bearer {TOKEN}");
     let wrong = format!("Authorization: Bearer {TOKEN}x");
     for (via, url) in [
-        (vec!["--unix-socket", sock.as_str()], "http://localhost".to_string()),
+        (
+            vec!["--unix-socket", sock.as_str()],
+            "http://localhost".to_string(),
+        ),
         (vec![], format!("http://{tcp}")),
     ] {
         for path in ["/api/v1/status", "/", "/healthz"] {
@@ -274,7 +348,10 @@ fn a_token_is_required_on_every_listener_when_configured() {
             assert_eq!(none.status, 401, "{path}");
             assert_eq!(none.headers["www-authenticate"], "Bearer");
             assert!(!none.body.contains(TOKEN));
-            assert_eq!(curl(&via, &format!("{url}{path}"), &["-H", &wrong]).status, 401);
+            assert_eq!(
+                curl(&via, &format!("{url}{path}"), &["-H", &wrong]).status,
+                401
+            );
             let ok = curl(&via, &format!("{url}{path}"), &["-H", &right]);
             assert_eq!(ok.status, 200, "{path}");
             assert!(!ok.body.contains(TOKEN), "the token is never in a response");
@@ -291,9 +368,13 @@ fn a_token_is_required_on_every_listener_when_configured() {
         .args(["--config", bad.to_str().unwrap(), "validate"])
         .output()
         .unwrap();
-    let err = String::from_utf8_lossy(&out.stderr).into_owned() + &String::from_utf8_lossy(&out.stdout);
+    let err =
+        String::from_utf8_lossy(&out.stderr).into_owned() + &String::from_utf8_lossy(&out.stdout);
     assert!(!out.status.success(), "{err}");
-    assert!(err.contains("public.yaml:") && err.contains("http.listen[0]"), "{err}");
+    assert!(
+        err.contains("public.yaml:") && err.contains("http.listen[0]"),
+        "{err}"
+    );
     assert!(err.contains("token_file"), "{err}");
 }
 
@@ -346,22 +427,36 @@ fn in_a_browser_the_dashboard_lists_jobs_and_a_running_jobs_log_grows_until_poll
     b.screenshot(&shots.join("dashboard.png"));
 
     b.open(&format!("{base}/runs/{run_id}"));
-    let len = |b: &mut Browser| b.eval("document.getElementById('log').textContent.length").as_u64().unwrap();
+    let len = |b: &mut Browser| {
+        b.eval("document.getElementById('log').textContent.length")
+            .as_u64()
+            .unwrap()
+    };
     let first = len(&mut b);
     assert_eq!(b.eval("document.body.dataset.polling"), "on");
-    wait_until(Duration::from_secs(60), "log lines to appear in the page", || {
-        len(&mut b) > first && b.eval("window.bmPolls").as_u64().unwrap() > 0
-    });
-    assert_eq!(b.eval("document.getElementById('run-state').textContent"), "active");
+    wait_until(
+        Duration::from_secs(60),
+        "log lines to appear in the page",
+        || len(&mut b) > first && b.eval("window.bmPolls").as_u64().unwrap() > 0,
+    );
+    assert_eq!(
+        b.eval("document.getElementById('run-state').textContent"),
+        "active"
+    );
     b.screenshot(&shots.join("run-active.png"));
 
-    wait_until(Duration::from_secs(90), "the page to stop polling after the run ends", || {
-        b.eval("document.body.dataset.polling") == "stopped"
-    });
+    wait_until(
+        Duration::from_secs(90),
+        "the page to stop polling after the run ends",
+        || b.eval("document.body.dataset.polling") == "stopped",
+    );
     let text = b.eval("document.getElementById('log').textContent");
     let text = text.as_str().unwrap();
     assert!(text.contains("run ended: "), "{text}");
-    assert!(text.contains("file-5"), "rsync's lines reached the page: {text}");
+    assert!(
+        text.contains("file-5"),
+        "rsync's lines reached the page: {text}"
+    );
     // The page's log is the file, byte for byte: no line lost or doubled between polls.
     let file = curl(&[], &format!("{base}/api/v1/runs/{run_id}/log"), &[]).body;
     assert_eq!(text, file);
@@ -375,7 +470,10 @@ fn in_a_browser_the_dashboard_lists_jobs_and_a_running_jobs_log_grows_until_poll
     if std::env::var_os("BM_KEEP_TMP").is_some() {
         drop(b);
         drop(d);
-        eprintln!("screenshots kept in {}", t.keep().join("screenshots").display());
+        eprintln!(
+            "screenshots kept in {}",
+            t.keep().join("screenshots").display()
+        );
     }
 }
 
@@ -401,7 +499,11 @@ fn client(addr: String, until: Instant) -> u64 {
         s.set_read_timeout(Some(Duration::from_secs(15))).unwrap();
         while Instant::now() < until {
             n += 1;
-            let path = if n % 10 == 0 { "/" } else { "/api/v1/status" };
+            let path = if n.is_multiple_of(10) {
+                "/"
+            } else {
+                "/api/v1/status"
+            };
             let req = format!("GET {path} HTTP/1.1\r\nHost: x\r\n\r\n");
             if s.write_all(req.as_bytes()).is_err() {
                 break;
@@ -471,7 +573,10 @@ fn under_load_a_scheduled_run_starts_on_time_and_memory_stays_bounded() {
         .collect();
     let served: Vec<u64> = clients.into_iter().map(|c| c.join().unwrap()).collect();
     let after = rss_kib(d.pid());
-    assert!(served.iter().all(|&n| n > 0), "every client was served: {served:?}");
+    assert!(
+        served.iter().all(|&n| n > 0),
+        "every client was served: {served:?}"
+    );
     assert!(
         after < before + 64 * 1024,
         "RSS grew from {before} KiB to {after} KiB under load"
@@ -479,14 +584,21 @@ fn under_load_a_scheduled_run_starts_on_time_and_memory_stays_bounded() {
     // The slot inside the load window started on time (a wide margin: never a speed test).
     let slot = jiff::Timestamp::from_second(slot_at).unwrap();
     let mut run = Value::Null;
-    wait_until(Duration::from_secs(30), "the minutely run to be recorded", || {
-        let runs = curl(&[], &format!("http://{tcp}/api/v1/jobs/minutely/runs"), &[]).json();
-        let found = runs["runs"].as_array().into_iter().flatten().find(|r| {
-            r["slot"].as_str().and_then(|s| s.parse::<jiff::Timestamp>().ok()) == Some(slot)
-        });
-        run = found.cloned().unwrap_or(Value::Null);
-        !run.is_null()
-    });
+    wait_until(
+        Duration::from_secs(30),
+        "the minutely run to be recorded",
+        || {
+            let runs = curl(&[], &format!("http://{tcp}/api/v1/jobs/minutely/runs"), &[]).json();
+            let found = runs["runs"].as_array().into_iter().flatten().find(|r| {
+                r["slot"]
+                    .as_str()
+                    .and_then(|s| s.parse::<jiff::Timestamp>().ok())
+                    == Some(slot)
+            });
+            run = found.cloned().unwrap_or(Value::Null);
+            !run.is_null()
+        },
+    );
     let started: jiff::Timestamp = run["started"].as_str().unwrap().parse().unwrap();
     assert_eq!(run["trigger"], "schedule", "{run}");
     let late = started.duration_since(slot);

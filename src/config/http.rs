@@ -123,7 +123,11 @@ impl Decoder {
                         }
                         Ok(l) if listen.contains(&l) => {
                             ok = false;
-                            self.err(item.inner_span(0, width), &path, format!("`{l}` is listed twice"));
+                            self.err(
+                                item.inner_span(0, width),
+                                &path,
+                                format!("`{l}` is listed twice"),
+                            );
                         }
                         Ok(l) => listen.push(l),
                         Err(msg) => {

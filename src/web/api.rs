@@ -120,8 +120,16 @@ impl JobConfig {
                 Mode::Snapshot => "snapshot",
             },
             host: j.remote.as_ref().map(|r| r.to_string()),
-            lock_files: j.lock_files.iter().map(|l| place(&l.location, &l.path)).collect(),
-            blocks_on: j.blocks_on.iter().map(|b| place(&b.location, &b.path)).collect(),
+            lock_files: j
+                .lock_files
+                .iter()
+                .map(|l| place(&l.location, &l.path))
+                .collect(),
+            blocks_on: j
+                .blocks_on
+                .iter()
+                .map(|b| place(&b.location, &b.path))
+                .collect(),
             syncs: j
                 .syncs
                 .iter()
@@ -179,13 +187,17 @@ pub fn page_params(q: Option<&str>) -> Result<(usize, Option<String>), Response>
     Ok((limit, before))
 }
 
-/// Recent runs of `job` (newest first) and the cursor for the next page.
+/// One page of runs (newest first) and the cursor of the next page.
+pub type Page = (Vec<RunRow>, Option<String>);
+
+/// Recent runs of `job` (newest first) and the cursor for the next page; `None` when `before`
+/// names no run of the job.
 pub fn job_runs(
     config: &Config,
     job: &str,
     limit: usize,
     before: Option<&str>,
-) -> Result<Option<(Vec<RunRow>, Option<String>)>, Response> {
+) -> Result<Option<Page>, Response> {
     let h = match history(config) {
         Ok(Some(h)) => h,
         Ok(None) => return Ok(Some((Vec::new(), None))),
@@ -318,7 +330,11 @@ fn log(ctx: &Ctx, id: &str, q: Option<&str>) -> Response {
 }
 
 /// Reads from `offset` (never through a symlink); returns the bytes and the file's size.
-fn read_from(path: &std::path::Path, offset: u64, whole_lines: bool) -> std::io::Result<(Vec<u8>, u64)> {
+fn read_from(
+    path: &std::path::Path,
+    offset: u64,
+    whole_lines: bool,
+) -> std::io::Result<(Vec<u8>, u64)> {
     use std::os::unix::fs::OpenOptionsExt;
     let mut f = std::fs::File::options()
         .read(true)

@@ -58,7 +58,12 @@ pub fn runs_svg(points: &[Point], width: u32, height: u32) -> String {
         ));
         return out;
     }
-    let max_d = points.iter().map(|p| p.duration_ms).max().unwrap_or(0).max(1) as f64;
+    let max_d = points
+        .iter()
+        .map(|p| p.duration_ms)
+        .max()
+        .unwrap_or(0)
+        .max(1) as f64;
     let max_b = points.iter().map(|p| p.bytes).max().unwrap_or(0).max(1) as f64;
     let pad = 3.0;
     let (w, h) = (f64::from(width) - 2.0 * pad, f64::from(height) - 2.0 * pad);
@@ -115,9 +120,21 @@ mod tests {
         );
         assert!(runs_svg(&[], 100, 30).contains("no finished runs"));
         let pts = [
-            Point { duration_ms: 1000, bytes: 10, ok: true },
-            Point { duration_ms: 2000, bytes: 0, ok: false },
-            Point { duration_ms: 500, bytes: 20, ok: true },
+            Point {
+                duration_ms: 1000,
+                bytes: 10,
+                ok: true,
+            },
+            Point {
+                duration_ms: 2000,
+                bytes: 0,
+                ok: false,
+            },
+            Point {
+                duration_ms: 500,
+                bytes: 20,
+                ok: true,
+            },
         ];
         let svg = runs_svg(&pts, 100, 30);
         assert_eq!(svg.matches("<polyline").count(), 2);

@@ -140,10 +140,8 @@ pub fn parse_head(head: &[u8]) -> Result<Request, ReadError> {
                     keep_alive = true;
                 }
             }
-            "authorization" => {
-                if authorization.replace(value.to_string()).is_some() {
-                    return Err(bad("more than one Authorization header"));
-                }
+            "authorization" if authorization.replace(value.to_string()).is_some() => {
+                return Err(bad("more than one Authorization header"));
             }
             "content-length" if value != "0" => {
                 return Err(bad("a GET or HEAD request has no body"))
@@ -282,8 +280,9 @@ mod tests {
 
     #[test]
     fn requests_are_parsed_strictly() {
-        let r = parse("GET /api/v1/status?x=1 HTTP/1.1\r\nHost: a\r\nAuthorization: Bearer t\r\n\r\n")
-            .unwrap();
+        let r =
+            parse("GET /api/v1/status?x=1 HTTP/1.1\r\nHost: a\r\nAuthorization: Bearer t\r\n\r\n")
+                .unwrap();
         assert_eq!(r.method, Method::Get);
         assert_eq!(r.path, "/api/v1/status");
         assert_eq!(r.query.as_deref(), Some("x=1"));
@@ -291,15 +290,27 @@ mod tests {
         assert_eq!(r.authorization.as_deref(), Some("Bearer t"));
         let r = parse("HEAD / HTTP/1.0\r\n\r\n").unwrap();
         assert!(!r.keep_alive && r.method == Method::Head);
-        assert!(!parse("GET / HTTP/1.1\r\nConnection: close\r\n\r\n").unwrap().keep_alive);
+        assert!(
+            !parse("GET / HTTP/1.1\r\nConnection: close\r\n\r\n")
+                .unwrap()
+                .keep_alive
+        );
         assert_eq!(status(parse("POST / HTTP/1.1\r\n\r\n")), 405);
         assert_eq!(status(parse("DELETE /x HTTP/1.1\r\n\r\n")), 405);
         assert_eq!(status(parse("GET / HTTP/2\r\n\r\n")), 400);
         assert_eq!(status(parse("GET  / HTTP/1.1\r\n\r\n")), 400);
         assert_eq!(status(parse("GET http://x/ HTTP/1.1\r\n\r\n")), 400);
         assert_eq!(status(parse("GET / HTTP/1.1\r\nA: b\r\n c\r\n\r\n")), 400);
-        assert_eq!(status(parse("GET / HTTP/1.1\r\nContent-Length: 5\r\n\r\n")), 400);
-        assert_eq!(status(parse("GET / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n")), 400);
+        assert_eq!(
+            status(parse("GET / HTTP/1.1\r\nContent-Length: 5\r\n\r\n")),
+            400
+        );
+        assert_eq!(
+            status(parse(
+                "GET / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n"
+            )),
+            400
+        );
         assert_eq!(status(parse("GET / HTTP/1.1\r\nnocolon\r\n\r\n")), 400);
         let big = format!("GET / HTTP/1.1\r\nX: {}\r\n\r\n", "a".repeat(MAX_HEAD));
         assert_eq!(status(parse(&big)), 431);

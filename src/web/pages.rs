@@ -39,7 +39,11 @@ fn page(title: &str, body: &str, script: Option<&str>) -> Response {
 }
 
 fn not_found(what: &str) -> Response {
-    let mut r = page("not found", &format!("<h1>{}</h1><p><a href=\"/\">all jobs</a></p>", esc(what)), None);
+    let mut r = page(
+        "not found",
+        &format!("<h1>{}</h1><p><a href=\"/\">all jobs</a></p>", esc(what)),
+        None,
+    );
     r.status = 404;
     r
 }
@@ -108,7 +112,13 @@ pub fn dashboard(ctx: &Ctx) -> Response {
             .last_failure
             .as_ref()
             .map(|r| {
-                let why = r.error.as_deref().unwrap_or("").lines().next().unwrap_or("");
+                let why = r
+                    .error
+                    .as_deref()
+                    .unwrap_or("")
+                    .lines()
+                    .next()
+                    .unwrap_or("");
                 format!(
                     "{} {} ({}): {}",
                     run_link(&r.run_id),
@@ -171,14 +181,24 @@ pub fn job(ctx: &Ctx, id: &str) -> Response {
                     ),
                     _ => String::new(),
                 };
-                format!("<li>{} <code>{}</code>{now}</li>", esc(&p.location), esc(&p.path))
+                format!(
+                    "<li>{} <code>{}</code>{now}</li>",
+                    esc(&p.location),
+                    esc(&p.path)
+                )
             })
             .collect()
     };
     let syncs: String = view
         .syncs
         .iter()
-        .map(|s| format!("<li><code>{}</code> → <code>{}</code></li>", esc(&s.source), esc(&s.dest)))
+        .map(|s| {
+            format!(
+                "<li><code>{}</code> → <code>{}</code></li>",
+                esc(&s.source),
+                esc(&s.dest)
+            )
+        })
         .collect();
     let run_rows: String = runs
         .iter()
@@ -189,8 +209,12 @@ pub fn job(ctx: &Ctx, id: &str) -> Response {
                 esc(&r.trigger),
                 esc(&r.started),
                 esc(&r.outcome),
-                r.duration_ms.map(|d| format!("{:.1} s", d as f64 / 1000.0)).unwrap_or_default(),
-                r.bytes.map(|b| esc(&chart::human_bytes(b.max(0) as u64))).unwrap_or_default(),
+                r.duration_ms
+                    .map(|d| format!("{:.1} s", d as f64 / 1000.0))
+                    .unwrap_or_default(),
+                r.bytes
+                    .map(|b| esc(&chart::human_bytes(b.max(0) as u64)))
+                    .unwrap_or_default(),
             )
         })
         .collect();
@@ -255,7 +279,9 @@ pub fn run(ctx: &Ctx, id: &str) -> Response {
             format!(
                 "<li>sync {}: exit {} · {} files · {}</li>",
                 s.sync,
-                s.exit_code.map(|c| c.to_string()).unwrap_or_else(|| "-".into()),
+                s.exit_code
+                    .map(|c| c.to_string())
+                    .unwrap_or_else(|| "-".into()),
                 s.files.unwrap_or(0),
                 esc(&chart::human_bytes(s.bytes.unwrap_or(0).max(0) as u64))
             )
@@ -276,7 +302,11 @@ pub fn run(ctx: &Ctx, id: &str) -> Response {
         off = log.len(),
         text = esc(&String::from_utf8_lossy(&log)),
     );
-    page(&format!("run {}", run.run_id), &body, active.then_some(POLL_SCRIPT))
+    page(
+        &format!("run {}", run.run_id),
+        &body,
+        active.then_some(POLL_SCRIPT),
+    )
 }
 
 /// The first [`PAGE_LOG`] bytes (whole lines while active) and the file's size.

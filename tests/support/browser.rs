@@ -8,7 +8,7 @@
 //! Must not: load anything but 127.0.0.1 pages the test serves.
 use std::fs;
 use std::io::{BufRead, BufReader, Write};
-use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::fd::AsRawFd;
 use std::os::unix::process::CommandExt;
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
@@ -73,8 +73,8 @@ impl Browser {
         drop((cmd_r, resp_w));
         Browser {
             child,
-            to: fs::File::from(OwnedFd::from(cmd_w)),
-            from: BufReader::new(fs::File::from(OwnedFd::from(resp_r))),
+            to: fs::File::from(cmd_w),
+            from: BufReader::new(fs::File::from(resp_r)),
             next_id: 1,
             session: None,
         }
@@ -95,7 +95,10 @@ impl Browser {
         self.to.write_all(&bytes).expect("write to chromium");
         loop {
             let mut buf = Vec::new();
-            let n = self.from.read_until(0, &mut buf).expect("read from chromium");
+            let n = self
+                .from
+                .read_until(0, &mut buf)
+                .expect("read from chromium");
             assert!(n > 0, "chromium closed its pipe");
             buf.pop();
             let v: Value = serde_json::from_slice(&buf).unwrap();

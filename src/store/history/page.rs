@@ -21,9 +21,9 @@ impl History {
             let cursor: Option<(i64, String)> = match before {
                 None => None,
                 Some(b) => {
-                    let mut st = self
-                        .conn
-                        .prepare_cached("SELECT started, run_id FROM runs WHERE run_id = ?1 AND job = ?2")?;
+                    let mut st = self.conn.prepare_cached(
+                        "SELECT started, run_id FROM runs WHERE run_id = ?1 AND job = ?2",
+                    )?;
                     let mut rows = st.query_map([b, job], |r| Ok((r.get(0)?, r.get(1)?)))?;
                     match rows.next().transpose()? {
                         Some(c) => Some(c),
