@@ -3,7 +3,8 @@
 //! Shape: one acceptor thread per listener hands connections to a bounded queue; a fixed pool
 //! of [`WORKERS`] threads serves them ([`http`] reads one request head at a time, strictly:
 //! GET and HEAD only, [`http::MAX_HEAD`] bytes, a deadline per head, [`MAX_REQUESTS`] per
-//! connection, read and write timeouts). When the queue is full a new connection gets a 503
+//! connection, read and write timeouts, a short read timeout once a connection is kept alive so
+//! an idle client does not hold a worker). When the queue is full a new connection gets a 503
 //! and is closed at once, so a flood costs a few file descriptors, never memory or the
 //! scheduler's time. The server runs on its own threads and reads only what the daemon
 //! publishes ([`Feed`]: the running config and the live state, swapped as `Arc`s under a lock
@@ -44,6 +45,8 @@ pub const QUEUE: usize = 64;
 pub const MAX_REQUESTS: usize = 100;
 /// Read and write timeout of each socket operation.
 pub const IO_TIMEOUT: Duration = Duration::from_secs(10);
+/// Read timeout on a kept-alive connection: an idle client frees its worker this soon.
+pub const KEEPALIVE_IDLE: Duration = Duration::from_secs(2);
 /// How long one status snapshot is reused: requests in a burst share one read of the state,
 /// the history and `/proc/locks`.
 pub const SNAPSHOT_TTL: Duration = Duration::from_millis(500);
@@ -248,6 +251,13 @@ impl Conn {
         }
     }
 
+    fn set_read_timeout(&self, t: Duration) -> io::Result<()> {
+        match self {
+            Conn::Tcp(s) => s.set_read_timeout(Some(t)),
+            Conn::Unix(s) => s.set_read_timeout(Some(t)),
+        }
+    }
+
     fn set_nonblocking(&self) -> io::Result<()> {
         match self {
             Conn::Tcp(s) => s.set_nonblocking(true),
@@ -327,6 +337,9 @@ fn serve(mut conn: Conn, ctx: &api::Ctx) {
     }
     let mut buf = Vec::new();
     for n in 1..=MAX_REQUESTS {
+        if n == 2 && conn.set_read_timeout(KEEPALIVE_IDLE).is_err() {
+            return;
+        }
         let req = match http::read_request(&mut conn, &mut buf) {
             Ok(r) => r,
             Err(http::ReadError::Reject(status, msg)) => {
