@@ -460,6 +460,11 @@ fn in_a_browser_the_dashboard_lists_jobs_and_a_running_jobs_log_grows_until_poll
     // The page's log is the file, byte for byte: no line lost or doubled between polls.
     let file = curl(&[], &format!("{base}/api/v1/runs/{run_id}/log"), &[]).body;
     assert_eq!(text, file);
+    wait_until(
+        Duration::from_secs(10),
+        "the page to show the outcome",
+        || b.eval("document.getElementById('outcome').textContent") == "success",
+    );
     let polls = b.eval("window.bmPolls");
     std::thread::sleep(Duration::from_secs(3));
     assert_eq!(b.eval("window.bmPolls"), polls, "no request after the end");

@@ -300,9 +300,13 @@ fn run(ctx: &Ctx, id: &str) -> Response {
     }
 }
 
-/// The bytes of a run's log from `offset`: at most [`LOG_CHUNK`], and while the run is active
-/// only whole lines (a line being written is sent once complete). Headers: `X-Log-Offset`
-/// (where these bytes start), `X-Log-Next-Offset`, `X-Log-Size`, `X-Run-Active`.
+/// How long after its last write the log of a run that is no longer listed as active, but has
+/// no end line yet, is still followed (its writer thread finishes the file just after the run).
+pub const LOG_GRACE: std::time::Duration = std::time::Duration::from_secs(3);
+
+/// The bytes of a run's log from `offset`: at most [`LOG_CHUNK`], and while it is followed only
+/// whole lines (a line being written is sent once complete). Headers: `X-Log-Offset` (where
+/// these bytes start), `X-Log-Next-Offset`, `X-Log-Size`, `X-Run-Active` ([`following`]).
 fn log(ctx: &Ctx, id: &str, q: Option<&str>) -> Response {
     let offset = match query_param(q, "offset").map(str::parse::<u64>) {
         None => 0,
@@ -315,9 +319,9 @@ fn log(ctx: &Ctx, id: &str, q: Option<&str>) -> Response {
     };
     let config = ctx.feed.config();
     let path = runlog::path(&config.state_dir, &run.job, &run.run_id);
-    let (bytes, size) = match read_from(&path, offset, active) {
+    let (bytes, size, follow) = match read_from(&path, offset, LOG_CHUNK, active) {
         Ok(x) => x,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => (Vec::new(), 0),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => (Vec::new(), 0, active),
         Err(e) => return error(503, format!("cannot read the run's log: {e}")),
     };
     let start = offset.min(size);
@@ -326,32 +330,68 @@ fn log(ctx: &Ctx, id: &str, q: Option<&str>) -> Response {
         .header("X-Log-Offset", start.to_string())
         .header("X-Log-Next-Offset", next.to_string())
         .header("X-Log-Size", size.to_string())
-        .header("X-Run-Active", active.to_string())
+        .header("X-Run-Active", follow.to_string())
 }
 
-/// Reads from `offset` (never through a symlink); returns the bytes and the file's size.
-fn read_from(
+/// Whether a follower should keep asking: the run is active, or its log has no end line yet
+/// and was written within [`LOG_GRACE`] (the end line is written just after the run ends).
+fn following(f: &mut std::fs::File, meta: &std::fs::Metadata, active: bool) -> bool {
+    if active {
+        return true;
+    }
+    let recent = meta
+        .modified()
+        .ok()
+        .and_then(|m| m.elapsed().ok())
+        .is_some_and(|age| age < LOG_GRACE);
+    if !recent {
+        return false;
+    }
+    // The last line of the file: an end line means complete.
+    let size = meta.len();
+    let from = size.saturating_sub(4096);
+    let mut tail = Vec::new();
+    if f.seek(SeekFrom::Start(from)).is_err() || f.take(4096).read_to_end(&mut tail).is_err() {
+        return false;
+    }
+    let text = String::from_utf8_lossy(&tail);
+    let last = text
+        .trim_end_matches('\n')
+        .rsplit('\n')
+        .next()
+        .unwrap_or("");
+    !last.contains(runlog::END_MARK)
+}
+
+/// Reads at most `max` bytes from `offset` (never through a symlink). Returns them, the file's
+/// size and whether the log is still followed (then only whole lines are returned).
+pub fn read_from(
     path: &std::path::Path,
     offset: u64,
-    whole_lines: bool,
-) -> std::io::Result<(Vec<u8>, u64)> {
+    max: u64,
+    active: bool,
+) -> std::io::Result<(Vec<u8>, u64, bool)> {
     use std::os::unix::fs::OpenOptionsExt;
     let mut f = std::fs::File::options()
         .read(true)
         .custom_flags(nix::libc::O_NOFOLLOW)
         .open(path)?;
-    let size = f.metadata()?.len();
+    let meta = f.metadata()?;
+    let size = meta.len();
+    let follow = following(&mut f, &meta, active);
     let start = offset.min(size);
     f.seek(SeekFrom::Start(start))?;
     let mut bytes = Vec::new();
-    f.take(LOG_CHUNK).read_to_end(&mut bytes)?;
-    if whole_lines {
+    (&mut f)
+        .take(max.min(size - start))
+        .read_to_end(&mut bytes)?;
+    if follow {
         match bytes.iter().rposition(|&b| b == b'\n') {
             Some(i) => bytes.truncate(i + 1),
             // One line longer than a chunk goes out as it is.
-            None if bytes.len() as u64 == LOG_CHUNK => {}
+            None if bytes.len() as u64 == max => {}
             None => bytes.clear(),
         }
     }
-    Ok((bytes, size))
+    Ok((bytes, size, follow))
 }

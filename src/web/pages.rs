@@ -242,11 +242,12 @@ pub fn job(ctx: &Ctx, id: &str) -> Response {
 /// Polls the log endpoint while the run is active; counts its requests in `window.bmPolls`
 /// and marks the end in `body[data-polling]`.
 const POLL_SCRIPT: &str = r#"(function(){
-var el=document.getElementById('log'),st=document.getElementById('run-state');
+var el=document.getElementById('log'),st=document.getElementById('run-state'),oc=document.getElementById('outcome');
 var off=Number(el.dataset.offset),src=el.dataset.src,timer=null,busy=false;
 window.bmPolls=0;
 function later(){if(!timer&&!busy)timer=setTimeout(tick,1000);}
-function done(){document.body.dataset.polling='stopped';st.textContent='ended';}
+function done(){document.body.dataset.polling='stopped';st.textContent='ended';
+fetch(src.replace(/\/log$/,''),{credentials:'same-origin',cache:'no-store'}).then(function(r){return r.json();}).then(function(j){oc.textContent=j.outcome;}).catch(function(){});}
 function tick(){timer=null;if(document.hidden)return;busy=true;window.bmPolls++;
 fetch(src+'?offset='+off,{credentials:'same-origin',cache:'no-store'}).then(function(r){
 if(!r.ok)throw new Error(r.status);
@@ -265,8 +266,8 @@ pub fn run(ctx: &Ctx, id: &str) -> Response {
     };
     let config = ctx.feed.config();
     let path = crate::store::runlog::path(&config.state_dir, &run.job, &run.run_id);
-    let (log, size) = read_log(&path, active);
-    let more = if (log.len() as u64) < size && !active {
+    let (log, size, follow) = read_log(&path, active);
+    let more = if (log.len() as u64) < size && !follow {
         format!("<p class=\"muted\">log cut at {} of {size} bytes: the whole log is at <a href=\"/api/v1/runs/{}/log\">the API</a></p>", log.len(), esc(&run.run_id))
     } else {
         String::new()
@@ -289,7 +290,7 @@ pub fn run(ctx: &Ctx, id: &str) -> Response {
         .collect();
     let body = format!(
         "<p><a href=\"/\">all jobs</a> · <a href=\"/jobs/{job}\">{job}</a></p><h1>run {rid}</h1>\
-<p>{trigger} run, started {started} · outcome {outcome} · <span id=\"run-state\">{state}</span></p>\
+<p>{trigger} run, started {started} · outcome <span id=\"outcome\">{outcome}</span> · <span id=\"run-state\">{state}</span></p>\
 <p class=\"critical\">{error}</p><ul>{steps}</ul>{more}\
 <pre id=\"log\" data-src=\"/api/v1/runs/{rid}/log\" data-offset=\"{off}\">{text}</pre>",
         job = esc(&run.job),
@@ -297,7 +298,7 @@ pub fn run(ctx: &Ctx, id: &str) -> Response {
         trigger = esc(&run.trigger),
         started = esc(&run.started),
         outcome = esc(&run.outcome),
-        state = if active { "active" } else { "ended" },
+        state = if follow { "active" } else { "ended" },
         error = esc(run.error.as_deref().unwrap_or("")),
         off = log.len(),
         text = esc(&String::from_utf8_lossy(&log)),
@@ -305,27 +306,12 @@ pub fn run(ctx: &Ctx, id: &str) -> Response {
     page(
         &format!("run {}", run.run_id),
         &body,
-        active.then_some(POLL_SCRIPT),
+        follow.then_some(POLL_SCRIPT),
     )
 }
 
-/// The first [`PAGE_LOG`] bytes (whole lines while active) and the file's size.
-fn read_log(path: &std::path::Path, active: bool) -> (Vec<u8>, u64) {
-    use std::io::Read;
-    use std::os::unix::fs::OpenOptionsExt;
-    let Ok(f) = std::fs::File::options()
-        .read(true)
-        .custom_flags(nix::libc::O_NOFOLLOW)
-        .open(path)
-    else {
-        return (Vec::new(), 0);
-    };
-    let size = f.metadata().map(|m| m.len()).unwrap_or(0);
-    let mut bytes = Vec::new();
-    let _ = f.take(PAGE_LOG).read_to_end(&mut bytes);
-    if active {
-        let keep = bytes.iter().rposition(|&b| b == b'\n').map_or(0, |i| i + 1);
-        bytes.truncate(keep);
-    }
-    (bytes, size)
+/// The first [`PAGE_LOG`] bytes (whole lines while followed), the file's size, and whether
+/// the log is still followed ([`api::read_from`]).
+fn read_log(path: &std::path::Path, active: bool) -> (Vec<u8>, u64, bool) {
+    api::read_from(path, 0, PAGE_LOG, active).unwrap_or((Vec::new(), 0, active))
 }
