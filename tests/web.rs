@@ -359,6 +359,19 @@ fn a_token_is_required_on_every_listener_when_configured() {
     }
     drop(d);
 
+    // A port in use: the daemon does not start, and the socket it had bound is gone again.
+    let busy = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let taken = busy.local_addr().unwrap().to_string();
+    let cfg = ConfigBuilder::in_scratch(&t)
+        .http(&["unix:http.sock", &taken], None)
+        .job(job(&t, "good"))
+        .write(t.p("busy.yaml"));
+    let mut d = Bm::spawn(&cfg, &["daemon"]);
+    assert_eq!(d.wait(LONG), 78, "{}", d.log());
+    assert!(d.saw(&format!("cannot listen on {taken}")), "{}", d.log());
+    assert!(!t.p("r/http.sock").exists());
+    drop(busy);
+
     // A public address without a token: validate names the line, the daemon refuses.
     let bad = ConfigBuilder::in_scratch(&t)
         .http(&["0.0.0.0:1"], None)

@@ -141,9 +141,16 @@ impl Server {
         let mut listeners = Vec::new();
         let mut sockets = Vec::new();
         for l in &http.listen {
-            let err = |source| WebError::Listen {
-                listen: l.to_string(),
-                source,
+            let err = |source| {
+                // All or none: the sockets bound so far go again.
+                Server {
+                    sockets: sockets.clone(),
+                }
+                .stop();
+                WebError::Listen {
+                    listen: l.to_string(),
+                    source,
+                }
             };
             match l {
                 Listen::Tcp(a) => listeners.push(Listener::Tcp(TcpListener::bind(a).map_err(err)?)),
