@@ -28,6 +28,7 @@ use std::net::{TcpListener, TcpStream};
 use std::os::unix::fs::{FileTypeExt, PermissionsExt};
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{self, Receiver, SyncSender, TrySendError};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -50,6 +51,8 @@ pub const KEEPALIVE_IDLE: Duration = Duration::from_secs(2);
 /// How long one status snapshot is reused: requests in a burst share one read of the state,
 /// the history and `/proc/locks`.
 pub const SNAPSHOT_TTL: Duration = Duration::from_millis(500);
+/// The oldest snapshot ever served (while a newer one is built in the background).
+pub const SNAPSHOT_MAX_AGE: Duration = Duration::from_secs(5);
 
 #[derive(Debug, thiserror::Error)]
 pub enum WebError {
@@ -74,6 +77,8 @@ pub struct Feed {
     config: Mutex<Arc<Config>>,
     live: Mutex<Arc<Live>>,
     cache: Mutex<Option<(Instant, Arc<Status>)>>,
+    /// A background refresh of `cache` is under way.
+    refreshing: AtomicBool,
 }
 
 impl Feed {
@@ -82,6 +87,7 @@ impl Feed {
             config: Mutex::new(config),
             live: Mutex::new(Arc::new(live)),
             cache: Mutex::new(None),
+            refreshing: AtomicBool::new(false),
         }
     }
 
@@ -103,14 +109,35 @@ impl Feed {
         Arc::clone(&self.live.lock().unwrap_or_else(|e| e.into_inner()))
     }
 
-    /// The status snapshot, as `status --format json` builds it, at most [`SNAPSHOT_TTL`] old.
-    pub fn status(&self) -> Arc<Status> {
-        let mut cache = self.cache.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some((at, s)) = cache.as_ref() {
-            if at.elapsed() < SNAPSHOT_TTL {
-                return Arc::clone(s);
+    /// The status snapshot, as `status --format json` builds it. A copy younger than
+    /// [`SNAPSHOT_TTL`] is served as it is; an older one (up to [`SNAPSHOT_MAX_AGE`]) is served
+    /// while one background thread builds the next, so under load no request waits for a
+    /// snapshot; an older one or none is built on the spot.
+    pub fn status(self: &Arc<Self>) -> Arc<Status> {
+        let cached = self.cache.lock().unwrap_or_else(|e| e.into_inner()).clone();
+        match cached {
+            Some((at, s)) if at.elapsed() < SNAPSHOT_TTL => s,
+            Some((at, s)) if at.elapsed() < SNAPSHOT_MAX_AGE => {
+                if !self.refreshing.swap(true, Ordering::SeqCst) {
+                    let me = Arc::clone(self);
+                    let spawned = std::thread::Builder::new()
+                        .name("http status".into())
+                        .spawn(move || {
+                            me.refresh();
+                            me.refreshing.store(false, Ordering::SeqCst);
+                        });
+                    if spawned.is_err() {
+                        self.refreshing.store(false, Ordering::SeqCst);
+                    }
+                }
+                s
             }
+            _ => self.refresh(),
         }
+    }
+
+    /// Builds a snapshot now and keeps it.
+    fn refresh(&self) -> Arc<Status> {
         let (config, live) = (self.config(), self.live());
         let s = Arc::new(status::snapshot(
             &live.config,
@@ -120,7 +147,8 @@ impl Feed {
             jiff::Timestamp::now(),
             &[],
         ));
-        *cache = Some((Instant::now(), Arc::clone(&s)));
+        *self.cache.lock().unwrap_or_else(|e| e.into_inner()) =
+            Some((Instant::now(), Arc::clone(&s)));
         s
     }
 }
