@@ -48,7 +48,9 @@ pub fn respond(ctx: &Ctx, req: &Request) -> Response {
     let q = req.query.as_deref();
     match segs.as_slice() {
         ["healthz"] => Response::text(200, "ok\n"),
-        ["api", "v1", "status"] => json(200, &*ctx.feed.status()),
+        ["api", "v1", "status"] => {
+            Response::new(200, "application/json", ctx.feed.status().json.to_vec())
+        }
         ["api", "v1", "jobs", id] => job(ctx, id),
         ["api", "v1", "jobs", id, "runs"] => runs(ctx, id, q),
         ["api", "v1", "runs", id] => run(ctx, id),
@@ -161,7 +163,7 @@ fn job(ctx: &Ctx, id: &str) -> Response {
         status: Option<&'a crate::store::status::JobStatus>,
         config: JobConfig,
     }
-    let status = ctx.feed.status();
+    let status = ctx.feed.status().status;
     json(
         200,
         &Out {

@@ -76,7 +76,7 @@ pub enum WebError {
 pub struct Feed {
     config: Mutex<Arc<Config>>,
     live: Mutex<Arc<Live>>,
-    cache: Mutex<Option<(Instant, Arc<Status>)>>,
+    cache: Mutex<Option<(Instant, Snapshot)>>,
     /// A background refresh of `cache` is under way.
     refreshing: AtomicBool,
 }
@@ -113,7 +113,7 @@ impl Feed {
     /// [`SNAPSHOT_TTL`] is served as it is; an older one (up to [`SNAPSHOT_MAX_AGE`]) is served
     /// while one background thread builds the next, so under load no request waits for a
     /// snapshot; an older one or none is built on the spot.
-    pub fn status(self: &Arc<Self>) -> Arc<Status> {
+    pub fn status(self: &Arc<Self>) -> Snapshot {
         let cached = self.cache.lock().unwrap_or_else(|e| e.into_inner()).clone();
         match cached {
             Some((at, s)) if at.elapsed() < SNAPSHOT_TTL => s,
@@ -137,9 +137,9 @@ impl Feed {
     }
 
     /// Builds a snapshot now and keeps it.
-    fn refresh(&self) -> Arc<Status> {
+    fn refresh(&self) -> Snapshot {
         let (config, live) = (self.config(), self.live());
-        let s = Arc::new(status::snapshot(
+        let status = Arc::new(status::snapshot(
             &live.config,
             Some(&config),
             None,
@@ -147,10 +147,22 @@ impl Feed {
             jiff::Timestamp::now(),
             &[],
         ));
-        *self.cache.lock().unwrap_or_else(|e| e.into_inner()) =
-            Some((Instant::now(), Arc::clone(&s)));
+        let mut json = serde_json::to_vec_pretty(&*status).expect("status serializes");
+        json.push(b'\n');
+        let s = Snapshot {
+            status,
+            json: Arc::new(json),
+        };
+        *self.cache.lock().unwrap_or_else(|e| e.into_inner()) = Some((Instant::now(), s.clone()));
         s
     }
+}
+
+/// A status snapshot and its JSON (serialized once, served by every request that shares it).
+#[derive(Clone)]
+pub struct Snapshot {
+    pub status: Arc<Status>,
+    pub json: Arc<Vec<u8>>,
 }
 
 /// A running server. [`Server::stop`] removes its unix sockets; its threads end with the

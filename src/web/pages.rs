@@ -83,7 +83,7 @@ fn run_link(id: &str) -> String {
 }
 
 pub fn dashboard(ctx: &Ctx) -> Response {
-    let status = ctx.feed.status();
+    let status = ctx.feed.status().status;
     let config = ctx.feed.config();
     let history = api::history(&config).ok().flatten();
     let mut rows = String::new();
@@ -159,7 +159,7 @@ pub fn job(ctx: &Ctx, id: &str) -> Response {
     let Some(job) = config.job(id) else {
         return not_found("no such job");
     };
-    let status = ctx.feed.status();
+    let status = ctx.feed.status().status;
     let Some(j) = status.jobs.iter().find(|j| j.id == id) else {
         return not_found("no such job");
     };
