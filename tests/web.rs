@@ -5,7 +5,6 @@
 //! scheduled run still starts on time.
 mod support;
 
-use std::collections::BTreeMap;
 use std::fs;
 use std::io::{Read, Write};
 use std::net::TcpStream;
@@ -15,6 +14,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 use support::browser::Browser;
+use support::curl::{curl, free_port};
 use support::*;
 
 const TOKEN: &str = "s3cret-token-0123456789";
@@ -24,15 +24,6 @@ fn tmp() -> Scratch {
     fs::create_dir_all(t.p("src")).unwrap();
     fs::write(t.p("src/file"), "data\n").unwrap();
     t
-}
-
-/// A free loopback port (bound and released: the daemon takes it a moment later).
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 fn job(t: &Scratch, id: &str) -> JobBuilder {
@@ -49,55 +40,6 @@ fn daemon(cfg: &Path) -> Bm {
         d.full_log().contains("daemon started")
     });
     d
-}
-
-/// A curl response: status, headers (lower-case names), body.
-struct Got {
-    status: u16,
-    headers: BTreeMap<String, String>,
-    body: String,
-}
-
-impl Got {
-    fn json(&self) -> Value {
-        serde_json::from_str(&self.body).unwrap_or_else(|e| panic!("{e}: {}", self.body))
-    }
-}
-
-/// `curl` with `via` (`--unix-socket PATH` or nothing) and `extra` arguments.
-fn curl(via: &[&str], url: &str, extra: &[&str]) -> Got {
-    let out = Command::new("curl")
-        .args(["-sS", "-D", "-", "--max-time", "20"])
-        .args(via)
-        .args(extra)
-        .arg(url)
-        .output()
-        .expect("run curl");
-    assert!(
-        out.status.success(),
-        "curl {url}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let text = String::from_utf8_lossy(&out.stdout).into_owned();
-    let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
-    let mut lines = head.lines();
-    let status = lines
-        .next()
-        .unwrap()
-        .split(' ')
-        .nth(1)
-        .unwrap()
-        .parse()
-        .unwrap();
-    let headers = lines
-        .filter_map(|l| l.split_once(':'))
-        .map(|(k, v)| (k.to_ascii_lowercase(), v.trim().to_string()))
-        .collect();
-    Got {
-        status,
-        headers,
-        body: body.to_string(),
-    }
 }
 
 /// The keys of an object, sorted.
