@@ -258,6 +258,22 @@ fn the_api_over_a_unix_socket_and_loopback_tcp_matches_its_documented_shapes() {
     }
     let got = curl(unix, "http://localhost/", &["-X", "POST", "-d", "x=1"]);
     assert_eq!(got.status, 405);
+    // Strict reading: an oversized head, a body on a GET, a folded header; each closes.
+    let raw = |req: &[u8]| {
+        let mut s = TcpStream::connect(&tcp).unwrap();
+        let _ = s.write_all(req);
+        let mut out = String::new();
+        let _ = s.read_to_string(&mut out);
+        out
+    };
+    let big = format!("GET / HTTP/1.1\r\nX: {}\r\n\r\n", "a".repeat(9000));
+    assert!(raw(big.as_bytes()).starts_with("HTTP/1.1 431 "));
+    let body = raw(b"GET / HTTP/1.1\r\nContent-Length: 3\r\n\r\nabc");
+    assert!(
+        body.starts_with("HTTP/1.1 400 ") && body.contains("Connection: close"),
+        "{body}"
+    );
+    assert!(raw(b"GET / HTTP/1.1\r\nA: b\r\n c\r\n\r\n").starts_with("HTTP/1.1 400 "));
 
     // The socket goes with the daemon.
     drop(d);

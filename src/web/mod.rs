@@ -305,6 +305,13 @@ impl Conn {
         }
     }
 
+    fn shutdown_write(&self) -> io::Result<()> {
+        match self {
+            Conn::Tcp(s) => s.shutdown(std::net::Shutdown::Write),
+            Conn::Unix(s) => s.shutdown(std::net::Shutdown::Write),
+        }
+    }
+
     fn set_nonblocking(&self) -> io::Result<()> {
         match self {
             Conn::Tcp(s) => s.set_nonblocking(true),
@@ -395,6 +402,7 @@ fn serve(mut conn: Conn, ctx: &api::Ctx) {
                     r = r.header("Allow", "GET, HEAD");
                 }
                 let _ = http::write_response(&mut conn, &r, false, false);
+                linger(&mut conn);
                 return;
             }
             Err(_) => return,
@@ -404,6 +412,24 @@ fn serve(mut conn: Conn, ctx: &api::Ctx) {
         let head_only = req.method == http::Method::Head;
         if http::write_response(&mut conn, &resp, head_only, keep).is_err() || !keep {
             return;
+        }
+    }
+}
+
+/// After an error answer to a request whose rest was never read: stop writing, then read and drop
+/// what the client still sends (at most 64 KiB, 500 ms), so closing does not reset the
+/// connection and destroy the answer before the client reads it.
+fn linger(conn: &mut Conn) {
+    if conn.shutdown_write().is_err() || conn.set_read_timeout(Duration::from_millis(500)).is_err()
+    {
+        return;
+    }
+    let mut buf = [0u8; 4096];
+    let mut left: usize = 64 * 1024;
+    while left > 0 {
+        match conn.read(&mut buf) {
+            Ok(0) | Err(_) => return,
+            Ok(n) => left = left.saturating_sub(n),
         }
     }
 }
