@@ -20,3 +20,4 @@ pub mod snapshot;
 pub mod store;
 pub mod sys;
 pub mod transport;
+pub mod web;

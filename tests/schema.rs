@@ -183,6 +183,10 @@ const SCHEMA_BLIND: &[(&str, &str)] = &[
         "duplicate_key",
         "a parsed document has no duplicate keys left to see",
     ),
+    (
+        "http_listen",
+        "address syntax inside strings, and which addresses need token_file",
+    ),
     ("include_recursive", "glob syntax inside a string"),
     (
         "lock_in_deleted_dest",

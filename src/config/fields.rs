@@ -141,6 +141,17 @@ pub static TOP: Section = Section {
         f("shutdown_timeout", Ty::Duration, Some("30s"), "On SIGTERM the daemon cancels running jobs (rsync gets SIGTERM, then SIGKILL) and waits this long for them to release their locks before exiting."),
         f("history_keep", Ty::Duration, Some("400d"), "How long finished runs stay in the run history (`state_dir/history.sqlite`, shown by `backupmanager history`). Older ones are removed at daemon start and once a day; a run in progress never is."),
         f("jobs", Ty::List(&JOB), Some("[]"), "The jobs."),
+        f("http", Ty::Map(&HTTP), None, "Serve a read-only status page and JSON API (see below). Absent: no listener at all. `http: {}` listens on the default unix socket."),
+    ],
+};
+
+pub static HTTP: Section = Section {
+    name: "http",
+    what: "the http block",
+    doc: "The daemon's read-only web status page and JSON API (`/`, `/api/v1/...`, `/healthz`; see docs/api.md). GET and HEAD only; nothing can be changed through it. There is no TLS: put a reverse proxy in front for remote access (README). With `token_file`, every request must send `Authorization: Bearer TOKEN`.",
+    fields: &[
+        f("listen", Ty::StrList, Some("[unix:http.sock]"), "Where to listen: `unix:PATH` for a unix socket (a relative PATH is inside `pid_file_dir`; the socket is mode 0660), or `ADDRESS:PORT` for TCP (`127.0.0.1:8470`, `[::1]:8470`; an IP address, not a name). A TCP address that is not loopback needs `token_file`."),
+        f("token_file", Ty::AbsPath, None, "File holding the bearer token (its first line, at least 16 characters). When set, every request on every listener needs `Authorization: Bearer TOKEN`; required for a listener that is not loopback. Read when the daemon starts; keep it mode 0600."),
     ],
 };
 
@@ -243,8 +254,8 @@ pub static SYNC: Section = Section {
 };
 
 /// Every section, for generators.
-pub fn sections() -> [&'static Section; 6] {
-    [&TOP, &JOB, &LOCK, &BLOCKER, &SYNC, &RETENTION]
+pub fn sections() -> [&'static Section; 7] {
+    [&TOP, &JOB, &LOCK, &BLOCKER, &SYNC, &RETENTION, &HTTP]
 }
 
 #[cfg(test)]

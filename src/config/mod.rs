@@ -13,6 +13,7 @@ pub mod decode;
 pub mod diag;
 pub mod duration;
 pub mod fields;
+pub mod http;
 pub mod reference;
 pub mod retention;
 pub mod words;
@@ -49,6 +50,8 @@ pub struct Config {
     /// How long finished runs stay in the run history.
     pub history_keep: Duration,
     pub jobs: Vec<Job>,
+    /// The read-only web status page and API; `None`: no listener.
+    pub http: Option<http::Http>,
 }
 
 impl Config {

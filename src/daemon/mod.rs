@@ -106,6 +106,8 @@ struct Daemon {
     /// The live state's fixed part (pid, config, dirs); `runs` is filled from `running`.
     live: Live,
     publisher: Publisher,
+    /// The web status page (`http:`): what it reads, and its sockets.
+    web: Option<(Arc<crate::web::Feed>, crate::web::Server)>,
 }
 
 /// Runs the daemon until SIGTERM/SIGINT. Returns the process exit code.
@@ -185,6 +187,13 @@ pub fn run(config_path: &Path, notifier: Notifier) -> i32 {
     };
     let publisher = Publisher::new(config_path, &config.pid_file_dir);
     publisher.sweep_dead();
+    let web = match start_web(&config, &live) {
+        Ok(w) => w,
+        Err(e) => {
+            error!(phase = "http", "{e}; not starting");
+            return exit::CONFIG;
+        }
+    };
     let mut d = Daemon {
         config_path: config_path.to_path_buf(),
         config,
@@ -203,6 +212,7 @@ pub fn run(config_path: &Path, notifier: Notifier) -> i32 {
         last_status: String::new(),
         live,
         publisher,
+        web,
     };
     info!(
         phase = "start",
@@ -216,6 +226,22 @@ pub fn run(config_path: &Path, notifier: Notifier) -> i32 {
     let code = d.main_loop(&rx);
     handle.close();
     code
+}
+
+/// Starts the web server when the config has `http:` (the listener is fixed until a restart,
+/// like `pid_file_dir`). An unreadable token or a port in use stops the daemon from starting.
+fn start_web(
+    config: &Arc<Config>,
+    live: &Live,
+) -> Result<Option<(Arc<crate::web::Feed>, crate::web::Server)>, crate::web::WebError> {
+    let Some(http) = &config.http else {
+        return Ok(None);
+    };
+    let feed = Arc::new(crate::web::Feed::new(Arc::clone(config), live.clone()));
+    let server = crate::web::Server::start(http, Arc::clone(&feed))?;
+    let on: Vec<String> = http.listen.iter().map(|l| l.to_string()).collect();
+    info!(phase = "http", "status page listening on {}", on.join(", "));
+    Ok(Some((feed, server)))
 }
 
 fn log_diagnostic(d: &config::Diagnostic) {
@@ -336,6 +362,9 @@ impl Daemon {
         }
         self.save_state();
         self.publisher.remove();
+        if let Some((_, server)) = &self.web {
+            server.stop();
+        }
         // Both writers get what the last runs handed them (their final lines included).
         self.history.close(Duration::from_secs(5));
         self.run_logs.close(Duration::from_secs(5));

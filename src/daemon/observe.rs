@@ -72,6 +72,9 @@ impl Daemon {
         if let Err(e) = self.publisher.publish(&self.live) {
             warn!("live state: {e}");
         }
+        if let Some((feed, _)) = &self.web {
+            feed.set_live(&self.live);
+        }
     }
 
     pub(super) fn update_status(&mut self) {

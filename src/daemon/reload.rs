@@ -57,6 +57,13 @@ impl Daemon {
                     new.pid_file_dir = self.config.pid_file_dir.clone();
                     new.state_dir = self.config.state_dir.clone();
                 }
+                if new.http != self.config.http {
+                    warn!(
+                        phase = "reload",
+                        "http changes take effect at the next restart: the status page keeps its \
+                         listeners and token until then"
+                    );
+                }
                 let plan = match plan::build(new) {
                     Ok(p) => Arc::new(p),
                     Err(e) => {
@@ -94,6 +101,9 @@ impl Daemon {
                 }
                 self.config = Arc::clone(&plan.config);
                 self.plan = plan;
+                if let Some((feed, _)) = &self.web {
+                    feed.set_config(Arc::clone(&self.config));
+                }
                 info!(
                     phase = "reload",
                     "configuration reloaded: {} job(s); added: [{}]; removed: [{}]",

@@ -396,6 +396,16 @@ impl ConfigBuilder {
     pub fn history_keep(self, d: &str) -> Self {
         self.set("history_keep", d)
     }
+    /// `http: {listen: [...], token_file: ...}` (the web status page).
+    pub fn http(self, listen: &[&str], token_file: Option<&Path>) -> Self {
+        let mut m = Mapping::new();
+        let l: Vec<Value> = listen.iter().map(|s| Value::from(*s)).collect();
+        put(&mut m, "listen", Value::Sequence(l));
+        if let Some(t) = token_file {
+            put(&mut m, "token_file", text(t));
+        }
+        self.set("http", Value::Mapping(m))
+    }
 
     pub fn job(mut self, j: JobBuilder) -> Self {
         self.jobs.push(j);

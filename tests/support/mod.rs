@@ -3,6 +3,7 @@
 //! - [`builder`]: typed config builders writing properly quoted YAML (no `format!` YAML);
 //! - [`procfs`]: the one `/proc/PID/stat` parser (alive, children, process groups, names);
 //! - [`sshd`]: a private sshd on 127.0.0.1; [`netns`]: fake hosts in network namespaces;
+//! - [`curl`]: HTTP requests with curl (TCP or unix socket); [`browser`]: a headless Chromium driven over the DevTools pipe;
 //! - [`bm`]: a running backupmanager owned by the test; [`master`]: closes the ssh
 //!   ControlMaster a run leaves; [`files`]: big incompressible files, backdated mtimes;
 //! - here: `wait_until`, the tool check, and hostile file trees with a tree comparison.
@@ -16,7 +17,9 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 pub mod bm;
+pub mod browser;
 pub mod builder;
+pub mod curl;
 pub mod files;
 pub mod master;
 pub mod netns;

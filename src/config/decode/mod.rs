@@ -218,6 +218,12 @@ impl Decoder {
             ));
         }
 
+        // `http:` with nothing under it enables the defaults, like `http: {}`.
+        let http = top
+            .has_key("http")
+            .then(|| self.http(top.get("http"), &pid_file_dir))
+            .flatten();
+
         Some(Config {
             main_file: main.to_path_buf(),
             files,
@@ -227,6 +233,7 @@ impl Decoder {
             shutdown_timeout,
             history_keep,
             jobs,
+            http,
         })
     }
 

@@ -9,6 +9,7 @@
 //!
 //! Must not: run, schedule or lock anything; be required for a run to succeed.
 
+pub mod page;
 pub mod query;
 pub mod record;
 pub mod schema;

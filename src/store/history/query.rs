@@ -61,7 +61,7 @@ pub struct Filter {
     pub limit: Option<usize>,
 }
 
-const RUN_COLUMNS: &str = "run_id, job, trigger, slot, started, lock_acquired, wait_ms, finished,
+pub(super) const RUN_COLUMNS: &str = "run_id, job, trigger, slot, started, lock_acquired, wait_ms, finished,
     outcome, error_kind, error, exit_code, files, bytes, total_size, restore_points, pid, pid_start";
 
 fn time(v: Option<i64>) -> Option<String> {
@@ -69,7 +69,7 @@ fn time(v: Option<i64>) -> Option<String> {
         .map(|t| t.to_string())
 }
 
-fn run_row(r: &Row) -> rusqlite::Result<RunRow> {
+pub(super) fn run_row(r: &Row) -> rusqlite::Result<RunRow> {
     let started: i64 = r.get("started")?;
     let finished: Option<i64> = r.get("finished")?;
     let points: Option<String> = r.get("restore_points")?;
