@@ -1,0 +1,46 @@
+//! What can go wrong with an archive series, each naming the series and the archive.
+
+use super::names::Stem;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ArchiveError {
+    #[error("{path}: {source}")]
+    Io {
+        path: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{where_}: manifest {stem}.json is unreadable: {why}")]
+    BadManifest {
+        where_: String,
+        stem: String,
+        why: String,
+    },
+    #[error("{where_}: no archive {what}")]
+    NotFound { where_: String, what: String },
+    #[error("{where_}: the chain of {target} is broken: {why}")]
+    Broken {
+        where_: String,
+        target: Stem,
+        /// The archive that is missing or damaged.
+        culprit: Stem,
+        why: String,
+    },
+    #[error("{where_}: refusing to remove {stem}: it is the newest archive")]
+    RefuseNewest { where_: String, stem: Stem },
+    #[error("{0}")]
+    Tar(String),
+    #[error("cancelled")]
+    Cancelled,
+    #[error("{0}")]
+    Refused(String),
+}
+
+impl ArchiveError {
+    pub fn io(path: impl AsRef<std::path::Path>, source: std::io::Error) -> ArchiveError {
+        ArchiveError::Io {
+            path: path.as_ref().display().to_string(),
+            source,
+        }
+    }
+}
