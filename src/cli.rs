@@ -200,6 +200,26 @@ pub enum Command {
         #[arg(long)]
         overwrite: bool,
     },
+    /// Check the archive chains of an archive-mode job: every archive a restore point needs is
+    /// there, with the recorded size and sha256, and linked to its parent.
+    ///
+    /// Checks every restore point unless --snapshot names one. With --read, every archive is
+    /// also decompressed and listed by tar. Exit 1 when a chain is broken, naming the missing
+    /// or damaged archive.
+    Verify {
+        /// The job's id.
+        #[arg(value_name = "JOB_ID")]
+        id: String,
+        /// One restore point (an id from `snapshots`, or `latest`); default: all.
+        #[arg(long, value_name = "ID")]
+        snapshot: Option<String>,
+        /// Which sync's series, for a job with several syncs (0, 1, ...); default: all.
+        #[arg(long, value_name = "N")]
+        sync: Option<usize>,
+        /// Also decompress and list every archive.
+        #[arg(long)]
+        read: bool,
+    },
     /// Print the JSON Schema of the config file (for editors: yaml-language-server, VS Code).
     Schema,
     /// Print a shell completion script on stdout.

@@ -11,6 +11,8 @@
 
 pub mod guard;
 pub mod mirror;
+pub mod archive;
+pub mod archive_prune;
 pub mod prune;
 pub mod snapshot;
 
