@@ -74,11 +74,11 @@ fn config(t: &Scratch, retention: &[(&str, &str)], archive: &[(&str, &str)]) -> 
         .cron_schedule("0 3 * * *")
         .pid_file_dir(t.p("run"))
         .state_dir(t.p("state"))
-        .job(
-            JobBuilder::new("arc")
-                .archive(retention, archive)
-                .sync(format!("{}/", t.s("src")), t.p("series"), &[]),
-        )
+        .job(JobBuilder::new("arc").archive(retention, archive).sync(
+            format!("{}/", t.s("src")),
+            t.p("series"),
+            &[],
+        ))
         .write(t.p("backupmanager.yaml"))
 }
 
@@ -125,7 +125,14 @@ fn assert_exact(a: &Path, b: &Path) {
 fn restore(cfg: &Path, id: &str, to: &Path) -> Output {
     bm(
         cfg,
-        &["restore", "arc", "--snapshot", id, "--to", to.to_str().unwrap()],
+        &[
+            "restore",
+            "arc",
+            "--snapshot",
+            id,
+            "--to",
+            to.to_str().unwrap(),
+        ],
     )
 }
 
@@ -163,7 +170,10 @@ fn every_restore_point_of_a_chain_gives_back_its_tree_exactly() {
 
     // Level 1: added, grown, same size and mtime but new content, deleted, renamed (file and
     // directory), a directory removed, a mode changed, a symlink retargeted.
-    let mtime = fs::metadata(src.join("same size")).unwrap().modified().unwrap();
+    let mtime = fs::metadata(src.join("same size"))
+        .unwrap()
+        .modified()
+        .unwrap();
     fs::write(src.join("same size"), "BBBB\n").unwrap();
     set_mtime(&src.join("same size"), mtime);
     fs::write(src.join("new file"), "added\n").unwrap();
@@ -190,7 +200,10 @@ fn every_restore_point_of_a_chain_gives_back_its_tree_exactly() {
     let list = listed(&cfg, "arc");
     assert_eq!(levels(&cfg, "arc"), [0, 1, 2], "{list:?}");
     let chains = field(&list, "chain");
-    assert!(chains.iter().all(|c| c == &chains[0]), "one chain: {chains:?}");
+    assert!(
+        chains.iter().all(|c| c == &chains[0]),
+        "one chain: {chains:?}"
+    );
     let mut ids = field(&list, "id");
     ids.reverse();
 
@@ -233,13 +246,23 @@ fn every_restore_point_of_a_chain_gives_back_its_tree_exactly() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("not empty"));
     let out = bm(
         &cfg,
-        &["restore", "arc", "--overwrite", "--to", t.s("elsewhere").as_str()],
+        &[
+            "restore",
+            "arc",
+            "--overwrite",
+            "--to",
+            t.s("elsewhere").as_str(),
+        ],
     );
     assert_ne!(out.status.code(), Some(OK));
     assert!(!t.p("elsewhere").exists());
 
     let out = ok(&cfg, &["verify", "arc", "--read"]);
-    assert_eq!(out.lines().filter(|l| l.starts_with("ok ")).count(), 3, "{out}");
+    assert_eq!(
+        out.lines().filter(|l| l.starts_with("ok ")).count(),
+        3,
+        "{out}"
+    );
 }
 
 #[test]
@@ -267,7 +290,10 @@ fn a_missing_or_damaged_middle_archive_is_named_and_refused() {
     let out = bm(&cfg, &["verify", "arc"]);
     assert_eq!(out.status.code(), Some(FAILED), "{out:?}");
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains(middle.as_str()) && err.contains("damaged"), "{err}");
+    assert!(
+        err.contains(middle.as_str()) && err.contains("damaged"),
+        "{err}"
+    );
     let to = t.p("r");
     let out = restore(&cfg, newest, &to);
     assert_eq!(out.status.code(), Some(FAILED));
@@ -291,7 +317,10 @@ fn a_missing_or_damaged_middle_archive_is_named_and_refused() {
     let out = bm(&cfg, &["verify", "arc", "--snapshot", newest]);
     assert_eq!(out.status.code(), Some(FAILED));
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains(middle.as_str()) && err.contains("missing"), "{err}");
+    assert!(
+        err.contains(middle.as_str()) && err.contains("missing"),
+        "{err}"
+    );
     let out = restore(&cfg, "latest", &to);
     assert_eq!(out.status.code(), Some(FAILED));
     assert!(String::from_utf8_lossy(&out.stderr).contains(middle.as_str()));

@@ -35,8 +35,14 @@ pub fn chain_of<'a>(
 #[derive(Debug, Clone, PartialEq)]
 pub enum Next {
     /// A level 0. `warn` when the reason is a problem the user should know about.
-    Full { why: String, warn: bool },
-    Incremental { parent: Stem, level: u32 },
+    Full {
+        why: String,
+        warn: bool,
+    },
+    Incremental {
+        parent: Stem,
+        level: u32,
+    },
 }
 
 /// What the caller observed, for [`decide`].
@@ -106,7 +112,11 @@ pub fn decide(settings: &ArchiveSettings, seen: &Seen) -> Next {
             false,
         );
     }
-    if let Some(s) = seen.kept_only_as_parents.iter().find(|s| s.chain == newest.stem.chain) {
+    if let Some(s) = seen
+        .kept_only_as_parents
+        .iter()
+        .find(|s| s.chain == newest.stem.chain)
+    {
         return full(
             format!(
                 "retention keeps {} only as a parent of newer archives; a new chain lets the old one age out",

@@ -88,7 +88,9 @@ fn create_inner(
         size: 0,
     };
     let args = tar::create_args(source, &p.snar);
-    let mut stages = vec![std::iter::once(tar::TAR.into()).chain(args.iter().cloned()).collect()];
+    let mut stages = vec![std::iter::once(tar::TAR.into())
+        .chain(args.iter().cloned())
+        .collect()];
     stages.extend(tar::compress_argv(compression));
     let ends = pipeline::run(&stages, pipeline::Input::Null, Some(&mut sink), cancel).map_err(
         |e| match e {

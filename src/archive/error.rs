@@ -1,7 +1,5 @@
 //! What can go wrong with an archive series, each naming the series and the archive.
 
-use super::names::Stem;
-
 #[derive(Debug, thiserror::Error)]
 pub enum ArchiveError {
     #[error("{path}: {source}")]
@@ -21,13 +19,14 @@ pub enum ArchiveError {
     #[error("{where_}: the chain of {target} is broken: {why}")]
     Broken {
         where_: String,
-        target: Stem,
-        /// The archive that is missing or damaged.
-        culprit: Stem,
+        /// The restore point's id.
+        target: String,
+        /// The stem of the archive that is missing or damaged.
+        culprit: String,
         why: String,
     },
     #[error("{where_}: refusing to remove {stem}: it is the newest archive")]
-    RefuseNewest { where_: String, stem: Stem },
+    RefuseNewest { where_: String, stem: String },
     #[error("{0}")]
     Tar(String),
     #[error("cancelled")]

@@ -182,7 +182,10 @@ mod tests {
         };
         let json = m.to_json();
         assert!(json.contains("\"time\":\"2026-11-29T10:39:02+01:00\""));
-        assert_eq!(ArchiveManifest::from_json(json.as_bytes(), &stem).unwrap(), m);
+        assert_eq!(
+            ArchiveManifest::from_json(json.as_bytes(), &stem).unwrap(),
+            m
+        );
         let other = Stem::parse("2026-11-28T093902Z_L01_2026-11-30T093902Z").unwrap();
         assert!(ArchiveManifest::from_json(json.as_bytes(), &other).is_err());
     }

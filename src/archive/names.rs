@@ -119,7 +119,10 @@ mod tests {
     #[test]
     fn files_are_classified_by_strict_names() {
         let stem = "2026-11-28T093902Z_L00_2026-11-28T093902Z";
-        assert!(matches!(classify(&format!("{stem}.tar.zst")), Some(File::Committed { .. })));
+        assert!(matches!(
+            classify(&format!("{stem}.tar.zst")),
+            Some(File::Committed { .. })
+        ));
         assert!(matches!(
             classify(&format!(".incomplete-{stem}.snar")),
             Some(File::Incomplete { .. })

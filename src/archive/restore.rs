@@ -59,8 +59,8 @@ pub fn verify<'a>(
 ) -> Result<Vec<&'a ArchiveManifest>, ArchiveError> {
     let broken = |culprit: &Stem, why: String| ArchiveError::Broken {
         where_: series.where_(),
-        target: target.clone(),
-        culprit: culprit.clone(),
+        target: target.id.to_string(),
+        culprit: culprit.to_string(),
         why,
     };
     let chain = chain_of(list, target).map_err(|missing| {
@@ -72,7 +72,10 @@ pub fn verify<'a>(
     for (i, m) in chain.iter().enumerate() {
         let expected_parent = i.checked_sub(1).map(|j| &chain[j].stem);
         if m.parent.as_ref() != expected_parent || m.stem.level as usize != i {
-            return Err(broken(&m.stem, format!("archive {} has a wrong parent link", m.stem)));
+            return Err(broken(
+                &m.stem,
+                format!("archive {} has a wrong parent link", m.stem),
+            ));
         }
         let path = series.path(&m.archive_file());
         let mut f = match fs::File::open(&path) {
@@ -109,7 +112,11 @@ pub fn verify<'a>(
             if let Some(bad) = ends.iter().find(|e| e.code != Some(0)) {
                 return Err(broken(
                     &m.stem,
-                    format!("archive {} does not read: {}", m.archive_file(), bad.describe()),
+                    format!(
+                        "archive {} does not read: {}",
+                        m.archive_file(),
+                        bad.describe()
+                    ),
                 ));
             }
         }
@@ -183,12 +190,13 @@ pub fn restore<'a>(
                 .collect(),
         );
         let f = fs::File::open(&path).map_err(|e| ArchiveError::io(&path, e))?;
-        let ends = pipeline::run(&stages, pipeline::Input::File(f), None, cancel).map_err(|e| {
-            match e {
-                pipeline::PipelineError::Cancelled => ArchiveError::Cancelled,
-                e => ArchiveError::Tar(format!("extracting {}: {e}", m.archive_file())),
-            }
-        })?;
+        let ends =
+            pipeline::run(&stages, pipeline::Input::File(f), None, cancel).map_err(
+                |e| match e {
+                    pipeline::PipelineError::Cancelled => ArchiveError::Cancelled,
+                    e => ArchiveError::Tar(format!("extracting {}: {e}", m.archive_file())),
+                },
+            )?;
         let (tar_end, rest) = ends.split_last().expect("tar is a stage");
         if let Some(bad) = rest.iter().find(|e| e.code != Some(0)) {
             return Err(ArchiveError::Tar(format!(

@@ -68,7 +68,9 @@ impl ArchiveSeries {
             let name = e.file_name().to_string_lossy().into_owned();
             if let Some(f) = names::classify(&name) {
                 // Only regular files are ours (a symlink or directory by our name is not).
-                let ft = e.file_type().map_err(|e| ArchiveError::io(e_path(&self.dest, &name), e))?;
+                let ft = e
+                    .file_type()
+                    .map_err(|e| ArchiveError::io(e_path(&self.dest, &name), e))?;
                 if ft.is_file() {
                     out.push((name, f));
                 }
@@ -191,7 +193,7 @@ impl ArchiveSeries {
             if Some(s) == newest.as_ref() {
                 return Err(ArchiveError::RefuseNewest {
                     where_: self.where_(),
-                    stem: s.clone(),
+                    stem: s.to_string(),
                 });
             }
         }

@@ -108,7 +108,11 @@ struct Pruned<'a> {
 /// `prune JOB` for archives.
 pub fn prune(plan: &Plan, job: &JobPlan, dry_run: bool, format: Format) -> i32 {
     let id = &job.job.id;
-    let policy = job.job.retention.clone().expect("archive jobs have a policy");
+    let policy = job
+        .job
+        .retention
+        .clone()
+        .expect("archive jobs have a policy");
     let _run_lock = if dry_run {
         None
     } else {
@@ -174,7 +178,10 @@ pub fn prune(plan: &Plan, job: &JobPlan, dry_run: bool, format: Format) -> i32 {
                 println!("  {what}  {}  {}  {why}", v.id, v.time);
             }
             let parents_only = rows.iter().any(|(_, _, v)| {
-                v.keep && v.reasons.iter().all(|r| r.starts_with(archive_prune::PARENT_OF))
+                v.keep
+                    && v.reasons
+                        .iter()
+                        .all(|r| r.starts_with(archive_prune::PARENT_OF))
             });
             if parents_only {
                 println!(
@@ -186,7 +193,7 @@ pub fn prune(plan: &Plan, job: &JobPlan, dry_run: bool, format: Format) -> i32 {
     code
 }
 
-fn choose<'a>(job: &'a JobPlan, sync: Option<usize>) -> Result<&'a ArchiveSeries, i32> {
+fn choose(job: &JobPlan, sync: Option<usize>) -> Result<&ArchiveSeries, i32> {
     let id = &job.job.id;
     match (sync, job.archives.len()) {
         (Some(i), n) if i < n => Ok(&job.archives[i]),
@@ -323,7 +330,11 @@ pub fn verify(job: &JobPlan, snapshot: Option<&str>, sync: Option<usize>, read: 
             series.where_(),
             targets.len() - bad,
             targets.len(),
-            if read { " (sha256, links, and read back)" } else { " (sha256 and links)" }
+            if read {
+                " (sha256, links, and read back)"
+            } else {
+                " (sha256 and links)"
+            }
         );
         if bad > 0 {
             code = exit::FAILED;

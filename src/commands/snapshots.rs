@@ -293,7 +293,13 @@ fn is_itemized(line: &str) -> bool {
 }
 
 /// `verify JOB`: check an archive-mode job's chains.
-pub fn verify(path: &Path, id: &str, snapshot: Option<&str>, sync: Option<usize>, read: bool) -> i32 {
+pub fn verify(
+    path: &Path,
+    id: &str,
+    snapshot: Option<&str>,
+    sync: Option<usize>,
+    read: bool,
+) -> i32 {
     let (_plan, job) = match snapshot_job(path, id, "nothing was verified") {
         Ok(j) => j,
         Err(code) => return code,

@@ -9,12 +9,12 @@
 //! schedule expression; it never touches the network and only reads the filesystem to load files and
 //! to warn about a source that does not exist.
 
+pub mod archive;
 pub mod decode;
 pub mod diag;
 pub mod duration;
 pub mod fields;
 pub mod reference;
-pub mod archive;
 pub mod retention;
 pub mod words;
 pub mod yaml;

@@ -43,7 +43,11 @@ impl Decoder {
             }
             (m @ (Mode::Snapshot | Mode::Archive), None) => {
                 let n = mode_node.expect("snapshot and archive are written out");
-                let word = if m == Mode::Snapshot { "snapshot" } else { "archive" };
+                let word = if m == Mode::Snapshot {
+                    "snapshot"
+                } else {
+                    "archive"
+                };
                 self.err(
                     n.inner_span(0, word.len()),
                     &format!("{path}.mode"),

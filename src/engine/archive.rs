@@ -56,7 +56,12 @@ pub struct Archives {
 }
 
 impl Archives {
-    pub fn new(syncs: &[Sync], policy: Policy, settings: ArchiveSettings, tz: TimeZone) -> Archives {
+    pub fn new(
+        syncs: &[Sync],
+        policy: Policy,
+        settings: ArchiveSettings,
+        tz: TimeZone,
+    ) -> Archives {
         Archives {
             syncs: syncs
                 .iter()
@@ -147,7 +152,11 @@ impl Engine for Archives {
         let (next, device) = self.next(index)?;
         let parent = match &next {
             Next::Full { why, warn } => {
-                let verb = if ctx.dry_run { "would start" } else { "starting" };
+                let verb = if ctx.dry_run {
+                    "would start"
+                } else {
+                    "starting"
+                };
                 Self::say(
                     ctx,
                     index,
@@ -159,7 +168,11 @@ impl Engine for Archives {
                 None
             }
             Next::Incremental { parent, level } => {
-                let verb = if ctx.dry_run { "would write" } else { "writing" };
+                let verb = if ctx.dry_run {
+                    "would write"
+                } else {
+                    "writing"
+                };
                 Self::say(
                     ctx,
                     index,
@@ -201,7 +214,10 @@ impl Engine for Archives {
         }
         if let Some(p) = &parent {
             let list = s.series.list().map_err(|e| Self::err(index, e))?;
-            if let Some(full) = list.iter().find(|m| m.stem.chain == p.chain && m.stem.level == 0) {
+            if let Some(full) = list
+                .iter()
+                .find(|m| m.stem.chain == p.chain && m.stem.level == 0)
+            {
                 if full.size >= CLOSE_TO_FULL_MIN
                     && made.size as f64 >= CLOSE_TO_FULL * full.size as f64
                 {

@@ -54,7 +54,10 @@ pub fn create_args(source: &str, snar: &Path) -> Vec<OsString> {
 pub fn source_operands(source: &str) -> (String, String) {
     if source.ends_with('/') {
         let dir = source.trim_end_matches('/');
-        (if dir.is_empty() { "/" } else { dir }.to_string(), ".".into())
+        (
+            if dir.is_empty() { "/" } else { dir }.to_string(),
+            ".".into(),
+        )
     } else {
         let p = Path::new(source);
         let parent = p.parent().map(|p| p.to_string_lossy().into_owned());
@@ -63,7 +66,9 @@ pub fn source_operands(source: &str) -> (String, String) {
             .map(|n| n.to_string_lossy().into_owned())
             .unwrap_or_else(|| ".".into());
         (
-            parent.filter(|p| !p.is_empty()).unwrap_or_else(|| "/".into()),
+            parent
+                .filter(|p| !p.is_empty())
+                .unwrap_or_else(|| "/".into()),
             name,
         )
     }

@@ -114,7 +114,9 @@ pub fn run(
         match (i, input.take()) {
             (0, Some(Input::File(f))) => c.stdin(Stdio::from(f)),
             (0, _) => c.stdin(Stdio::null()),
-            _ => c.stdin(Stdio::from(prev_out.take().expect("the previous stage's stdout"))),
+            _ => c.stdin(Stdio::from(
+                prev_out.take().expect("the previous stage's stdout"),
+            )),
         };
         let last = i + 1 == stages.len();
         c.stdout(if last && sink.is_none() {
