@@ -12,6 +12,9 @@ bm_need_tools() {
   command -v script >/dev/null || missing+=(bsdutils)      # run-job on a pseudo-terminal
   command -v ip >/dev/null || missing+=(iproute2)
   command -v systemd-analyze >/dev/null || missing+=(systemd)
+  command -v tar >/dev/null || missing+=(tar)               # mode: archive (GNU tar)
+  command -v zstd >/dev/null || missing+=(zstd)             # mode: archive (default compressor)
+  command -v gzip >/dev/null || missing+=(gzip)             # mode: archive, compression: gzip
   [ ${#missing[@]} -eq 0 ] && return 0
   local sudo=()
   [ "$(id -u)" = 0 ] || sudo=(sudo)
