@@ -201,6 +201,7 @@ fn build_job(config: &Config, job: &Job) -> Result<JobPlan, BuildError> {
         (Mode::Archive, Some(policy)) => {
             let e = crate::engine::archive::Archives::new(
                 &job.syncs,
+                remote.as_ref(),
                 policy.clone(),
                 job.archive.clone().expect("archive jobs have settings"),
                 config.timezone.tz.clone(),

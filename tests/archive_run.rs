@@ -444,3 +444,74 @@ fn retention_that_keeps_a_chain_only_as_parents_starts_a_new_chain() {
     ok(&cfg, &["run-job", "arc"]);
     assert_eq!(levels(&cfg, "arc"), [0, 1]);
 }
+
+#[test]
+fn a_remote_series_over_ssh_streams_verifies_and_restores() {
+    require_root_tools();
+    let sshd = Sshd::start();
+    let t = Scratch::short("bmar");
+    let src = t.p("src");
+    fs::create_dir_all(src.join("d")).unwrap();
+    fs::write(src.join("a"), "one\n").unwrap();
+    fs::write(src.join("d/gone"), "removed later\n").unwrap();
+    symlink("a", src.join("link")).unwrap();
+    let remote = Remote::new("root", "127.0.0.1", sshd.port());
+    let series = t.p("remote series");
+    let cfg = ConfigBuilder::new()
+        .cron_schedule("0 3 * * *")
+        .pid_file_dir(t.p("r"))
+        .state_dir(t.p("state"))
+        .job(
+            JobBuilder::new("arc")
+                .remote(&remote)
+                .identity_file(sshd.client_key())
+                .known_hosts_file(sshd.known_hosts())
+                .archive(&[("keep_last", "all")], &[])
+                .sync(format!("{}/", t.s("src")), &series, &[]),
+        )
+        .write(t.p("backupmanager.yaml"));
+    let _master = Master::of(&sshd, t.p("r/ssh"));
+    ok(&cfg, &["run-job", "arc"]);
+    keep_copy(&src, &t.p("expected0"));
+    fs::write(src.join("a"), "two, longer\n").unwrap();
+    fs::remove_file(src.join("d/gone")).unwrap();
+    fs::write(src.join("new"), "added\n").unwrap();
+    ok(&cfg, &["run-job", "arc"]);
+    keep_copy(&src, &t.p("expected1"));
+
+    let list = listed(&cfg, "arc");
+    assert_eq!(levels(&cfg, "arc"), [0, 1]);
+    assert!(list[0]["series"].as_str().unwrap().contains("127.0.0.1"));
+    // What landed there is what the manifests say (sha256 taken on the stream here).
+    for m in &list {
+        let file = series.join(format!("{}.tar.zst", m["stem"].as_str().unwrap()));
+        let out = Command::new("sha256sum").arg(&file).output().unwrap();
+        assert!(String::from_utf8_lossy(&out.stdout).starts_with(m["sha256"].as_str().unwrap()));
+    }
+    let names: Vec<String> = fs::read_dir(&series)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    assert_eq!(
+        names.len(),
+        6,
+        "archive, state file and manifest per run: {names:?}"
+    );
+    ok(&cfg, &["verify", "arc", "--read"]);
+    let mut ids = field(&list, "id");
+    ids.reverse();
+    for (n, id) in ids.iter().enumerate() {
+        let to = t.p(&format!("back{n}"));
+        let out = restore(&cfg, id, &to);
+        assert!(out.status.success(), "restore {id}: {out:?}");
+        assert_exact(&t.p(&format!("expected{n}")), &to);
+    }
+    // A damaged archive there is found by the remote sha256sum and named.
+    let first = series.join(format!("{}.tar.zst", list[1]["stem"].as_str().unwrap()));
+    let mut bytes = fs::read(&first).unwrap();
+    bytes[10] ^= 0xff;
+    fs::write(&first, &bytes).unwrap();
+    let out = bm(&cfg, &["verify", "arc", "--snapshot", "latest"]);
+    assert_eq!(out.status.code(), Some(FAILED));
+    assert!(String::from_utf8_lossy(&out.stderr).contains(list[1]["stem"].as_str().unwrap()));
+}

@@ -249,7 +249,10 @@ mod tests {
     fn chain_of_lists_level_0_first_and_names_a_missing_link() {
         let list = chain(1, 3);
         let c = chain_of(&list, &list[2].stem).unwrap();
-        assert_eq!(c.iter().map(|m| m.stem.level).collect::<Vec<_>>(), [0, 1, 2]);
+        assert_eq!(
+            c.iter().map(|m| m.stem.level).collect::<Vec<_>>(),
+            [0, 1, 2]
+        );
         let gap = vec![list[0].clone(), list[2].clone()];
         assert_eq!(chain_of(&gap, &list[2].stem).unwrap_err(), list[1].stem);
     }

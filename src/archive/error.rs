@@ -27,6 +27,12 @@ pub enum ArchiveError {
     },
     #[error("{where_}: refusing to remove {stem}: it is the newest archive")]
     RefuseNewest { where_: String, stem: String },
+    #[error("{where_}: {op} failed: {message}")]
+    Remote {
+        where_: String,
+        op: String,
+        message: String,
+    },
     #[error("{0}")]
     Tar(String),
     #[error("cancelled")]

@@ -1,7 +1,8 @@
 //! Archive series: chains of GNU tar incremental archives of a sync's source in its `dest`.
 //!
 //! Owns: the layout of a series directory ([`names`]), manifests ([`manifest`]), making an
-//! archive ([`create`]), committing, listing and removing them ([`series`]), chain decisions
+//! archive ([`create`]), committing, listing and removing them ([`series`]; on another host
+//! through `remote`, scripts and streams over the job's transport), chain decisions
 //! ([`chain`]: ancestors, continue or start a new chain), verification and restore
 //! ([`restore`]).
 //!
@@ -25,10 +26,11 @@ pub mod create;
 mod error;
 pub mod manifest;
 pub mod names;
+mod remote;
 pub mod restore;
 mod series;
 
 pub use error::ArchiveError;
 pub use manifest::ArchiveManifest;
 pub use names::Stem;
-pub use series::{ArchiveSeries, Pending};
+pub use series::{ArchiveSeries, Pending, Source};

@@ -23,7 +23,7 @@ use super::create::hex;
 use super::error::ArchiveError;
 use super::manifest::ArchiveManifest;
 use super::names::Stem;
-use super::series::ArchiveSeries;
+use super::series::{ArchiveSeries, Source};
 use crate::tar::{self, pipeline};
 
 /// Which restore point `spec` names in `list` (newest first): `latest`, an id (the time part)
@@ -77,17 +77,15 @@ pub fn verify<'a>(
                 format!("archive {} has a wrong parent link", m.stem),
             ));
         }
-        let path = series.path(&m.archive_file());
-        let mut f = match fs::File::open(&path) {
-            Ok(f) => f,
+        let (sum, size) = match series.sha256(&m.archive_file()) {
+            Ok(s) => s,
             Err(e) => {
                 return Err(broken(
                     &m.stem,
-                    format!("archive file {} cannot be read: {e}", path.display()),
+                    format!("archive file {} cannot be read: {e}", m.archive_file()),
                 ))
             }
         };
-        let (sum, size) = sha256_of(&mut f).map_err(|e| ArchiveError::io(&path, e))?;
         if size != m.size || sum != m.sha256 {
             return Err(broken(
                 &m.stem,
@@ -100,14 +98,14 @@ pub fn verify<'a>(
             ));
         }
         if read {
-            let mut stages: Vec<_> = tar::decompress_argv(m.compression).into_iter().collect();
-            stages.push(
+            let (input, stages) = reading(
+                series,
+                m,
                 std::iter::once(tar::TAR.into())
                     .chain(tar::list_args())
                     .collect(),
-            );
-            let f = fs::File::open(&path).map_err(|e| ArchiveError::io(&path, e))?;
-            let ends = pipeline::run(&stages, pipeline::Input::File(f), None, cancel)
+            )?;
+            let ends = pipeline::run(&stages, input, None, cancel)
                 .map_err(|e| ArchiveError::Tar(format!("reading {}: {e}", m.archive_file())))?;
             if let Some(bad) = ends.iter().find(|e| e.code != Some(0)) {
                 return Err(broken(
@@ -124,7 +122,27 @@ pub fn verify<'a>(
     Ok(chain)
 }
 
-fn sha256_of(f: &mut fs::File) -> std::io::Result<(String, u64)> {
+/// The stages that read archive `m` (a remote `cat` first, for a remote series), decompress it
+/// and hand it to `last`.
+fn reading(
+    series: &ArchiveSeries,
+    m: &ArchiveManifest,
+    last: Vec<std::ffi::OsString>,
+) -> Result<(pipeline::Input, Vec<Vec<std::ffi::OsString>>), ArchiveError> {
+    let mut stages = Vec::new();
+    let input = match series.source(&m.archive_file())? {
+        Source::File(f) => pipeline::Input::File(f),
+        Source::Command(argv) => {
+            stages.push(argv);
+            pipeline::Input::Null
+        }
+    };
+    stages.extend(tar::decompress_argv(m.compression));
+    stages.push(last);
+    Ok((input, stages))
+}
+
+pub(super) fn sha256_of(f: &mut fs::File) -> std::io::Result<(String, u64)> {
     let mut h = Sha256::new();
     let mut buf = vec![0u8; 1 << 20];
     let mut size = 0u64;
@@ -182,21 +200,17 @@ pub fn restore<'a>(
     let members = members(&chain[0].source, paths)?;
     fs::create_dir_all(to).map_err(|e| ArchiveError::io(to, e))?;
     for m in &chain {
-        let path = series.path(&m.archive_file());
-        let mut stages: Vec<_> = tar::decompress_argv(m.compression).into_iter().collect();
-        stages.push(
+        let (input, stages) = reading(
+            series,
+            m,
             std::iter::once(tar::TAR.into())
                 .chain(tar::extract_args(to, &members))
                 .collect(),
-        );
-        let f = fs::File::open(&path).map_err(|e| ArchiveError::io(&path, e))?;
-        let ends =
-            pipeline::run(&stages, pipeline::Input::File(f), None, cancel).map_err(
-                |e| match e {
-                    pipeline::PipelineError::Cancelled => ArchiveError::Cancelled,
-                    e => ArchiveError::Tar(format!("extracting {}: {e}", m.archive_file())),
-                },
-            )?;
+        )?;
+        let ends = pipeline::run(&stages, input, None, cancel).map_err(|e| match e {
+            pipeline::PipelineError::Cancelled => ArchiveError::Cancelled,
+            e => ArchiveError::Tar(format!("extracting {}: {e}", m.archive_file())),
+        })?;
         let (tar_end, rest) = ends.split_last().expect("tar is a stage");
         if let Some(bad) = rest.iter().find(|e| e.code != Some(0)) {
             return Err(ArchiveError::Tar(format!(

@@ -9,20 +9,36 @@
 //! unlinks the manifest first, so a crash halfway leaves an orphan, never a listed archive
 //! without its data.
 //!
+//! Remotely ([`super::remote`]) the same steps run as scripts over the job's transport: the
+//! archive streams over ssh into `.incomplete-<stem>.<ext>` there, the state file is fetched
+//! into and uploaded from a local temporary file, `sha256sum` on the remote side must agree
+//! with the hash taken on the stream, and `sync` flushes before and after the renames.
+//!
 //! Must not: decide what to keep or which level comes next, or touch any name that
 //! [`names::classify`] does not call ours.
 
+use std::ffi::OsString;
 use std::fs;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use super::error::ArchiveError;
 use super::manifest::ArchiveManifest;
 use super::names::{self, File, Stem};
+use super::remote::RemoteDir;
 use crate::snapshot::SnapshotId;
+use crate::transport::Transport;
 
 #[derive(Debug, Clone)]
 pub struct ArchiveSeries {
     dest: PathBuf,
+    remote: Option<RemoteDir>,
+}
+
+/// Where a reader of an archive gets its bytes: a local file, or a process printing it.
+pub enum Source {
+    File(fs::File),
+    Command(Vec<OsString>),
 }
 
 /// An archive being written.
@@ -32,15 +48,33 @@ pub struct Pending {
     pub parent: Option<Stem>,
     /// `.incomplete-<stem>.<ext>`.
     pub archive: PathBuf,
-    /// `.incomplete-<stem>.snar`: a copy of the parent's, or empty for a level 0.
+    /// `.incomplete-<stem>.snar`: a copy of the parent's, or empty for a level 0. For a
+    /// remote series a local temporary file, uploaded before the commit.
     pub snar: PathBuf,
 }
 
+impl Pending {
+    /// The pending state file's name in the series directory (for a remote series the local
+    /// `snar` is a temporary file elsewhere).
+    pub fn snar_remote(&self) -> PathBuf {
+        PathBuf::from(format!("{}{}.snar", names::INCOMPLETE, self.stem))
+    }
+}
+
 impl ArchiveSeries {
-    pub fn new(dest: &str) -> ArchiveSeries {
+    pub fn new(dest: &str, remote: Option<&Arc<dyn Transport>>) -> ArchiveSeries {
+        let trimmed = dest.trim_end_matches('/');
         ArchiveSeries {
-            dest: PathBuf::from(dest.trim_end_matches('/')),
+            dest: PathBuf::from(trimmed),
+            remote: remote.map(|t| RemoteDir {
+                transport: Arc::clone(t),
+                dest: trimmed.to_string(),
+            }),
         }
+    }
+
+    pub fn remote(&self) -> Option<&RemoteDir> {
+        self.remote.as_ref()
     }
 
     pub fn dest(&self) -> &Path {
@@ -49,7 +83,10 @@ impl ArchiveSeries {
 
     /// How messages name the series.
     pub fn where_(&self) -> String {
-        self.dest.display().to_string()
+        match &self.remote {
+            Some(r) => r.where_(),
+            None => self.dest.display().to_string(),
+        }
     }
 
     pub fn path(&self, name: &str) -> PathBuf {
@@ -57,6 +94,14 @@ impl ArchiveSeries {
     }
 
     fn names(&self) -> Result<Vec<(String, File)>, ArchiveError> {
+        if let Some(r) = &self.remote {
+            return Ok(r
+                .inventory()?
+                .files
+                .into_iter()
+                .map(|(n, f, _)| (n, f))
+                .collect());
+        }
         let rd = match fs::read_dir(&self.dest) {
             Ok(rd) => rd,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
@@ -82,6 +127,16 @@ impl ArchiveSeries {
     /// Every complete archive (a regular `<stem>.json` naming its stem), newest first.
     pub fn list(&self) -> Result<Vec<ArchiveManifest>, ArchiveError> {
         let mut out = Vec::new();
+        if let Some(r) = &self.remote {
+            for (name, bytes) in r.inventory()?.manifests {
+                let Some(File::Committed { stem, .. }) = names::classify(&name) else {
+                    continue;
+                };
+                out.push(self.parse_manifest(&stem, &bytes)?);
+            }
+            out.sort_by(|a, b| b.stem.cmp(&a.stem));
+            return Ok(out);
+        }
         for (name, f) in self.names()? {
             let File::Committed { stem, suffix } = f else {
                 continue;
@@ -91,17 +146,78 @@ impl ArchiveSeries {
             }
             let path = self.path(&name);
             let bytes = fs::read(&path).map_err(|e| ArchiveError::io(&path, e))?;
-            let m = ArchiveManifest::from_json(&bytes, &stem).map_err(|why| {
-                ArchiveError::BadManifest {
-                    where_: self.where_(),
-                    stem: stem.to_string(),
-                    why,
-                }
-            })?;
-            out.push(m);
+            out.push(self.parse_manifest(&stem, &bytes)?);
         }
         out.sort_by(|a, b| b.stem.cmp(&a.stem));
         Ok(out)
+    }
+
+    fn parse_manifest(&self, stem: &Stem, bytes: &[u8]) -> Result<ArchiveManifest, ArchiveError> {
+        ArchiveManifest::from_json(bytes, stem).map_err(|why| ArchiveError::BadManifest {
+            where_: self.where_(),
+            stem: stem.to_string(),
+            why,
+        })
+    }
+
+    /// Whether a regular file of ours named `name` is there.
+    pub fn has_file(&self, name: &str) -> Result<bool, ArchiveError> {
+        match &self.remote {
+            Some(_) => Ok(self.names()?.iter().any(|(n, _)| n == name)),
+            None => Ok(self.path(name).is_file()),
+        }
+    }
+
+    /// Copies the file `name` of the series to the local `to` (a parent's state file).
+    pub fn fetch(&self, name: &str, to: &Path) -> Result<(), ArchiveError> {
+        match &self.remote {
+            Some(r) => {
+                let bytes = r.fetch(name)?;
+                write_synced(to, &bytes)
+            }
+            None => {
+                let from = self.path(name);
+                fs::copy(&from, to).map_err(|e| ArchiveError::io(&from, e))?;
+                Ok(())
+            }
+        }
+    }
+
+    /// Where a reader gets the bytes of `name`.
+    pub fn source(&self, name: &str) -> Result<Source, ArchiveError> {
+        match &self.remote {
+            Some(r) => Ok(Source::Command(r.reader_argv(name)?)),
+            None => {
+                let p = self.path(name);
+                Ok(Source::File(
+                    fs::File::open(&p).map_err(|e| ArchiveError::io(&p, e))?,
+                ))
+            }
+        }
+    }
+
+    /// sha256 and size of `name` (read here, or with `sha256sum` there).
+    pub fn sha256(&self, name: &str) -> Result<(String, u64), ArchiveError> {
+        match &self.remote {
+            Some(r) => r.sha256(name),
+            None => {
+                let p = self.path(name);
+                let mut f = fs::File::open(&p).map_err(|e| ArchiveError::io(&p, e))?;
+                super::restore::sha256_of(&mut f).map_err(|e| ArchiveError::io(&p, e))
+            }
+        }
+    }
+
+    fn remove_names(&self, names: &[String]) -> Result<(), ArchiveError> {
+        match &self.remote {
+            Some(r) => r.remove(names),
+            None => {
+                for n in names {
+                    remove_file(&self.path(n))?;
+                }
+                Ok(())
+            }
+        }
     }
 
     /// Removes leftovers: incomplete files, and archives or state files whose manifest is
@@ -115,16 +231,15 @@ impl ArchiveSeries {
                 _ => None,
             })
             .collect();
-        for (name, f) in &names {
-            let orphan = match f {
+        let orphans: Vec<String> = names
+            .iter()
+            .filter(|(_, f)| match f {
                 File::Incomplete { .. } => true,
                 File::Committed { stem, .. } => !committed.contains(&stem),
-            };
-            if orphan {
-                remove_file(&self.path(name))?;
-            }
-        }
-        Ok(())
+            })
+            .map(|(n, _)| n.clone())
+            .collect();
+        self.remove_names(&orphans)
     }
 
     /// Makes room for a new archive: the series directory, a stem later than every one there.
@@ -134,7 +249,10 @@ impl ArchiveSeries {
         parent: Option<&Stem>,
         ext: &str,
     ) -> Result<Pending, ArchiveError> {
-        fs::create_dir_all(&self.dest).map_err(|e| ArchiveError::io(&self.dest, e))?;
+        match &self.remote {
+            Some(r) => r.mkdir()?,
+            None => fs::create_dir_all(&self.dest).map_err(|e| ArchiveError::io(&self.dest, e))?,
+        }
         self.cleanup()?;
         let newest = self
             .names()?
@@ -162,9 +280,17 @@ impl ArchiveSeries {
                 id,
             },
         };
+        let snar = match &self.remote {
+            Some(_) => std::env::temp_dir().join(format!(
+                "backupmanager-{}-{}{stem}.snar",
+                std::process::id(),
+                names::INCOMPLETE
+            )),
+            None => self.incomplete(&stem, "snar"),
+        };
         Ok(Pending {
             archive: self.incomplete(&stem, ext),
-            snar: self.incomplete(&stem, "snar"),
+            snar,
             stem,
             parent: parent.cloned(),
         })
@@ -177,6 +303,19 @@ impl ArchiveSeries {
 
     /// Makes a written archive complete (see the module doc for the order).
     pub fn commit(&self, p: &Pending, m: &ArchiveManifest) -> Result<(), ArchiveError> {
+        if let Some(r) = &self.remote {
+            let inc = |ext: &str| format!("{}{}.{ext}", names::INCOMPLETE, p.stem);
+            let ext = crate::tar::extension(m.compression);
+            return r.commit(
+                &inc("json"),
+                &m.to_json(),
+                &[
+                    (inc(ext), m.archive_file()),
+                    (inc("snar"), format!("{}.snar", p.stem)),
+                    (inc("json"), format!("{}.json", p.stem)),
+                ],
+            );
+        }
         let json_tmp = self.incomplete(&p.stem, "json");
         write_synced(&json_tmp, m.to_json().as_bytes())?;
         rename(&p.archive, &self.path(&m.archive_file()))?;
@@ -197,15 +336,21 @@ impl ArchiveSeries {
                 });
             }
         }
+        let mut victims = Vec::new();
         for s in stems {
             let Some(m) = list.iter().find(|m| &m.stem == s) else {
                 continue;
             };
-            remove_file(&self.path(&format!("{s}.json")))?;
-            remove_file(&self.path(&m.archive_file()))?;
-            remove_file(&self.path(&format!("{s}.snar")))?;
+            // The manifest first: from then on it is not listed.
+            victims.push(format!("{s}.json"));
+            victims.push(m.archive_file());
+            victims.push(format!("{s}.snar"));
         }
-        sync_dir(&self.dest)
+        self.remove_names(&victims)?;
+        match &self.remote {
+            Some(_) => Ok(()),
+            None => sync_dir(&self.dest),
+        }
     }
 }
 

@@ -104,29 +104,9 @@ impl Decoder {
         }
     }
 
-    /// What an archive job cannot have: a remote destination (not yet), rsync options, a
-    /// destination that cannot hold a series.
-    pub(super) fn check_archive_job(
-        &mut self,
-        f: &Fields<'_>,
-        path: &str,
-        e: &Entries,
-        remote: bool,
-    ) -> bool {
+    /// What an archive job cannot have: rsync options, a destination that cannot hold a series.
+    pub(super) fn check_archive_job(&mut self, path: &str, e: &Entries) -> bool {
         let mut ok = true;
-        if remote {
-            let n = f.get("host").expect("a remote job has a host");
-            self.err(
-                n.span.clone(),
-                &format!("{path}.host"),
-                "`mode: archive` writes to local destinations only for now",
-            )
-            .help = Some(
-                "remove `host` and archive to a local (or mounted) directory, or use `mode: snapshot` for another host"
-                    .into(),
-            );
-            ok = false;
-        }
         let default_opts = fields::default_list(&fields::SYNC, "opts");
         for (i, s) in e.syncs.iter().enumerate() {
             if s.opts != default_opts {

@@ -12,7 +12,7 @@
 //! Must not: take or look at locks, or remove anything but what the pruning plan names.
 
 use std::os::unix::fs::MetadataExt;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use jiff::tz::TimeZone;
@@ -25,6 +25,7 @@ use crate::config::{ArchiveSettings, Sync};
 use crate::events::{EventKind, SyncReport};
 use crate::retention::Policy;
 use crate::rsync::Stream;
+use crate::transport::Transport;
 
 /// An incremental at least this share of its level 0's size is worth a warning.
 const CLOSE_TO_FULL: f64 = 0.9;
@@ -58,6 +59,7 @@ pub struct Archives {
 impl Archives {
     pub fn new(
         syncs: &[Sync],
+        remote: Option<&Arc<dyn Transport>>,
         policy: Policy,
         settings: ArchiveSettings,
         tz: TimeZone,
@@ -67,7 +69,7 @@ impl Archives {
                 .iter()
                 .map(|s| ArchiveSync {
                     sync: s.clone(),
-                    series: ArchiveSeries::new(&s.dest),
+                    series: ArchiveSeries::new(&s.dest, remote),
                 })
                 .collect(),
             policy,
@@ -109,9 +111,13 @@ impl Archives {
             .dev();
         let now = jiff::Timestamp::now();
         let verdicts = archive_prune::plan(&list, &self.policy, &self.tz, now);
-        let newest_snar_present = list
-            .first()
-            .is_some_and(|m| s.series.path(&format!("{}.snar", m.stem)).is_file());
+        let newest_snar_present = match list.first() {
+            Some(m) => s
+                .series
+                .has_file(&format!("{}.snar", m.stem))
+                .map_err(|e| Self::err(index, e))?,
+            None => false,
+        };
         let seen = Seen {
             list: &list,
             source_device: device,

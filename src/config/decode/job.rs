@@ -83,7 +83,7 @@ impl Decoder {
         ok &= archive.is_ok();
         let archive = archive.unwrap_or(None);
         if matches!(storage, Some((Mode::Archive, _))) {
-            ok &= self.check_archive_job(&f, &path, &entries, host.is_some());
+            ok &= self.check_archive_job(&path, &entries);
         }
         self.check_self_waiting(&path, &entries);
         self.check_private_tmp(&path, &entries);
