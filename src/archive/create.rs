@@ -68,11 +68,14 @@ pub fn create(
         None => create_inner(series, p, source, compression, cancel),
         Some(_) => create_remote(series, p, source, compression, cancel),
     };
-    if r.is_err() {
+    if let Err(e) = &r {
         match series.remote() {
             None => {
                 let _ = fs::remove_file(&p.archive);
             }
+            // Cancelled (shutdown): no new round trip to a host that may be the reason; the
+            // next begin removes the pending files there.
+            Some(_) if matches!(e, ArchiveError::Cancelled) => {}
             Some(remote) => {
                 let _ = remote.remove(&[file_name(&p.archive), file_name(&p.snar_remote())]);
             }

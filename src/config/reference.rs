@@ -228,6 +228,7 @@ mod tests {
             include_str!("decode/job.rs"),
             include_str!("decode/entries.rs"),
             include_str!("retention.rs"),
+            include_str!("archive.rs"),
         ]
         .concat();
         for section in fields::sections().iter().copied().chain([&fields::DROPIN]) {
@@ -246,7 +247,7 @@ mod tests {
     #[test]
     fn schema_forbids_unknown_keys_everywhere() {
         let s = json_schema().to_string();
-        assert_eq!(s.matches("\"additionalProperties\":false").count(), 6);
+        assert_eq!(s.matches("\"additionalProperties\":false").count(), 7);
         assert!(s.contains("\"required\":[\"id\",\"syncs\"]"));
     }
 }
