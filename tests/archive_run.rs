@@ -331,6 +331,10 @@ fn a_missing_or_damaged_middle_archive_is_named_and_refused() {
     assert!(out.status.success(), "{out:?}");
     assert!(String::from_utf8_lossy(&out.stderr).contains("chain is broken"));
     assert_eq!(listed(&cfg, "arc")[0]["level"], 0);
+    assert!(
+        file.exists(),
+        "an archive whose manifest is gone is never removed automatically"
+    );
 }
 
 #[test]

@@ -5,9 +5,12 @@
 //! `.incomplete-<stem>.snar`, both fsynced, then its manifest as `.incomplete-<stem>.json`;
 //! the archive and state file are renamed into place, then the manifest (**the commit
 //! point**), then the directory is fsynced. A crash before the commit point leaves files that
-//! are not listed; [`ArchiveSeries::cleanup`] (run by the next begin) removes them. Removal
-//! unlinks the manifest first, so a crash halfway leaves an orphan, never a listed archive
-//! without its data.
+//! are not listed; [`ArchiveSeries::cleanup`] (run by the next begin) removes the
+//! `.incomplete-` ones. Removal unlinks the manifest first, so a crash halfway leaves an
+//! unlisted archive, never a listed archive without its data. An archive or state file under a
+//! committed name whose manifest is gone (such a crash, or a manifest deleted by hand) is
+//! never removed automatically: it is not a restore point, but it may be someone's only copy
+//! of that data; `verify` names the missing manifest of a chain that needs it.
 //!
 //! Remotely ([`super::remote`]) the same steps run as scripts over the job's transport: the
 //! archive streams over ssh into `.incomplete-<stem>.<ext>` there, the state file is fetched
@@ -220,26 +223,16 @@ impl ArchiveSeries {
         }
     }
 
-    /// Removes leftovers: incomplete files, and archives or state files whose manifest is
-    /// gone (a crash during commit or removal). Never a listed archive's files.
+    /// Removes leftovers of failed or killed runs: `.incomplete-` files (never anything under
+    /// a committed name, see the module doc).
     pub fn cleanup(&self) -> Result<(), ArchiveError> {
-        let names = self.names()?;
-        let committed: Vec<&Stem> = names
-            .iter()
-            .filter_map(|(_, f)| match f {
-                File::Committed { stem, suffix } if suffix == "json" => Some(stem),
-                _ => None,
-            })
+        let leftovers: Vec<String> = self
+            .names()?
+            .into_iter()
+            .filter(|(_, f)| matches!(f, File::Incomplete { .. }))
+            .map(|(n, _)| n)
             .collect();
-        let orphans: Vec<String> = names
-            .iter()
-            .filter(|(_, f)| match f {
-                File::Incomplete { .. } => true,
-                File::Committed { stem, .. } => !committed.contains(&stem),
-            })
-            .map(|(n, _)| n.clone())
-            .collect();
-        self.remove_names(&orphans)
+        self.remove_names(&leftovers)
     }
 
     /// Makes room for a new archive: the series directory, a stem later than every one there.
