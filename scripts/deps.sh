@@ -14,6 +14,9 @@ bm_need_tools() {
   command -v systemd-analyze >/dev/null || missing+=(systemd)
   command -v curl >/dev/null || missing+=(curl)             # web API tests (unix socket, TCP)
   [ -x /usr/bin/chromium ] || missing+=(chromium)          # web page tests (headless, DevTools pipe)
+  command -v tar >/dev/null || missing+=(tar)               # mode: archive (GNU tar)
+  command -v zstd >/dev/null || missing+=(zstd)             # mode: archive (default compressor)
+  command -v gzip >/dev/null || missing+=(gzip)             # mode: archive, compression: gzip
   [ ${#missing[@]} -eq 0 ] && return 0
   local sudo=()
   [ "$(id -u)" = 0 ] || sudo=(sudo)

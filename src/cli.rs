@@ -149,7 +149,8 @@ pub enum Command {
     /// List the restore points of a snapshot-mode job, newest first.
     ///
     /// Reads each sync's series (locally, or on the job's host over ssh): id, time (RFC 3339
-    /// with offset, the run's start), files transferred, total size, run id.
+    /// with offset, the run's start), files transferred, total size, run id. For an
+    /// archive-mode job, every archive: id, time, chain, level, entries, size, run id.
     Snapshots {
         /// The job's id.
         #[arg(value_name = "JOB_ID")]
@@ -163,7 +164,8 @@ pub enum Command {
     ///
     /// A successful run prunes by itself; this is for a changed policy or a look ahead. The
     /// newest snapshot is never removed, and a plan that would remove all is refused. Takes the
-    /// job's run lock (exit 75 while a run of the job is in progress).
+    /// job's run lock (exit 75 while a run of the job is in progress). For an archive-mode job
+    /// every archive a kept one depends on stays too, down to its level 0 ("parent of ...").
     Prune {
         /// The job's id.
         #[arg(value_name = "JOB_ID")]
@@ -178,7 +180,10 @@ pub enum Command {
     /// Copy a snapshot (or parts of it) back into a local directory with rsync.
     ///
     /// The snapshot's contents land directly in DIR, hard links kept. A non-empty DIR is
-    /// refused unless --overwrite; nothing in DIR is ever deleted.
+    /// refused unless --overwrite; nothing in DIR is ever deleted. For an archive-mode job the
+    /// whole chain is verified first (a missing or damaged archive is named and nothing is
+    /// extracted), then level 0 and each incremental are extracted in order into an empty DIR
+    /// with their deletions applied (--overwrite is refused).
     Restore {
         /// The job's id.
         #[arg(value_name = "JOB_ID")]
@@ -201,6 +206,26 @@ pub enum Command {
         /// Restore into a non-empty DIR (same-named files are replaced; nothing is deleted).
         #[arg(long)]
         overwrite: bool,
+    },
+    /// Check the archive chains of an archive-mode job: every archive a restore point needs is
+    /// there, with the recorded size and sha256, and linked to its parent.
+    ///
+    /// Checks every restore point unless --snapshot names one. With --read, every archive is
+    /// also decompressed and listed by tar. Exit 1 when a chain is broken, naming the missing
+    /// or damaged archive.
+    Verify {
+        /// The job's id.
+        #[arg(value_name = "JOB_ID")]
+        id: String,
+        /// One restore point (an id from `snapshots`, or `latest`); default: all.
+        #[arg(long, value_name = "ID")]
+        snapshot: Option<String>,
+        /// Which sync's series, for a job with several syncs (0, 1, ...); default: all.
+        #[arg(long, value_name = "N")]
+        sync: Option<usize>,
+        /// Also decompress and list every archive.
+        #[arg(long)]
+        read: bool,
     },
     /// Print the JSON Schema of the config file (for editors: yaml-language-server, VS Code).
     Schema,

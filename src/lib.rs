@@ -2,6 +2,7 @@
 //! through lock files. See DESIGN.md for the architecture (parse → build → run) and the layer
 //! diagram: commands → daemon → run → {engine, lock} → {transport, rsync} → sys.
 
+pub mod archive;
 pub mod cli;
 pub mod commands;
 pub mod config;
@@ -19,5 +20,6 @@ pub mod schedule;
 pub mod snapshot;
 pub mod store;
 pub mod sys;
+pub mod tar;
 pub mod transport;
 pub mod web;

@@ -141,6 +141,12 @@ fn main() {
             *dry_run,
             *overwrite,
         ),
+        Command::Verify {
+            id,
+            snapshot,
+            sync,
+            read,
+        } => commands::snapshots::verify(&cli.config, id, snapshot.as_deref(), *sync, *read),
         Command::Next {
             jobs,
             expr,

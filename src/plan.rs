@@ -59,6 +59,9 @@ pub struct JobPlan {
     /// Snapshot mode: each sync's series (empty for a mirror), for `snapshots`, `prune` and
     /// `restore`.
     pub series: Vec<crate::snapshot::Series>,
+    /// Archive mode: each sync's archive series (empty otherwise), for `snapshots`, `prune`,
+    /// `restore` and `verify`.
+    pub archives: Vec<crate::archive::ArchiveSeries>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -177,6 +180,7 @@ fn build_job(config: &Config, job: &Job) -> Result<JobPlan, BuildError> {
         .saturating_sub(Duration::from_secs(5))
         .max(Duration::from_secs(2));
     let mut series = Vec::new();
+    let mut archives = Vec::new();
     let engine: Box<dyn Engine> = match (&job.mode, &job.retention) {
         (Mode::Snapshot, Some(policy)) => {
             let e = Snapshots::new(
@@ -194,6 +198,17 @@ fn build_job(config: &Config, job: &Job) -> Result<JobPlan, BuildError> {
             series = e.syncs.iter().map(|s| s.series.clone()).collect();
             Box::new(e)
         }
+        (Mode::Archive, Some(policy)) => {
+            let e = crate::engine::archive::Archives::new(
+                &job.syncs,
+                remote.as_ref(),
+                policy.clone(),
+                job.archive.clone().expect("archive jobs have settings"),
+                config.timezone.tz.clone(),
+            );
+            archives = e.syncs.iter().map(|s| s.series.clone()).collect();
+            Box::new(e)
+        }
         _ => Box::new(Mirror::new(
             &job.syncs,
             remote.as_ref(),
@@ -208,5 +223,6 @@ fn build_job(config: &Config, job: &Job) -> Result<JobPlan, BuildError> {
         blockers,
         engine,
         series,
+        archives,
     })
 }

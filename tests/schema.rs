@@ -150,7 +150,15 @@ const SCHEMA_REJECTS: &[(&str, &[(&str, &str)])] = &[
             ("/jobs/1/retention/keep_within", "is not of type \"string\""),
             ("/jobs/1/retention/keep_within_daily", "does not match"),
             ("/jobs/1/retention/keep_within_monthly", "does not match"),
-            ("/jobs/2/mode", "is not one of \"mirror\" or \"snapshot\""),
+            ("/jobs/2/retention/keep_last", "0"),
+        ],
+    ),
+    (
+        "archive_settings",
+        &[
+            ("/jobs/0/archive/max_chain_length", "-1"),
+            ("/jobs/0/archive/compression", "\"xz\""),
+            ("/jobs/0/archive", "'level' was unexpected"),
         ],
     ),
     (

@@ -132,6 +132,16 @@ pub const EXAMPLES: &[(&str, &[&str], &str)] = &[
         "Show what restoring one file of an older snapshot would copy.",
     ),
     (
+        "verify",
+        &["verify", "nightly_archive"],
+        "Check every restore point of an archive-mode job: archives present, sha256 and parent links right.",
+    ),
+    (
+        "verify",
+        &["verify", "nightly_archive", "--snapshot", "latest", "--read"],
+        "Check the newest point's chain and also decompress and list every archive in it.",
+    ),
+    (
         "schema",
         &["schema"],
         "Print the JSON Schema of the config file, for editors.",

@@ -1,5 +1,6 @@
 //! One file per subcommand. Each takes validated arguments and returns an exit code.
 
+pub mod archives;
 pub mod examples;
 pub mod history;
 pub mod logs;

@@ -31,9 +31,9 @@ fn snapshot_job(path: &Path, id: &str, doing: &str) -> Result<(Plan, Arc<JobPlan
         exit::CONFIG
     })?;
     let job = Arc::clone(plan.job(id).expect("checked above"));
-    if job.series.is_empty() {
+    if job.series.is_empty() && job.archives.is_empty() {
         eprintln!(
-            "error: job `{id}` keeps no snapshots (mode: mirror); set `mode: snapshot` and a `retention:` policy to keep versions"
+            "error: job `{id}` keeps no snapshots (mode: mirror); set `mode: snapshot` (or `mode: archive`) and a `retention:` policy to keep versions"
         );
         return Err(exit::USAGE);
     }
@@ -60,6 +60,9 @@ pub fn list(path: &Path, id: &str, format: Format) -> i32 {
         Ok(j) => j,
         Err(code) => return code,
     };
+    if !job.archives.is_empty() {
+        return super::archives::list(&job, format);
+    }
     let mut all = Vec::new();
     for (sync, series) in job.series.iter().enumerate() {
         match series.list() {
@@ -125,6 +128,9 @@ pub fn prune(path: &Path, id: &str, dry_run: bool, format: Format) -> i32 {
         Ok(j) => j,
         Err(code) => return code,
     };
+    if !job.archives.is_empty() {
+        return super::archives::prune(&plan, &job, dry_run, format);
+    }
     let policy = job
         .job
         .retention
@@ -210,6 +216,9 @@ pub fn restore(
         Ok(j) => j,
         Err(code) => return code,
     };
+    if !job.archives.is_empty() {
+        return super::archives::restore(&job, snapshot, sync, paths, to, dry_run, overwrite);
+    }
     let index = match (sync, job.series.len()) {
         (Some(i), n) if i < n => i,
         (None, 1) => 0,
@@ -281,4 +290,25 @@ fn is_itemized(line: &str) -> bool {
             Some('f' | 'd' | 'L' | 'D' | 'S')
         )
     ) || line.starts_with("*deleting")
+}
+
+/// `verify JOB`: check an archive-mode job's chains.
+pub fn verify(
+    path: &Path,
+    id: &str,
+    snapshot: Option<&str>,
+    sync: Option<usize>,
+    read: bool,
+) -> i32 {
+    let (_plan, job) = match snapshot_job(path, id, "nothing was verified") {
+        Ok(j) => j,
+        Err(code) => return code,
+    };
+    if job.archives.is_empty() {
+        eprintln!(
+            "error: job `{id}` keeps snapshots, not archives; `verify` checks archive chains (mode: archive)"
+        );
+        return exit::USAGE;
+    }
+    super::archives::verify(&job, snapshot, sync, read)
 }

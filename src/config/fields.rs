@@ -186,8 +186,20 @@ pub static JOB: Section = Section {
         f("lock_heartbeat", Ty::Duration, Some("60s"), "How often the mtime of each held lock file is refreshed while the job runs."),
         f("stale_after", Ty::Duration, Some("10m"), "The lease written into this job's lock records: a lock whose owner cannot be checked directly (another machine) is abandoned when not refreshed for this long. Must exceed twice `lock_heartbeat`."),
         f("on_missed", Ty::Enum(&["run_once", "skip"]), Some("run_once"), "Slots missed while the daemon was down or the machine slept: run once soon after start or resume, or skip them."),
-        f("mode", Ty::Enum(&["mirror", "snapshot"]), Some("mirror"), "`mirror`: `dest` is one copy, brought up to date by every run. `snapshot`: every run makes a new dated copy under `dest`, hard-linked to the previous one so unchanged files take no space, and old copies are removed as `retention` says (required then). (`archive` is planned, not yet supported.)"),
+        f("mode", Ty::Enum(&["mirror", "snapshot", "archive"]), Some("mirror"), "`mirror`: `dest` is one copy, brought up to date by every run. `snapshot`: every run makes a new dated copy under `dest`, hard-linked to the previous one so unchanged files take no space, and old copies are removed as `retention` says (required then). `archive`: every run writes a compressed GNU tar archive into `dest`, a level 0 (full) or an incremental on top of the previous one; chains are cut as `archive` says and aged out by `retention` (required) without ever removing an archive a kept one depends on. With `host`, tar runs here and the stream goes over ssh into `dest` there (`sha256sum` on that host checks it)."),
         f("retention", Ty::Map(&RETENTION), None, "Which snapshots a `mode: snapshot` job keeps (see below). Not allowed on a mirror job: it has no history to keep."),
+        f("archive", Ty::Map(&ARCHIVE), None, "How a `mode: archive` job cuts chains and compresses (see below; every key has a default). Only allowed with `mode: archive`."),
+    ],
+};
+
+pub static ARCHIVE: Section = Section {
+    name: "archive",
+    what: "the archive block",
+    doc: "Chains of a `mode: archive` job. A chain is a level 0 archive (everything) followed by incrementals (level 1, 2, ...: what changed since the one before, deletions included), made with GNU tar's `--listed-incremental`. A run starts a new chain when the newest chain's level 0 is older than `full_every`, when the chain already has `max_chain_length` incrementals, when the source is on a different device than when the chain began (a new disk or LVM volume would otherwise make the incremental a silent full copy), or when `retention` keeps part of the newest chain only because newer archives depend on it (so the old chain can age out). Restoring a point extracts its level 0 and every incremental up to it, in order, into an empty directory. `retention` picks restore points with the rules below; every archive a kept point depends on stays, down to its level 0.",
+    fields: &[
+        f("full_every", Ty::Duration, Some("7d"), "Start a new chain when the newest chain's level 0 is at least this old."),
+        f("max_chain_length", Ty::Int(0, 10_000), Some("14"), "Start a new chain when the newest one already has this many incrementals after its level 0 (`0`: every archive is a level 0)."),
+        f("compression", Ty::Enum(&["zstd", "gzip", "none"]), Some("zstd"), "`zstd`: `zstd -T0` (all cores), `.tar.zst`. `gzip`: `.tar.gz`. `none`: plain `.tar`."),
     ],
 };
 
@@ -254,8 +266,8 @@ pub static SYNC: Section = Section {
 };
 
 /// Every section, for generators.
-pub fn sections() -> [&'static Section; 7] {
-    [&TOP, &JOB, &LOCK, &BLOCKER, &SYNC, &RETENTION, &HTTP]
+pub fn sections() -> [&'static Section; 8] {
+    [&TOP, &JOB, &LOCK, &BLOCKER, &SYNC, &RETENTION, &HTTP, &ARCHIVE]
 }
 
 #[cfg(test)]

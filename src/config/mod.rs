@@ -9,6 +9,7 @@
 //! schedule expression; it never touches the network and only reads the filesystem to load files and
 //! to warn about a source that does not exist.
 
+pub mod archive;
 pub mod decode;
 pub mod diag;
 pub mod duration;
@@ -111,6 +112,29 @@ pub struct Job {
     /// Which snapshots to keep; `Some` exactly when `mode` is [`Mode::Snapshot`], and then it
     /// keeps something ([`crate::retention::Policy::keeps_something`]).
     pub retention: Option<crate::retention::Policy>,
+    /// Archive settings; `Some` exactly when `mode` is [`Mode::Archive`].
+    pub archive: Option<ArchiveSettings>,
+}
+
+/// How an archive-mode job cuts its chains and compresses (`archive:`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ArchiveSettings {
+    /// Start a new chain (level 0) when the chain's level 0 is at least this old.
+    pub full_every: Duration,
+    /// Start a new chain after this many incrementals following the level 0.
+    pub max_chain_length: u32,
+    pub compression: Compression,
+}
+
+/// The compressor an archive goes through.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Compression {
+    /// `zstd -T0` (multi-threaded), `.tar.zst`.
+    Zstd,
+    /// `gzip`, `.tar.gz`.
+    Gzip,
+    /// No compressor, `.tar`.
+    None,
 }
 
 /// How a job stores what it copies at its destination.
@@ -121,6 +145,9 @@ pub enum Mode {
     Mirror,
     /// A new dated copy per run, hard-linked to the previous one, aged out by `retention`.
     Snapshot,
+    /// Chains of GNU tar incremental archives (level 0, then level N), aged out by `retention`
+    /// without ever breaking a chain.
+    Archive,
 }
 
 /// What to do with schedule slots that passed while the daemon was not running (or asleep).

@@ -229,6 +229,7 @@ mod tests {
             include_str!("decode/entries.rs"),
             include_str!("retention.rs"),
             include_str!("http.rs"),
+            include_str!("archive.rs"),
         ]
         .concat();
         for section in fields::sections().iter().copied().chain([&fields::DROPIN]) {
@@ -247,7 +248,7 @@ mod tests {
     #[test]
     fn schema_forbids_unknown_keys_everywhere() {
         let s = json_schema().to_string();
-        assert_eq!(s.matches("\"additionalProperties\":false").count(), 7);
+        assert_eq!(s.matches("\"additionalProperties\":false").count(), 8);
         assert!(s.contains("\"required\":[\"id\",\"syncs\"]"));
     }
 }

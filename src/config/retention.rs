@@ -41,12 +41,17 @@ impl Decoder {
                 );
                 None
             }
-            (Mode::Snapshot, None) => {
-                let n = mode_node.expect("snapshot is written out");
+            (m @ (Mode::Snapshot | Mode::Archive), None) => {
+                let n = mode_node.expect("snapshot and archive are written out");
+                let word = if m == Mode::Snapshot {
+                    "snapshot"
+                } else {
+                    "archive"
+                };
                 self.err(
-                    n.inner_span(0, 8),
+                    n.inner_span(0, word.len()),
                     &format!("{path}.mode"),
-                    "`mode: snapshot` needs a `retention` block saying which snapshots to keep",
+                    format!("`mode: {word}` needs a `retention` block saying which {word}s to keep"),
                 )
                 .help = Some(format!(
                     "add e.g. `{RETENTION_EXAMPLE}` to the job; `keep_last: all` keeps every snapshot"
@@ -63,11 +68,11 @@ impl Decoder {
     fn mode(&mut self, n: &Node, path: &str) -> Option<Mode> {
         let word = self.string(n, path)?;
         let span = n.inner_span(0, word.chars().count());
-        let help = "use `mirror` (one copy, kept up to date) or `snapshot` (a dated copy per run, aged out by `retention`)";
+        let help = "use `mirror` (one copy, kept up to date), `snapshot` (a dated copy per run, aged out by `retention`) or `archive` (incremental tar archives in chains)";
         let msg = match word.as_str() {
             "mirror" => return Some(Mode::Mirror),
             "snapshot" => return Some(Mode::Snapshot),
-            "archive" => "mode `archive` is not yet supported".to_string(),
+            "archive" => return Some(Mode::Archive),
             other => format!("unknown mode `{other}`"),
         };
         self.err(span, path, msg).help = Some(help.into());

@@ -9,6 +9,8 @@
 //! Must not: import [`crate::lock`] or [`crate::run`] (the arrows point down: run → engine →
 //! transport/rsync → sys), decide exit codes, or format log lines (they emit events).
 
+pub mod archive;
+pub mod archive_prune;
 pub mod guard;
 pub mod mirror;
 pub mod prune;

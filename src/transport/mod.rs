@@ -35,6 +35,14 @@ pub trait Transport: fmt::Debug + fmt::Display + Send + Sync {
 
     /// The host name as configured (for log fields).
     fn host(&self) -> &str;
+
+    /// The argument vector (program first) that runs `script` there with the caller's stdin
+    /// and stdout, for streaming data (an archive into a remote file, or out of one). The
+    /// script must be built with [`shell_quote`]; the caller supervises the process. `None`
+    /// when this transport cannot stream (the default).
+    fn script_argv(&self, _script: &str) -> Option<Vec<std::ffi::OsString>> {
+        None
+    }
 }
 
 /// A host reached over ssh, with ControlMaster sharing between lock checks and rsync.
@@ -74,5 +82,14 @@ impl Transport for SshTransport {
 
     fn host(&self) -> &str {
         &self.target.host
+    }
+
+    fn script_argv(&self, script: &str) -> Option<Vec<std::ffi::OsString>> {
+        let mut v = vec![self.config.program.clone().into_os_string()];
+        v.extend(ssh::ssh_args(&self.target, &self.config));
+        v.push("--".into());
+        v.push(self.target.host.clone().into());
+        v.push(script.into());
+        Some(v)
     }
 }

@@ -120,6 +120,7 @@ impl JobConfig {
             mode: match j.mode {
                 Mode::Mirror => "mirror",
                 Mode::Snapshot => "snapshot",
+                Mode::Archive => "archive",
             },
             host: j.remote.as_ref().map(|r| r.to_string()),
             lock_files: j

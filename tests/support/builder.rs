@@ -293,6 +293,24 @@ impl JobBuilder {
             .set("retention", Value::Mapping(r))
     }
 
+    /// `mode: archive` with a `retention:` block (as [`JobBuilder::snapshot`]) and an
+    /// `archive:` block of `(key, value)` pairs (numbers as numbers).
+    pub fn archive(self, retention: &[(&str, &str)], archive: &[(&str, &str)]) -> Self {
+        let mut a = Mapping::new();
+        for (k, v) in archive {
+            match v.parse::<u64>() {
+                Ok(n) => put(&mut a, k, n),
+                Err(_) => put(&mut a, k, *v),
+            }
+        }
+        let s = self.snapshot(retention).set("mode", "archive");
+        if archive.is_empty() {
+            s
+        } else {
+            s.set("archive", Value::Mapping(a))
+        }
+    }
+
     pub fn lock(mut self, l: LockFile) -> Self {
         self.lock_files.push(l);
         self

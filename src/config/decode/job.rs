@@ -16,10 +16,10 @@ use crate::config::{
 use crate::schedule::Schedule;
 
 /// What a job's entries decoded to.
-pub(super) struct Entries {
-    pub(super) lock_files: Vec<LockFile>,
-    pub(super) blocks_on: Vec<Blocker>,
-    pub(super) syncs: Vec<Sync>,
+pub(in crate::config) struct Entries {
+    pub(in crate::config) lock_files: Vec<LockFile>,
+    pub(in crate::config) blocks_on: Vec<Blocker>,
+    pub(in crate::config) syncs: Vec<Sync>,
 }
 
 /// A job's timing limits.
@@ -78,6 +78,13 @@ impl Decoder {
         // `mode` and `retention` (config/retention.rs).
         let storage = self.mode_and_retention(&f, &path);
         ok &= storage.is_some();
+        // `archive` (config/archive.rs).
+        let archive = self.archive_settings(&f, &path, storage.as_ref().map(|s| s.0));
+        ok &= archive.is_ok();
+        let archive = archive.unwrap_or(None);
+        if matches!(storage, Some((Mode::Archive, _))) {
+            ok &= self.check_archive_job(&path, &entries);
+        }
         self.check_self_waiting(&path, &entries);
         self.check_private_tmp(&path, &entries);
         let sync_place = match &host {
@@ -118,6 +125,7 @@ impl Decoder {
             on_missed,
             mode,
             retention,
+            archive,
         })
     }
 

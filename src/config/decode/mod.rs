@@ -6,7 +6,7 @@
 //! on its own lock, `-e` on a remote job, duplicate ids across files) run once a job is decoded.
 //!
 //! Submodules: [`job`] (one job, step by step), [`entries`] (locks, blockers, syncs),
-//! [`relations`] (checks between a job's entries), [`scalars`] (typed readers and [`Fields`]); `config/retention.rs` adds `mode`/`retention`.
+//! [`relations`] (checks between a job's entries), [`scalars`] (typed readers and [`Fields`]); `config/retention.rs` adds `mode`/`retention`, `config/archive.rs` adds `archive`.
 //!
 //! Key lists here are the single list of what each section accepts: anything else is an unknown
 //! key, reported with the closest known key as a suggestion.
@@ -26,6 +26,7 @@ mod job;
 mod relations;
 mod scalars;
 
+pub(in crate::config) use job::Entries;
 pub(in crate::config) use scalars::Fields;
 
 pub(super) fn load(main: &Path) -> Loaded {
