@@ -177,6 +177,7 @@ pub static JOB: Section = Section {
         f("on_missed", Ty::Enum(&["run_once", "skip"]), Some("run_once"), "Slots missed while the daemon was down or the machine slept: run once soon after start or resume, or skip them."),
         f("mode", Ty::Enum(&["mirror", "snapshot"]), Some("mirror"), "`mirror`: `dest` is one copy, brought up to date by every run. `snapshot`: every run makes a new dated copy under `dest`, hard-linked to the previous one so unchanged files take no space, and old copies are removed as `retention` says (required then). (`archive` is planned, not yet supported.)"),
         f("retention", Ty::Map(&RETENTION), None, "Which snapshots a `mode: snapshot` job keeps (see below). Not allowed on a mirror job: it has no history to keep."),
+        f("direction", Ty::Enum(&["push", "pull"]), Some("push"), "`push`: each sync's `source` is on this host and its `dest` on `host`. `pull`: each `source` is an absolute path on `host` and each `dest` an absolute path here, so the backup server holds the key and the client's key can be read-only (`backupmanager gate` on the client). Needs `host`. A pull source may hold only letters, digits, spaces and `/ . _ - + , : @ % = ~ #` (it crosses the client's command line). Snapshot series, lock files and blockers work as for push; the remote empty-source guard lists the source first."),
     ],
 };
 

@@ -108,6 +108,8 @@ pub struct Job {
     /// Which snapshots to keep; `Some` exactly when `mode` is [`Mode::Snapshot`], and then it
     /// keeps something ([`crate::retention::Policy::keeps_something`]).
     pub retention: Option<crate::retention::Policy>,
+    /// Which way the syncs copy: push (`dest` on `host`) or pull (`source` on `host`).
+    pub direction: Direction,
 }
 
 /// How a job stores what it copies at its destination.
@@ -118,6 +120,16 @@ pub enum Mode {
     Mirror,
     /// A new dated copy per run, hard-linked to the previous one, aged out by `retention`.
     Snapshot,
+}
+
+/// Which way a job's syncs copy between this host and `host`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Direction {
+    /// `source` is here, `dest` on `host` (or here when there is no `host`).
+    #[default]
+    Push,
+    /// `source` is on `host`, `dest` here: the backup server fetches from its client.
+    Pull,
 }
 
 /// What to do with schedule slots that passed while the daemon was not running (or asleep).

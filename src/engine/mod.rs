@@ -12,6 +12,7 @@
 pub mod guard;
 pub mod mirror;
 pub mod prune;
+pub mod pull;
 pub mod snapshot;
 
 use std::sync::atomic::AtomicBool;
