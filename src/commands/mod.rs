@@ -1,6 +1,7 @@
 //! One file per subcommand. Each takes validated arguments and returns an exit code.
 
 pub mod examples;
+pub mod gate;
 pub mod history;
 pub mod logs;
 pub mod next;
