@@ -22,7 +22,8 @@ pub fn run(command: &Command) -> i32 {
         allow_locks: allow_locks.clone(),
         allow_dump: allow_dump.clone(),
         rsync: rsync.clone(),
-        syslog_socket: Some(syslog_socket.clone()),
+        // The default is left out of a printed authorized_keys line.
+        syslog_socket: (syslog_socket.as_os_str() != "/dev/log").then(|| syslog_socket.clone()),
         print_authorized_keys_line: *print_authorized_keys_line,
         key: key.clone(),
     })

@@ -22,9 +22,11 @@ pub fn line(exe: &str, args: &GateArgs, key: &str) -> String {
         words.push("--allow-dump".into());
         words.push(shell_quote(d));
     }
-    if let Some(r) = &args.rsync {
-        words.push("--rsync".into());
-        words.push(shell_quote(&r.to_string_lossy()));
+    for (flag, value) in [("--rsync", &args.rsync), ("--syslog-socket", &args.syslog_socket)] {
+        if let Some(v) = value {
+            words.push(flag.into());
+            words.push(shell_quote(&v.to_string_lossy()));
+        }
     }
     // Inside command="…" sshd reads only \" as an escape.
     let command = words.join(" ").replace('"', "\\\"");

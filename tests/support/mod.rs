@@ -3,6 +3,7 @@
 //! - [`builder`]: typed config builders writing properly quoted YAML (no `format!` YAML);
 //! - [`procfs`]: the one `/proc/PID/stat` parser (alive, children, process groups, names);
 //! - [`sshd`]: a private sshd on 127.0.0.1; [`netns`]: fake hosts in network namespaces;
+//! - [`gate`]: an sshd whose key is restricted by `backupmanager gate`, with its syslog;
 //! - [`bm`]: a running backupmanager owned by the test; [`master`]: closes the ssh
 //!   ControlMaster a run leaves; [`files`]: big incompressible files, backdated mtimes;
 //! - here: `wait_until`, the tool check, and hostile file trees with a tree comparison.
@@ -18,6 +19,7 @@ use std::time::{Duration, Instant};
 pub mod bm;
 pub mod builder;
 pub mod files;
+pub mod gate;
 pub mod master;
 pub mod netns;
 pub mod procfs;
