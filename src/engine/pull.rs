@@ -97,11 +97,21 @@ pub fn read_listing(code: Option<i32>, stdout: &str, stderr: &str) -> Result<Lis
             })
         }
         Some(23) if stderr.contains("No such file or directory") => Ok(Listed::Missing),
+        // `backupmanager gate` refuses to pin a path that is not there.
+        Some(_) if stderr.contains("refused: path") && stderr.contains("does not exist") => {
+            Ok(Listed::Missing)
+        }
         Some(23) if stderr.contains("Not a directory") => Ok(Listed::HasEntries),
         _ => Err(format!(
             "cannot list the source on the client (rsync exit {}): {}",
             code.map_or("by signal".to_string(), |c| c.to_string()),
-            stderr.lines().last().unwrap_or("").trim()
+            // The gate's own refusal says most; else rsync's last word.
+            stderr
+                .lines()
+                .find(|l| l.contains("refused:"))
+                .or(stderr.lines().last())
+                .unwrap_or("")
+                .trim()
         )),
     }
 }

@@ -20,6 +20,7 @@
 pub mod keys;
 pub mod locks;
 pub mod paths;
+pub mod pin;
 pub mod rsync;
 pub mod syslog;
 pub mod words;
@@ -82,7 +83,8 @@ pub fn parse_dump(spec: &str) -> Result<Dump, String> {
 /// What the gate decided to run.
 #[derive(Debug)]
 enum Allowed {
-    Rsync(rsync::Sender),
+    /// The request, and its paths pinned (see [`pin`]).
+    Rsync(rsync::Sender, Vec<pin::Pinned>),
     Lock(locks::LockOp),
     Dump(Dump),
 }
@@ -124,7 +126,14 @@ impl Gate {
                 if self.roots.is_empty() {
                     return Err("rsync is not allowed (no --read-only roots)".into());
                 }
-                rsync::check(&words, &self.roots).map(Allowed::Rsync)
+                let s = rsync::check(&words, &self.roots)?;
+                let pins = s
+                    .paths
+                    .iter()
+                    .zip(&s.roots)
+                    .map(|(p, root)| pin::pin(p, &paths::lexical(p)?, root))
+                    .collect::<Result<Vec<_>, _>>()?;
+                Ok(Allowed::Rsync(s, pins))
             }
             Some("dump") if words.len() == 2 => self
                 .dumps
@@ -180,14 +189,17 @@ pub fn run(args: &GateArgs) -> i32 {
             );
             return exit::FAILED;
         }
-        Ok(Allowed::Rsync(s)) => {
+        Ok(Allowed::Rsync(s, pins)) => {
             syslog::log(
                 &socket,
                 false,
                 &format!("allowed: rsync sender of {}; from {from}", s.paths.join(" ")),
             );
+            let pinned: Vec<String> = pins.iter().map(|p| p.arg.clone()).collect();
             let mut c = Command::new(args.rsync.clone().unwrap_or_else(|| "rsync".into()));
-            c.args(s.argv());
+            c.args(s.argv(&pinned));
+            // The pinned directories stay open into rsync (exec keeps them: no CLOEXEC).
+            std::mem::forget(pins);
             c
         }
         Ok(Allowed::Lock(op)) => {
@@ -260,7 +272,7 @@ mod tests {
         assert!(matches!(gate.decide("dump db"), Ok(Allowed::Dump(_))));
         assert!(matches!(
             gate.decide("rsync --server --sender -logDtpre.iLsfxCIvu . /usr/share/doc/"),
-            Ok(Allowed::Rsync(_))
+            Ok(Allowed::Rsync(..))
         ));
         for bad in ["", "id", "sh -c id", "dump other", "dump db extra", "scp -f /usr/share/x", "rsync --server -logDtpre.iLsfxCIvu . /usr/share/", "p=/etc/passwd; cat \"$p\""] {
             assert!(gate.decide(bad).is_err(), "{bad:?}");

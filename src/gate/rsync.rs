@@ -15,7 +15,7 @@ use super::paths;
 
 /// Single-letter options a sender may get: none of them writes on the sender's side, follows a
 /// symlink out of a root or hides arguments.
-const SHORT_OK: &str = "ACDEHIJNORSUWXbcdgilmnopqrtuvxyz";
+const SHORT_OK: &str = "ACDEHIJNOSUWXbcdgilmnopqrtuvxyz";
 
 /// Single-letter options refused, and why.
 const SHORT_REFUSED: &[(char, &str)] = &[
@@ -23,6 +23,7 @@ const SHORT_REFUSED: &[(char, &str)] = &[
     ('L', "-L/--copy-links would send what symlinks point to, outside the roots"),
     ('k', "-k/--copy-dirlinks would follow symlinked directories out of the roots"),
     ('K', "-K/--keep-dirlinks is a receiver option"),
+    ('R', "-R/--relative would send the gate's pinned /proc/self/fd paths as names"),
 ];
 
 /// Long options a sender may get: (name, takes a `=value`).
@@ -93,11 +94,14 @@ pub struct Sender {
     pub caps: Option<String>,
     pub long: Vec<String>,
     pub paths: Vec<String>,
+    /// The root each path is in.
+    pub roots: Vec<PathBuf>,
 }
 
 impl Sender {
-    /// The argument vector for rsync (after the program), rebuilt from the parsed parts.
-    pub fn argv(&self) -> Vec<String> {
+    /// The argument vector for rsync (after the program), rebuilt from the parsed parts, with
+    /// `paths` in place of the checked ones (their pinned forms, see [`super::pin`]).
+    pub fn argv(&self, paths: &[String]) -> Vec<String> {
         let mut a = vec!["--server".to_string(), "--sender".to_string()];
         let mut cluster = format!("-{}", self.letters);
         if let Some(c) = &self.caps {
@@ -109,7 +113,7 @@ impl Sender {
         }
         a.extend(self.long.iter().cloned());
         a.push(".".into());
-        a.extend(self.paths.iter().cloned());
+        a.extend(paths.iter().cloned());
         a
     }
 }
@@ -137,6 +141,7 @@ pub fn check(words: &[String], roots: &[PathBuf]) -> Result<Sender, String> {
         caps: None,
         long: Vec::new(),
         paths: Vec::new(),
+        roots: Vec::new(),
     };
     let mut i = 3;
     let mut seen_short = false;
@@ -164,8 +169,10 @@ pub fn check(words: &[String], roots: &[PathBuf]) -> Result<Sender, String> {
         return Err("no path to send".into());
     }
     for p in paths {
-        paths::inside(p, roots, true).map_err(|e| format!("{e} (read-only roots)"))?;
+        let root =
+            paths::inside(p, roots, true).map_err(|e| format!("{e} (read-only roots)"))?;
         s.paths.push(p.to_string());
+        s.roots.push(root.to_path_buf());
     }
     Ok(s)
 }
@@ -243,11 +250,12 @@ mod tests {
     fn accepts_what_rsync_sends_for_pulls() {
         let s = ok("rsync --server --sender -lHogDtpAXrze.iLsfxCIvu --numeric-ids --timeout=300 --bwlimit=100 . /usr/share/doc/");
         assert_eq!(
-            s.argv(),
+            s.argv(&s.paths),
             ["--server", "--sender", "-lHogDtpAXrze.iLsfxCIvu", "--numeric-ids", "--timeout=300", "--bwlimit=100", ".", "/usr/share/doc/"]
         );
         ok("rsync --server --sender -de.LsfxCIvu --list-only --timeout=60 . /usr/share/");
         ok("rsync --server --sender -logDtpre.iLsfxCIvu . /usr/share/a\\ b /usr/share/./doc");
+        refused("rsync --server --sender -logDtpRre.iLsfxCIvu . /usr/share/doc");
     }
 
     #[test]
