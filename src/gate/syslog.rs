@@ -2,8 +2,9 @@
 //! `/dev/log` (journald and every syslog daemon listen there), facility `auth`, tag
 //! `backupmanager-gate`. Refusals are warnings, allowed requests notices.
 //!
-//! Must not: fail the gate's decision: a log that cannot be written is said on stderr, and a
-//! refusal stays a refusal.
+//! Must not: fail or delay the gate's decision: the send never blocks (a syslog reader that
+//! stalls must not hang a backup; the datagram is dropped), a log that cannot be written is said
+//! on stderr, and a refusal stays a refusal.
 
 use std::os::unix::net::UnixDatagram;
 use std::path::Path;
@@ -33,7 +34,10 @@ pub fn log(socket: &Path, refused: bool, message: &str) {
         "<{pri}>backupmanager-gate[{}]: {message}",
         std::process::id()
     );
-    let sent = UnixDatagram::unbound().and_then(|s| s.send_to(line.as_bytes(), socket));
+    let sent = UnixDatagram::unbound().and_then(|s| {
+        s.set_nonblocking(true)?;
+        s.send_to(line.as_bytes(), socket)
+    });
     if let Err(e) = sent {
         eprintln!(
             "backupmanager gate: cannot log to {}: {e}",

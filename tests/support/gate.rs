@@ -7,6 +7,7 @@ use std::fs;
 use std::os::unix::net::UnixDatagram;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use backupmanager::transport::ssh::{self, RemoteOutput, SshConfig};
@@ -17,7 +18,9 @@ use super::sshd::Sshd;
 
 pub struct Gated {
     pub sshd: Sshd,
-    pub log: UnixDatagram,
+    /// Log lines, collected as they come by a thread (the gate drops a line it cannot send at
+    /// once, so the socket is read all the time).
+    log: Arc<Mutex<Vec<String>>>,
     pub line: String,
     _dir: Scratch,
 }
@@ -28,9 +31,7 @@ impl Gated {
         let sshd = Sshd::start();
         let dir = Scratch::short("bmgl");
         let sock = dir.p("log");
-        let log = UnixDatagram::bind(&sock).expect("bind the test's syslog socket");
-        log.set_read_timeout(Some(Duration::from_millis(300)))
-            .unwrap();
+        let log = collect(UnixDatagram::bind(&sock).expect("bind the test's syslog socket"));
         let key = fs::read_to_string(sshd.dir().join("client_ed25519.pub")).unwrap();
         let out = Command::new(BIN)
             .arg("gate")
@@ -85,18 +86,29 @@ impl Gated {
             .rsync_location(path.as_ref().to_str().unwrap())
     }
 
-    /// Every log line received so far (waits briefly for late ones).
+    /// Every log line received since the last call (waits briefly for late ones).
     pub fn logged(&self) -> Vec<String> {
-        let mut lines = Vec::new();
-        let mut buf = vec![0u8; 8192];
-        while let Ok(n) = self.log.recv(&mut buf) {
-            lines.push(String::from_utf8_lossy(&buf[..n]).into_owned());
-        }
-        lines
+        std::thread::sleep(Duration::from_millis(200));
+        std::mem::take(&mut *self.log.lock().unwrap())
     }
 
     /// The client key's path (for configs).
     pub fn key(&self) -> PathBuf {
         self.sshd.client_key()
     }
+}
+
+/// Reads `sock` on a thread for the rest of the test (it ends with the process).
+pub fn collect(sock: UnixDatagram) -> Arc<Mutex<Vec<String>>> {
+    let lines = Arc::new(Mutex::new(Vec::new()));
+    let out = Arc::clone(&lines);
+    std::thread::spawn(move || {
+        let mut buf = vec![0u8; 8192];
+        while let Ok(n) = sock.recv(&mut buf) {
+            out.lock()
+                .unwrap()
+                .push(String::from_utf8_lossy(&buf[..n]).into_owned());
+        }
+    });
+    lines
 }
