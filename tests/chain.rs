@@ -1143,7 +1143,11 @@ fn a_pull_hop_through_the_gate_keeps_the_chain_exclusive() {
         ),
     )
     .unwrap();
-    let gated = chain.bed.ssh("backup_b", "backup_a", "id").output().unwrap();
+    let gated = chain
+        .bed
+        .ssh("backup_b", "backup_a", "id")
+        .output()
+        .unwrap();
     assert!(
         !gated.status.success()
             && String::from_utf8_lossy(&gated.stderr).contains("backupmanager gate: refused:"),
@@ -1152,7 +1156,13 @@ fn a_pull_hop_through_the_gate_keeps_the_chain_exclusive() {
     simultaneous_starts(&chain, ("backup_b", "backup_b_from_backup_a"), 4);
     std::thread::sleep(Duration::from_millis(200));
     let all = log.lock().unwrap().join("\n");
-    for want in ["refused: only rsync senders", "allowed: lock create", "allowed: lock observe", "allowed: lock release", "allowed: rsync sender"] {
+    for want in [
+        "refused: only rsync senders",
+        "allowed: lock create",
+        "allowed: lock observe",
+        "allowed: lock release",
+        "allowed: rsync sender",
+    ] {
         assert!(all.contains(want), "the gate never logged {want:?}:\n{all}");
     }
 }
@@ -1169,7 +1179,10 @@ fn simultaneous_starts(chain: &Chain, second: (&'static str, &str), iterations: 
     for i in 0..iterations {
         gens.push(chain.new_generation(i + 1, 4096));
         let mut children = Vec::new();
-        for (host, job) in [("desktop", "desktop_to_backup_a"), (second_host, second_job)] {
+        for (host, job) in [
+            ("desktop", "desktop_to_backup_a"),
+            (second_host, second_job),
+        ] {
             let log = chain.logs.join(format!("run-{i}-{host}.log"));
             let mut c = chain.bed.command(host, "sh");
             // Both wait on their stdin; one write to each releases them together.

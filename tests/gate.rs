@@ -48,7 +48,9 @@ fn refused_and_logged(g: &Gated, out_stderr: &str, why: &str) {
     assert!(
         logged
             .iter()
-            .any(|l| l.starts_with("<36>backupmanager-gate[") && l.contains("refused:") && l.contains(why)),
+            .any(|l| l.starts_with("<36>backupmanager-gate[")
+                && l.contains("refused:")
+                && l.contains(why)),
         "syslog should say refused ({why:?}): {logged:?}"
     );
 }
@@ -87,11 +89,29 @@ fn the_gated_key_reads_the_roots_and_does_nothing_else() {
 
     // Allowed: a pull of the root. The symlink arrives as a symlink, never as the secret.
     let back = t.p("back");
-    let out = rsync(&g, &["-a", "--", &g.operand(format!("{root}/")), back.to_str().unwrap()]);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    assert_eq!(fs::read_to_string(back.join("sub/b.txt")).unwrap(), "beta\n");
+    let out = rsync(
+        &g,
+        &[
+            "-a",
+            "--",
+            &g.operand(format!("{root}/")),
+            back.to_str().unwrap(),
+        ],
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        fs::read_to_string(back.join("sub/b.txt")).unwrap(),
+        "beta\n"
+    );
     assert_eq!(fs::read_link(back.join("out")).unwrap(), t.p("secret"));
-    assert!(g.logged().iter().any(|l| l.starts_with("<37>") && l.contains("allowed: rsync sender")));
+    assert!(g
+        .logged()
+        .iter()
+        .any(|l| l.starts_with("<37>") && l.contains("allowed: rsync sender")));
 
     // Allowed: the declared dump, by name.
     let out = g.request("dump hello");
@@ -119,10 +139,14 @@ fn the_gated_key_reads_the_roots_and_does_nothing_else() {
         refused_and_logged(&g, &String::from_utf8_lossy(&out.stderr), "receiver");
     }
     // The raw server command of a --delete push.
-    let out = g.request(&format!("rsync --server -logDtpre.iLsfxCIvu --delete . {root}/"));
+    let out = g.request(&format!(
+        "rsync --server -logDtpre.iLsfxCIvu --delete . {root}/"
+    ));
     refused_and_logged(&g, &out.stderr_lossy(), "receiver");
     // --delete sent to a sender (no rsync client does this; the gate refuses it anyway).
-    let out = g.request(&format!("rsync --server --sender -logDtpre.iLsfxCIvu --delete . {root}/"));
+    let out = g.request(&format!(
+        "rsync --server --sender -logDtpre.iLsfxCIvu --delete . {root}/"
+    ));
     refused_and_logged(&g, &out.stderr_lossy(), "--delete");
 
     // Paths outside the roots, `..`, a symlink out of a root, a sibling with the root's prefix.
@@ -146,7 +170,16 @@ fn the_gated_key_reads_the_roots_and_does_nothing_else() {
         ("-s", "-s/--protect-args"),
         ("--remove-source-files", "remove-source-files"),
     ] {
-        let out = rsync(&g, &["-a", opt, "--", &g.operand(format!("{root}/")), dump.to_str().unwrap()]);
+        let out = rsync(
+            &g,
+            &[
+                "-a",
+                opt,
+                "--",
+                &g.operand(format!("{root}/")),
+                dump.to_str().unwrap(),
+            ],
+        );
         assert!(!out.status.success(), "{opt}");
         refused_and_logged(&g, &String::from_utf8_lossy(&out.stderr), why);
     }
@@ -155,11 +188,26 @@ fn the_gated_key_reads_the_roots_and_does_nothing_else() {
     // Shell metacharacters in SSH_ORIGINAL_COMMAND.
     let pwned = t.p("pwned");
     for cmd in [
-        format!("rsync --server --sender -logDtpre.iLsfxCIvu . {root}/; touch {}", pwned.display()),
-        format!("rsync --server --sender -logDtpre.iLsfxCIvu . {root}/$(touch {})", pwned.display()),
-        format!("rsync --server --sender -logDtpre.iLsfxCIvu . {root}/`touch {}`", pwned.display()),
-        format!("rsync --server --sender -logDtpre.iLsfxCIvu . {root}/ | touch {}", pwned.display()),
-        format!("rsync --server --sender -logDtpre.iLsfxCIvu . {root}/\ntouch {}", pwned.display()),
+        format!(
+            "rsync --server --sender -logDtpre.iLsfxCIvu . {root}/; touch {}",
+            pwned.display()
+        ),
+        format!(
+            "rsync --server --sender -logDtpre.iLsfxCIvu . {root}/$(touch {})",
+            pwned.display()
+        ),
+        format!(
+            "rsync --server --sender -logDtpre.iLsfxCIvu . {root}/`touch {}`",
+            pwned.display()
+        ),
+        format!(
+            "rsync --server --sender -logDtpre.iLsfxCIvu . {root}/ | touch {}",
+            pwned.display()
+        ),
+        format!(
+            "rsync --server --sender -logDtpre.iLsfxCIvu . {root}/\ntouch {}",
+            pwned.display()
+        ),
         format!("dump hello && touch {}", pwned.display()),
     ] {
         let out = g.request(&cmd);
@@ -196,7 +244,11 @@ fn the_gated_key_reads_the_roots_and_does_nothing_else() {
 
     // Nothing on the client changed, apart from what the tests above made on purpose.
     let mut after = all_files(t.path());
-    after.retain(|p| !p.starts_with(&t.s("back")) && !p.starts_with(&t.s("locks")) && !p.starts_with(&t.s("pushme")));
+    after.retain(|p| {
+        !p.starts_with(&t.s("back"))
+            && !p.starts_with(&t.s("locks"))
+            && !p.starts_with(&t.s("pushme"))
+    });
     let mut before = before;
     before.retain(|p| !p.starts_with(&t.s("back")) && !p.starts_with(&t.s("locks")));
     assert_eq!(after, before);

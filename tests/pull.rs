@@ -70,28 +70,32 @@ fn a_pull_mirror_through_the_gate() {
             pull_job("pull_mirror", &g)
                 .lock_remote(&remote_lock)
                 .lock_local(&local_lock)
-                .sync(format!("{}/", t.s("client/data")), &mirror, &["-a", "--delete"]),
+                .sync(
+                    format!("{}/", t.s("client/data")),
+                    &mirror,
+                    &["-a", "--delete"],
+                ),
         )
         .job(
             // Its remote lock is outside --allow-locks: refused, so nothing may be copied.
             pull_job("refused_lock", &g)
                 .lock_remote(t.p("client/elsewhere/x.lock"))
-                .sync(format!("{}/", t.s("client/data")), t.p("server/never"), &["-a"]),
+                .sync(
+                    format!("{}/", t.s("client/data")),
+                    t.p("server/never"),
+                    &["-a"],
+                ),
         )
-        .job(
-            pull_job("empty_source", &g).sync(
-                format!("{}/", t.s("client/empty")),
-                t.p("server/precious"),
-                &["-a", "--delete"],
-            ),
-        )
-        .job(
-            pull_job("missing_source", &g).sync(
-                format!("{}/", t.s("client/data/not here")),
-                t.p("server/precious"),
-                &["-a", "--delete"],
-            ),
-        )
+        .job(pull_job("empty_source", &g).sync(
+            format!("{}/", t.s("client/empty")),
+            t.p("server/precious"),
+            &["-a", "--delete"],
+        ))
+        .job(pull_job("missing_source", &g).sync(
+            format!("{}/", t.s("client/data/not here")),
+            t.p("server/precious"),
+            &["-a", "--delete"],
+        ))
         .write(t.p("backupmanager.yaml"));
     let _master = Master::of(&g.sshd, t.p("r/ssh"));
 
@@ -108,7 +112,10 @@ fn a_pull_mirror_through_the_gate() {
     fs::write(data.join("sub dir/new file"), "new\n").unwrap();
     ok(&cfg, &["run-job", "pull_mirror"]);
     assert_same_tree(&data, &mirror);
-    assert!(!remote_lock.exists() && !local_lock.exists(), "locks released");
+    assert!(
+        !remote_lock.exists() && !local_lock.exists(),
+        "locks released"
+    );
     let logged = g.logged().join("\n");
     assert!(logged.contains("allowed: lock create"), "{logged}");
     assert!(logged.contains("allowed: rsync sender"), "{logged}");
@@ -124,12 +131,21 @@ fn a_pull_mirror_through_the_gate() {
     // An empty or missing source on the client refuses a --delete mirror; the dest stays.
     fs::create_dir_all(t.p("server/precious")).unwrap();
     fs::write(t.p("server/precious/keep"), "keep\n").unwrap();
-    for (job, what) in [("empty_source", "is empty"), ("missing_source", "does not exist")] {
+    for (job, what) in [
+        ("empty_source", "is empty"),
+        ("missing_source", "does not exist"),
+    ] {
         let out = bm(&cfg, &["run-job", job]);
         assert_eq!(out.status.code(), Some(FAILED), "{job}");
         let err = String::from_utf8_lossy(&out.stderr);
-        assert!(err.contains("refusing to run") && err.contains(what), "{job}: {err}");
-        assert_eq!(fs::read_to_string(t.p("server/precious/keep")).unwrap(), "keep\n");
+        assert!(
+            err.contains("refusing to run") && err.contains(what),
+            "{job}: {err}"
+        );
+        assert_eq!(
+            fs::read_to_string(t.p("server/precious/keep")).unwrap(),
+            "keep\n"
+        );
     }
 }
 
@@ -153,7 +169,10 @@ fn a_pull_snapshot_series_and_restore() {
 
     ok(&cfg, &["run-job", "pull_snap"]);
     let first = t.p("first");
-    ok(&cfg, &["restore", "pull_snap", "--to", first.to_str().unwrap()]);
+    ok(
+        &cfg,
+        &["restore", "pull_snap", "--to", first.to_str().unwrap()],
+    );
     assert_same_tree(&data, &first);
     fs::write(data.join("sub dir/second"), "second generation\n").unwrap();
     ok(&cfg, &["run-job", "pull_snap"]);
@@ -164,10 +183,17 @@ fn a_pull_snapshot_series_and_restore() {
     assert_eq!(list.len(), 2, "{list:?}");
     // The series is local: unchanged files are hard links between the two snapshots.
     let ids: Vec<&str> = list.iter().map(|v| v["id"].as_str().unwrap()).collect();
-    let ino = |id: &str| fs::metadata(series.join(id).join("big unchanged")).unwrap().ino();
+    let ino = |id: &str| {
+        fs::metadata(series.join(id).join("big unchanged"))
+            .unwrap()
+            .ino()
+    };
     assert_eq!(ino(ids[0]), ino(ids[1]));
 
     let back = t.p("back");
-    ok(&cfg, &["restore", "pull_snap", "--to", back.to_str().unwrap()]);
+    ok(
+        &cfg,
+        &["restore", "pull_snap", "--to", back.to_str().unwrap()],
+    );
     assert_same_tree(&data, &back);
 }

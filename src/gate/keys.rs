@@ -22,7 +22,10 @@ pub fn line(exe: &str, args: &GateArgs, key: &str) -> String {
         words.push("--allow-dump".into());
         words.push(shell_quote(d));
     }
-    for (flag, value) in [("--rsync", &args.rsync), ("--syslog-socket", &args.syslog_socket)] {
+    for (flag, value) in [
+        ("--rsync", &args.rsync),
+        ("--syslog-socket", &args.syslog_socket),
+    ] {
         if let Some(v) = value {
             words.push(flag.into());
             words.push(shell_quote(&v.to_string_lossy()));
@@ -41,7 +44,10 @@ mod tests {
     #[test]
     fn quotes_for_sh_and_sshd() {
         let args = GateArgs {
-            read_only: vec![PathBuf::from("/srv/data"), PathBuf::from("/srv/my \"files\"")],
+            read_only: vec![
+                PathBuf::from("/srv/data"),
+                PathBuf::from("/srv/my \"files\""),
+            ],
             allow_locks: vec![PathBuf::from("/var/lib/backupmanager/locks")],
             allow_dump: vec!["db=/usr/bin/pg_dumpall -U postgres".into()],
             ..GateArgs::default()

@@ -88,7 +88,8 @@ fn recognise(script: &str) -> Option<LockOp> {
         if record.len() > MAX_RECORD || body.contains(['\n', '\0']) {
             return None;
         }
-        return (create_script(&path, &token, &record) == script).then_some(LockOp::Create { path });
+        return (create_script(&path, &token, &record) == script)
+            .then_some(LockOp::Create { path });
     }
     let rest = script.strip_prefix("p=")?;
     let (path, _) = unquote(rest)?;
@@ -139,11 +140,20 @@ mod tests {
         let rec = Record::new(&Identity::current(), "job", "run", Duration::from_secs(600));
         let create = create_script(p, &rec.token, &rec.to_line());
         assert_eq!(check(&create, &dirs), Ok(LockOp::Create { path: p.into() }));
-        assert_eq!(check(&observe_script(p), &dirs), Ok(LockOp::Observe { path: p.into() }));
+        assert_eq!(
+            check(&observe_script(p), &dirs),
+            Ok(LockOp::Observe { path: p.into() })
+        );
         let release = if_token_script(p, &rec.token, "rm -f");
-        assert_eq!(check(&release, &dirs), Ok(LockOp::Release { path: p.into() }));
+        assert_eq!(
+            check(&release, &dirs),
+            Ok(LockOp::Release { path: p.into() })
+        );
         let refresh = if_token_script(p, &rec.token, "touch -c");
-        assert_eq!(check(&refresh, &dirs), Ok(LockOp::Refresh { path: p.into() }));
+        assert_eq!(
+            check(&refresh, &dirs),
+            Ok(LockOp::Refresh { path: p.into() })
+        );
 
         // Anything added, removed or changed is refused.
         for bad in [
@@ -160,7 +170,13 @@ mod tests {
             assert!(check(&bad, &dirs).is_err(), "{bad}");
         }
         // Well-formed, but outside the directory or escaping it.
-        for path in ["/etc/passwd", "/var/lib/bm locks/../x", "/var/lib/bm locks", "/var/lib/bm locksmith/x", "relative"] {
+        for path in [
+            "/etc/passwd",
+            "/var/lib/bm locks/../x",
+            "/var/lib/bm locks",
+            "/var/lib/bm locksmith/x",
+            "relative",
+        ] {
             assert!(check(&observe_script(path), &dirs).is_err(), "{path}");
             assert!(check(&create_script(path, &rec.token, &rec.to_line()), &dirs).is_err());
         }
@@ -171,7 +187,11 @@ mod tests {
     fn unquotes_what_shell_quote_writes() {
         for w in ["plain", "a b", "it's", "''", "-x", "$(id)", "a\nb", "ü"] {
             let q = crate::transport::shell_quote(w);
-            assert_eq!(unquote(&format!("{q}; rest")), Some((w.to_string(), "; rest")), "{q}");
+            assert_eq!(
+                unquote(&format!("{q}; rest")),
+                Some((w.to_string(), "; rest")),
+                "{q}"
+            );
         }
     }
 }

@@ -100,9 +100,7 @@ impl Gate {
     fn new(args: &GateArgs) -> Result<Gate, String> {
         let norm = |flag: &str, ps: &[PathBuf]| -> Result<Vec<PathBuf>, String> {
             ps.iter()
-                .map(|p| {
-                    paths::lexical(&p.to_string_lossy()).map_err(|e| format!("{flag}: {e}"))
-                })
+                .map(|p| paths::lexical(&p.to_string_lossy()).map_err(|e| format!("{flag}: {e}")))
                 .collect()
         };
         Ok(Gate {
@@ -193,7 +191,10 @@ pub fn run(args: &GateArgs) -> i32 {
             syslog::log(
                 &socket,
                 false,
-                &format!("allowed: rsync sender of {}; from {from}", s.paths.join(" ")),
+                &format!(
+                    "allowed: rsync sender of {}; from {from}",
+                    s.paths.join(" ")
+                ),
             );
             let pinned: Vec<String> = pins.iter().map(|p| p.arg.clone()).collect();
             let mut c = Command::new(args.rsync.clone().unwrap_or_else(|| "rsync".into()));
@@ -255,7 +256,14 @@ mod tests {
         let d = parse_dump("db=/usr/bin/pg_dumpall  -U postgres").unwrap();
         assert_eq!(d.name, "db");
         assert_eq!(d.argv, ["/usr/bin/pg_dumpall", "-U", "postgres"]);
-        for bad in ["db", "=/bin/true", "d b=/bin/true", "db=true", "db=", "x;y=/bin/true"] {
+        for bad in [
+            "db",
+            "=/bin/true",
+            "d b=/bin/true",
+            "db=true",
+            "db=",
+            "x;y=/bin/true",
+        ] {
             assert!(parse_dump(bad).is_err(), "{bad}");
         }
     }
@@ -274,7 +282,16 @@ mod tests {
             gate.decide("rsync --server --sender -logDtpre.iLsfxCIvu . /usr/share/doc/"),
             Ok(Allowed::Rsync(..))
         ));
-        for bad in ["", "id", "sh -c id", "dump other", "dump db extra", "scp -f /usr/share/x", "rsync --server -logDtpre.iLsfxCIvu . /usr/share/", "p=/etc/passwd; cat \"$p\""] {
+        for bad in [
+            "",
+            "id",
+            "sh -c id",
+            "dump other",
+            "dump db extra",
+            "scp -f /usr/share/x",
+            "rsync --server -logDtpre.iLsfxCIvu . /usr/share/",
+            "p=/etc/passwd; cat \"$p\"",
+        ] {
             assert!(gate.decide(bad).is_err(), "{bad:?}");
         }
         let none = Gate::new(&GateArgs::default()).unwrap();

@@ -17,7 +17,10 @@ pub fn lexical(path: &str) -> Result<PathBuf, String> {
     if !path.starts_with('/') {
         return Err(format!("path {path:?} is not absolute"));
     }
-    if let Some(c) = path.chars().find(|c| "*?[]{}".contains(*c) || c.is_control()) {
+    if let Some(c) = path
+        .chars()
+        .find(|c| "*?[]{}".contains(*c) || c.is_control())
+    {
         return Err(format!("path {path:?} contains {c:?}"));
     }
     let mut out = PathBuf::from("/");
@@ -95,8 +98,21 @@ mod tests {
 
     #[test]
     fn lexical_rules() {
-        assert_eq!(lexical("/srv//data/./x/").unwrap(), PathBuf::from("/srv/data/x"));
-        for bad in ["srv", "", "/srv/../etc", "/srv/data/..", "/srv/*", "/srv/a?", "/srv/[ab]", "/srv/{a,b}", "/srv/a\nb"] {
+        assert_eq!(
+            lexical("/srv//data/./x/").unwrap(),
+            PathBuf::from("/srv/data/x")
+        );
+        for bad in [
+            "srv",
+            "",
+            "/srv/../etc",
+            "/srv/data/..",
+            "/srv/*",
+            "/srv/a?",
+            "/srv/[ab]",
+            "/srv/{a,b}",
+            "/srv/a\nb",
+        ] {
             assert!(lexical(bad).is_err(), "{bad:?}");
         }
     }

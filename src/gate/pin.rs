@@ -30,8 +30,14 @@ pub fn pin(path: &str, lex: &Path, root: &Path) -> Result<Pinned, String> {
     let (dir, tail) = if path.ends_with('/') || lex == root {
         (lex.to_path_buf(), None)
     } else {
-        let parent = lex.parent().map(Path::to_path_buf).unwrap_or_else(|| PathBuf::from("/"));
-        (parent, lex.file_name().map(|n| n.to_string_lossy().into_owned()))
+        let parent = lex
+            .parent()
+            .map(Path::to_path_buf)
+            .unwrap_or_else(|| PathBuf::from("/"));
+        (
+            parent,
+            lex.file_name().map(|n| n.to_string_lossy().into_owned()),
+        )
     };
     let file = OpenOptions::new()
         .read(true)

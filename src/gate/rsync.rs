@@ -19,11 +19,23 @@ const SHORT_OK: &str = "ACDEHIJNOSUWXbcdgilmnopqrtuvxyz";
 
 /// Single-letter options refused, and why.
 const SHORT_REFUSED: &[(char, &str)] = &[
-    ('s', "-s/--protect-args sends the paths inside the protocol, hidden from the gate"),
-    ('L', "-L/--copy-links would send what symlinks point to, outside the roots"),
-    ('k', "-k/--copy-dirlinks would follow symlinked directories out of the roots"),
+    (
+        's',
+        "-s/--protect-args sends the paths inside the protocol, hidden from the gate",
+    ),
+    (
+        'L',
+        "-L/--copy-links would send what symlinks point to, outside the roots",
+    ),
+    (
+        'k',
+        "-k/--copy-dirlinks would follow symlinked directories out of the roots",
+    ),
     ('K', "-K/--keep-dirlinks is a receiver option"),
-    ('R', "-R/--relative would send the gate's pinned /proc/self/fd paths as names"),
+    (
+        'R',
+        "-R/--relative would send the gate's pinned /proc/self/fd paths as names",
+    ),
 ];
 
 /// Long options a sender may get: (name, takes a `=value`).
@@ -72,16 +84,28 @@ const LONG_OK: &[(&str, bool)] = &[
 const LONG_REFUSED: &[(&str, &str)] = &[
     ("remove-source-files", "it would delete the client's files"),
     ("remove-sent-files", "it would delete the client's files"),
-    ("copy-links", "it would send what symlinks point to, outside the roots"),
-    ("copy-unsafe-links", "it would send what symlinks out of the tree point to"),
-    ("copy-dirlinks", "it would follow symlinked directories out of the roots"),
+    (
+        "copy-links",
+        "it would send what symlinks point to, outside the roots",
+    ),
+    (
+        "copy-unsafe-links",
+        "it would send what symlinks out of the tree point to",
+    ),
+    (
+        "copy-dirlinks",
+        "it would follow symlinked directories out of the roots",
+    ),
     ("protect-args", "it hides the paths from the gate"),
     ("secluded-args", "it hides the paths from the gate"),
     ("files-from", "it names files the gate cannot check"),
     ("log-file", "it writes a file on the client"),
     ("write-batch", "it writes a file on the client"),
     ("only-write-batch", "it writes a file on the client"),
-    ("iconv", "it changes file names between what the gate checked and what rsync opens"),
+    (
+        "iconv",
+        "it changes file names between what the gate checked and what rsync opens",
+    ),
     ("copy-devices", "it reads device contents"),
 ];
 
@@ -169,8 +193,7 @@ pub fn check(words: &[String], roots: &[PathBuf]) -> Result<Sender, String> {
         return Err("no path to send".into());
     }
     for p in paths {
-        let root =
-            paths::inside(p, roots, true).map_err(|e| format!("{e} (read-only roots)"))?;
+        let root = paths::inside(p, roots, true).map_err(|e| format!("{e} (read-only roots)"))?;
         s.paths.push(p.to_string());
         s.roots.push(root.to_path_buf());
     }
@@ -178,8 +201,7 @@ pub fn check(words: &[String], roots: &[PathBuf]) -> Result<Sender, String> {
 }
 
 fn check_cluster(cluster: &str, s: &mut Sender) -> Result<(), String> {
-    let mut chars = cluster.char_indices();
-    while let Some((at, c)) = chars.next() {
+    for (at, c) in cluster.char_indices() {
         if c == 'e' {
             let caps = &cluster[at + 1..];
             if !caps.chars().all(|c| c.is_ascii_alphanumeric() || c == '.') {
@@ -251,7 +273,16 @@ mod tests {
         let s = ok("rsync --server --sender -lHogDtpAXrze.iLsfxCIvu --numeric-ids --timeout=300 --bwlimit=100 . /usr/share/doc/");
         assert_eq!(
             s.argv(&s.paths),
-            ["--server", "--sender", "-lHogDtpAXrze.iLsfxCIvu", "--numeric-ids", "--timeout=300", "--bwlimit=100", ".", "/usr/share/doc/"]
+            [
+                "--server",
+                "--sender",
+                "-lHogDtpAXrze.iLsfxCIvu",
+                "--numeric-ids",
+                "--timeout=300",
+                "--bwlimit=100",
+                ".",
+                "/usr/share/doc/"
+            ]
         );
         ok("rsync --server --sender -de.LsfxCIvu --list-only --timeout=60 . /usr/share/");
         ok("rsync --server --sender -logDtpre.iLsfxCIvu . /usr/share/a\\ b /usr/share/./doc");

@@ -58,7 +58,14 @@ mod tests {
     fn splits_rsync_escaping() {
         assert_eq!(
             split("rsync --server --sender -logDtpre.iLsfxCIvu . /a\\ b/c\\$d\\`e\\`\\;f").unwrap(),
-            ["rsync", "--server", "--sender", "-logDtpre.iLsfxCIvu", ".", "/a b/c$d`e`;f"]
+            [
+                "rsync",
+                "--server",
+                "--sender",
+                "-logDtpre.iLsfxCIvu",
+                ".",
+                "/a b/c$d`e`;f"
+            ]
         );
         assert_eq!(split("  a\t b  ").unwrap(), ["a", "b"]);
         assert_eq!(split("").unwrap(), Vec::<String>::new());

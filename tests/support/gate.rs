@@ -44,7 +44,11 @@ impl Gated {
             .stdin(Stdio::null())
             .output()
             .expect("run backupmanager gate --print-authorized-keys-line");
-        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         let line = String::from_utf8(out.stdout).unwrap();
         fs::write(sshd.dir().join("authorized_keys"), &line).unwrap();
         Gated {

@@ -81,7 +81,6 @@ fn pull_char_ok(c: char) -> bool {
     c.is_alphanumeric() || " /._-+,:@%=~#".contains(c)
 }
 
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -93,7 +92,10 @@ mod tests {
     #[test]
     fn pull_alphabet() {
         assert!(pull_path_ok("/srv/data/Fotos Sommer/Übersicht_2024-01.d/"));
-        for bad in ["/a`id`", "/a$b", "/a*", "/a?", "/a[1]", "/a;b", "/a\nb", "/a\\b", "/a'b", "/a\"b", "/a|b", "/a&b", "/a(b)", "/a{b}", "/a<b>", "/a!b", "/a\tb"] {
+        for bad in [
+            "/a`id`", "/a$b", "/a*", "/a?", "/a[1]", "/a;b", "/a\nb", "/a\\b", "/a'b", "/a\"b",
+            "/a|b", "/a&b", "/a(b)", "/a{b}", "/a<b>", "/a!b", "/a\tb",
+        ] {
             assert!(!pull_path_ok(bad), "{bad:?}");
         }
     }

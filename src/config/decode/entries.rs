@@ -229,7 +229,8 @@ impl Decoder {
             }
         }
         if let Some((s, n)) = &source {
-            if ctx.pull && s.starts_with('/') && !self.pull_source(n, &format!("{path}.source"), s) {
+            if ctx.pull && s.starts_with('/') && !self.pull_source(n, &format!("{path}.source"), s)
+            {
                 ok = false;
             }
         }

@@ -11,7 +11,8 @@ use crate::config::diag::Diagnostic;
 use crate::config::fields::{self, JOB};
 use crate::config::yaml::{Node, Scalar, Value};
 use crate::config::{
-    duration, words, Blocker, Direction, Job, Location, LockFile, Mode, OnMissed, Remote, SshSettings, Sync,
+    duration, words, Blocker, Direction, Job, Location, LockFile, Mode, OnMissed, Remote,
+    SshSettings, Sync,
 };
 use crate::schedule::Schedule;
 
