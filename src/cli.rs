@@ -242,7 +242,8 @@ pub enum Command {
     ///
     /// Reads SSH_ORIGINAL_COMMAND and allows only an rsync sender for paths under --read-only
     /// roots, the lock operations of backupmanager's lock protocol for lock files under
-    /// --allow-locks, and `dump NAME` for commands declared with --allow-dump. Everything else
+    /// --allow-locks, `tar DIR` (a tar stream of a directory under a --read-only root) and
+    /// `dump NAME` for commands declared with --allow-dump. Everything else
     /// is refused with one line on stderr and logged to syslog (facility auth). Paste the line
     /// --print-authorized-keys-line prints.
     Gate {

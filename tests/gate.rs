@@ -118,6 +118,31 @@ fn the_gated_key_reads_the_roots_and_does_nothing_else() {
     assert_eq!(out.status, 0);
     assert_eq!(out.stdout_lossy(), "hello from the client\n");
 
+    // Allowed: a tar stream of the root; the symlink is stored as a symlink.
+    let out = g.request(&format!("tar {root}"));
+    assert_eq!(out.status, 0, "{}", out.stderr_lossy());
+    let mut list = Command::new("tar")
+        .args(["--list", "--verbose", "--file=-"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    use std::io::Write;
+    list.stdin.take().unwrap().write_all(&out.stdout).unwrap();
+    let listed = String::from_utf8_lossy(&list.wait_with_output().unwrap().stdout).into_owned();
+    assert!(listed.contains("./sub/b.txt"), "{listed}");
+    assert!(listed.contains(&format!("./out -> {}", t.s("secret"))), "{listed}");
+    assert!(!listed.contains("key"), "{listed}");
+    for (cmd, why) in [
+        ("tar /etc".to_string(), "outside the allowed directories"),
+        (format!("tar {root}/out"), "through a symlink"),
+        (format!("tar {root} /etc"), "only rsync senders"),
+    ] {
+        let out = g.request(&cmd);
+        assert!(out.stdout.is_empty(), "{cmd}");
+        refused_and_logged(&g, &out.stderr_lossy(), why);
+    }
+
     let before = all_files(t.path());
 
     // A shell command.

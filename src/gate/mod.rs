@@ -8,7 +8,9 @@
 //! - the lock operations of the lock protocol for lock files below an `--allow-locks` directory
 //!   ([`locks`]: the four scripts of [`crate::lock::remote`], recognised byte for byte);
 //! - `dump NAME` for a command declared on the client with `--allow-dump NAME=COMMAND`
-//!   (executed as its whitespace-separated words, no shell).
+//!   (executed as its whitespace-separated words, no shell);
+//! - `tar DIR`: a tar stream on stdout of a directory under a `--read-only` root (pinned like an
+//!   rsync path; symlinks stored as symlinks), for an archive pull.
 //!
 //! Everything else is refused with one line on stderr (`backupmanager gate: refused: WHY`), and
 //! every decision is logged ([`syslog`]). Words are read by [`words`], paths checked by
@@ -87,6 +89,8 @@ enum Allowed {
     Rsync(rsync::Sender, Vec<pin::Pinned>),
     Lock(locks::LockOp),
     Dump(Dump),
+    /// `tar DIR`: the directory, pinned.
+    Tar(String, pin::Pinned),
 }
 
 /// The checked configuration of one gate invocation.
@@ -133,6 +137,18 @@ impl Gate {
                     .collect::<Result<Vec<_>, _>>()?;
                 Ok(Allowed::Rsync(s, pins))
             }
+            Some("tar") if words.len() == 2 => {
+                let dir = &words[1];
+                let root = paths::inside(dir, &self.roots, true)
+                    .map_err(|e| format!("{e} (read-only roots)"))?;
+                // A trailing slash pins the directory itself (never a symlink's parent).
+                let pinned = pin::pin(
+                    &format!("{}/", dir.trim_end_matches('/')),
+                    &paths::lexical(dir)?,
+                    root,
+                )?;
+                Ok(Allowed::Tar(dir.clone(), pinned))
+            }
             Some("dump") if words.len() == 2 => self
                 .dumps
                 .iter()
@@ -141,7 +157,7 @@ impl Gate {
                 .map(Allowed::Dump)
                 .ok_or_else(|| format!("no dump named {:?} (--allow-dump)", words[1])),
             _ => Err(
-                "only rsync senders, lock operations and declared dumps are allowed through this key"
+                "only rsync senders, lock operations, tar streams and declared dumps are allowed through this key"
                     .into(),
             ),
         }
@@ -211,6 +227,17 @@ pub fn run(args: &GateArgs) -> i32 {
             );
             let mut c = Command::new("/bin/sh");
             c.arg("-c").arg(&cmd);
+            c
+        }
+        Ok(Allowed::Tar(dir, pinned)) => {
+            syslog::log(&socket, false, &format!("allowed: tar of {dir}; from {from}"));
+            let mut c = Command::new("tar");
+            c.arg("--create")
+                .arg("--file=-")
+                .arg(format!("--directory={}", pinned.arg))
+                .arg(".");
+            // Kept open into tar, like rsync's pins.
+            std::mem::forget(pinned);
             c
         }
         Ok(Allowed::Dump(d)) => {

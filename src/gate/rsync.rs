@@ -329,4 +329,32 @@ mod tests {
             assert!(e.contains(why), "{cmd}: {e}");
         }
     }
+
+    /// Every printable ASCII character and a few others, at every position of a valid
+    /// request: the gate never panics, and whatever it accepts still only reads inside the root.
+    #[test]
+    fn hostile_characters_anywhere() {
+        let base = "rsync --server --sender -logDtpre.iLsfxCIvu --timeout=300 . /usr/share/doc/";
+        let extra = ['\n', '\t', '\0', '\u{7f}', 'é', '\u{202e}'];
+        for c in (' '..='~').chain(extra) {
+            for at in base.char_indices().map(|(i, _)| i).chain([base.len()]) {
+                for insert in [c.to_string(), format!("\\{c}"), format!(" {c}")] {
+                    let cmd = format!("{}{insert}{}", &base[..at], &base[at..]);
+                    let Ok(words) = split(&cmd) else { continue };
+                    if let Ok(s) = check(&words, &roots()) {
+                        assert_eq!(s.paths.len(), s.roots.len());
+                        for p in &s.paths {
+                            let lex = paths::lexical(p).unwrap();
+                            assert!(lex.starts_with("/usr/share"), "{cmd:?} reads {p}");
+                        }
+                        assert!(!s.letters.contains(['s', 'L', 'k', 'K', 'R']), "{cmd:?}");
+                        assert!(
+                            s.long.iter().all(|l| !l.contains("delete") && !l.contains("remove")),
+                            "{cmd:?}"
+                        );
+                    }
+                }
+            }
+        }
+    }
 }
