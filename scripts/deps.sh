@@ -12,6 +12,8 @@ bm_need_tools() {
   command -v script >/dev/null || missing+=(bsdutils)      # run-job on a pseudo-terminal
   command -v ip >/dev/null || missing+=(iproute2)
   command -v systemd-analyze >/dev/null || missing+=(systemd)
+  [ -x /usr/bin/rrsync ] || missing+=(rsync)               # the gate is compared with rrsync -ro
+  command -v python3 >/dev/null || missing+=(python3)      # rrsync is a Python script
   [ ${#missing[@]} -eq 0 ] && return 0
   local sudo=()
   [ "$(id -u)" = 0 ] || sudo=(sudo)

@@ -131,7 +131,10 @@ fn the_gated_key_reads_the_roots_and_does_nothing_else() {
     list.stdin.take().unwrap().write_all(&out.stdout).unwrap();
     let listed = String::from_utf8_lossy(&list.wait_with_output().unwrap().stdout).into_owned();
     assert!(listed.contains("./sub/b.txt"), "{listed}");
-    assert!(listed.contains(&format!("./out -> {}", t.s("secret"))), "{listed}");
+    assert!(
+        listed.contains(&format!("./out -> {}", t.s("secret"))),
+        "{listed}"
+    );
     assert!(!listed.contains("key"), "{listed}");
     for (cmd, why) in [
         ("tar /etc".to_string(), "outside the allowed directories"),
@@ -297,4 +300,113 @@ fn no_command_is_refused() {
     let mut buf = [0u8; 1024];
     let n = log.recv(&mut buf).unwrap();
     assert!(String::from_utf8_lossy(&buf[..n]).contains("refused: no command"));
+}
+
+/// The gate is at least as strict as `rrsync -ro` (rsync's own restricted-rsync script, in
+/// Debian's rsync package): every request rrsync refuses, the gate refuses too. The requests:
+/// every single-letter option in the option cluster, every long option rrsync knows (from its
+/// own table, with a value where it takes one), a receiver, `..`, a symlink out of the root, a
+/// path outside it, a glob, and shell text. rrsync takes paths relative to its directory, the
+/// gate absolute ones, so `{P}` stands for the root in each. Both run without ssh here: the
+/// gate executes /bin/true for what it allows, rrsync the real rsync (which then finds no
+/// client on stdin and exits).
+#[test]
+fn at_least_as_strict_as_rrsync_ro() {
+    let rrsync = Path::new("/usr/bin/rrsync");
+    assert!(
+        rrsync.exists(),
+        "/usr/bin/rrsync is missing: install Debian's rsync package (scripts/deps.sh)"
+    );
+    let t = Scratch::short("bmgr");
+    client(&t);
+    let root = t.s("root");
+    let table = fs::read_to_string(rrsync).unwrap();
+    let mut cases: Vec<String> = Vec::new();
+    for c in ('A'..='Z').chain('a'..='z').chain(['@', '0']) {
+        cases.push(format!(
+            "rsync --server --sender -{c}logDtpre.iLsfxCIvu . {{P}}/sub/"
+        ));
+    }
+    for line in table.lines() {
+        let l = line.trim();
+        let Some((name, kind)) = l
+            .strip_prefix('\'')
+            .and_then(|r| r.split_once("': "))
+            .map(|(n, k)| (n.to_string(), k.trim_end_matches(',').to_string()))
+        else {
+            continue;
+        };
+        let opt = match kind.as_str() {
+            "0" | "-1" => format!("--{name}"),
+            _ => format!("--{name}={{P}}/sub"),
+        };
+        cases.push(format!(
+            "rsync --server --sender -logDtpre.iLsfxCIvu {opt} . {{P}}/sub/"
+        ));
+    }
+    assert!(cases.len() > 100, "rrsync's option table was not read");
+    cases.extend([
+        "rsync --server -logDtpre.iLsfxCIvu . {P}/sub/".to_string(),
+        "rsync --server -logDtpre.iLsfxCIvu --delete . {P}/sub/".to_string(),
+        "rsync --server --sender -logDtpre.iLsfxCIvu . {P}/../secret/".to_string(),
+        "rsync --server --sender -logDtpre.iLsfxCIvu . {P}/out/".to_string(),
+        "rsync --server --sender -logDtpre.iLsfxCIvu . {P}/out/key".to_string(),
+        "rsync --server --sender -logDtpre.iLsfxCIvu . {P}/s*/".to_string(),
+        "rsync --server --sender -logDtpre.iLsfxCIvu . {P}/sub/; id".to_string(),
+        "rsync --server --sender -slogDtpre.iLsfxCIvu".to_string(),
+        "rsync --daemon".to_string(),
+        "sh -c id".to_string(),
+        "id".to_string(),
+    ]);
+    let mut rr_refused = 0;
+    let mut only_gate = Vec::new();
+    for case in &cases {
+        let rr = Command::new(rrsync)
+            .args(["-ro", &root])
+            .env("SSH_ORIGINAL_COMMAND", case.replace("{P}", ""))
+            .stdin(Stdio::null())
+            .output()
+            .unwrap();
+        let rr_err = String::from_utf8_lossy(&rr.stderr);
+        let rr_refuses = rr_err.contains("rrsync error:");
+        let gate = Command::new(BIN)
+            .args([
+                "gate",
+                "--read-only",
+                &root,
+                "--rsync",
+                "/bin/true",
+                "--syslog-socket",
+            ])
+            .arg(t.p("nolog"))
+            .env("SSH_ORIGINAL_COMMAND", case.replace("{P}", &root))
+            .stdin(Stdio::null())
+            .output()
+            .unwrap();
+        let gate_err = String::from_utf8_lossy(&gate.stderr);
+        let gate_refuses = gate_err.contains("backupmanager gate: refused:");
+        assert_eq!(
+            gate_refuses,
+            !gate.status.success(),
+            "{case}: the gate neither ran it nor refused it: {gate_err}"
+        );
+        if rr_refuses {
+            rr_refused += 1;
+            assert!(
+                gate_refuses,
+                "rrsync -ro refuses {case:?} ({rr_err}) but the gate allows it"
+            );
+        } else if gate_refuses {
+            only_gate.push(case.clone());
+        }
+    }
+    assert!(
+        rr_refused > 10,
+        "rrsync refused only {rr_refused} requests: is it working?"
+    );
+    eprintln!(
+        "{} requests: rrsync -ro refused {rr_refused}, the gate all of those and {} more",
+        cases.len(),
+        only_gate.len()
+    );
 }

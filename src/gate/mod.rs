@@ -230,7 +230,11 @@ pub fn run(args: &GateArgs) -> i32 {
             c
         }
         Ok(Allowed::Tar(dir, pinned)) => {
-            syslog::log(&socket, false, &format!("allowed: tar of {dir}; from {from}"));
+            syslog::log(
+                &socket,
+                false,
+                &format!("allowed: tar of {dir}; from {from}"),
+            );
             let mut c = Command::new("tar");
             c.arg("--create")
                 .arg("--file=-")

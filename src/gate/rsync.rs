@@ -15,7 +15,7 @@ use super::paths;
 
 /// Single-letter options a sender may get: none of them writes on the sender's side, follows a
 /// symlink out of a root or hides arguments.
-const SHORT_OK: &str = "ACDEHIJNOSUWXbcdgilmnopqrtuvxyz";
+const SHORT_OK: &str = "ACDEHIJNOSUWXbcdglmnopqrtuvxyz";
 
 /// Single-letter options refused, and why.
 const SHORT_REFUSED: &[(char, &str)] = &[
@@ -203,8 +203,15 @@ pub fn check(words: &[String], roots: &[PathBuf]) -> Result<Sender, String> {
 fn check_cluster(cluster: &str, s: &mut Sender) -> Result<(), String> {
     for (at, c) in cluster.char_indices() {
         if c == 'e' {
+            // rsync writes `e` + optional digits + `.` + capability letters (`e.iLsfxCIvu`).
             let caps = &cluster[at + 1..];
-            if !caps.chars().all(|c| c.is_ascii_alphanumeric() || c == '.') {
+            let after_digits = caps.trim_start_matches(|c: char| c.is_ascii_digit());
+            let well_formed = after_digits.strip_prefix('.').is_some_and(|letters| {
+                letters
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || c == '_')
+            });
+            if !well_formed {
                 return Err(format!("unexpected protocol capabilities `{caps}`"));
             }
             s.caps = Some(caps.to_string());
@@ -318,6 +325,8 @@ mod tests {
             ("rsync --server --sender -logDtpre.iLsfxCIvu .", "no path"),
             ("rsync --server --sender -logDtpre.iLsfxCIvu /usr/share/", "`.`"),
             ("rsync --server --sender -logDtpre.iLs\\;id . /usr/share/", "capabilities"),
+            ("rsync --server --sender -elogDtpr . /usr/share/", "capabilities"),
+            ("rsync --server --sender -logDtpre.i.L . /usr/share/", "capabilities"),
             ("rsync --server --sender -logDtpre.iLsfxCIvu -v . /usr/share/", "second"),
             ("rsync --server --sender --daemon . /usr/share/", "daemon"),
             ("rsync --server --sender -logDtpre.iLsfxCIvu x . /usr/share/", "unexpected"),
@@ -349,7 +358,9 @@ mod tests {
                         }
                         assert!(!s.letters.contains(['s', 'L', 'k', 'K', 'R']), "{cmd:?}");
                         assert!(
-                            s.long.iter().all(|l| !l.contains("delete") && !l.contains("remove")),
+                            s.long
+                                .iter()
+                                .all(|l| !l.contains("delete") && !l.contains("remove")),
                             "{cmd:?}"
                         );
                     }
