@@ -46,11 +46,10 @@ fn refused_and_logged(g: &Gated, out_stderr: &str, why: &str) {
     );
     let logged = g.logged();
     assert!(
-        logged
-            .iter()
-            .any(|l| l.starts_with("<36>backupmanager-gate[")
-                && l.contains("refused:")
-                && l.contains(why)),
+        logged.iter().any(|l| l.starts_with("<36>")
+            && l.contains(" backupmanager-gate[")
+            && l.contains("refused:")
+            && l.contains(why)),
         "syslog should say refused ({why:?}): {logged:?}"
     );
 }

@@ -101,7 +101,7 @@ fn pull_lines(c: &Config) -> Vec<String> {
                 None => r.host.clone(),
             };
             let locks = |remote: usize, total: usize| {
-                format!("{} here, {remote} on clients", total - remote)
+                format!("{} here, {remote} remote", total - remote)
             };
             let remote_locks = j
                 .lock_files

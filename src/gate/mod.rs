@@ -190,8 +190,16 @@ pub fn run(args: &GateArgs) -> i32 {
         syslog::log(&socket, true, &format!("refused: {why}; from {from}"));
         return exit::FAILED;
     };
-    let cmd = cmd.to_string_lossy().into_owned();
-    let decided = gate.decide(&cmd);
+    let (cmd, decided) = match cmd.into_string() {
+        Ok(c) => {
+            let d = gate.decide(&c);
+            (c, d)
+        }
+        Err(raw) => (
+            raw.to_string_lossy().into_owned(),
+            Err("the command is not UTF-8".to_string()),
+        ),
+    };
     let shown = syslog::shown(&cmd);
     let mut command = match decided {
         Err(why) => {

@@ -30,8 +30,11 @@ pub fn shown(cmd: &str) -> String {
 pub fn log(socket: &Path, refused: bool, message: &str) {
     // auth (4) * 8 + warning (4) or notice (5).
     let pri = 4 * 8 + if refused { 4 } else { 5 };
+    // The layout glibc's syslog(3) writes (`<PRI>Mmm dd hh:mm:ss TAG[PID]: MSG`), which
+    // journald and rsyslog both read.
+    let stamp = jiff::Zoned::now().strftime("%b %e %H:%M:%S").to_string();
     let line = format!(
-        "<{pri}>backupmanager-gate[{}]: {message}",
+        "<{pri}>{stamp} backupmanager-gate[{}]: {message}",
         std::process::id()
     );
     let sent = UnixDatagram::unbound().and_then(|s| {
