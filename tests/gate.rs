@@ -112,6 +112,22 @@ fn the_gated_key_reads_the_roots_and_does_nothing_else() {
         .iter()
         .any(|l| l.starts_with("<37>") && l.contains("allowed: rsync sender")));
 
+    // The root named without a trailing slash arrives as a directory of that name.
+    let named = t.p("named");
+    let out = rsync(
+        &g,
+        &["-a", "--", &g.operand(&root), named.to_str().unwrap()],
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        fs::read_to_string(named.join("root/a.txt")).unwrap(),
+        "alpha\n"
+    );
+
     // Allowed: the declared dump, by name.
     let out = g.request("dump hello");
     assert_eq!(out.status, 0);

@@ -27,7 +27,7 @@ pub struct Pinned {
 
 /// Pins `path` (already checked lexically to be `lex`, inside `root`).
 pub fn pin(path: &str, lex: &Path, root: &Path) -> Result<Pinned, String> {
-    let (dir, tail) = if path.ends_with('/') || lex == root {
+    let (dir, tail) = if path.ends_with('/') {
         (lex.to_path_buf(), None)
     } else {
         let parent = lex
@@ -53,7 +53,12 @@ pub fn pin(path: &str, lex: &Path, root: &Path) -> Result<Pinned, String> {
     let real_root = root
         .canonicalize()
         .map_err(|e| format!("cannot resolve {}: {e}", root.display()))?;
-    if !held.starts_with(&real_root) {
+    // A root named without a trailing slash is sent as itself (its name, then its tree): its
+    // parent is pinned, which must then be exactly the root's real parent.
+    let root_itself = lex == root
+        && Some(held.as_path()) == real_root.parent()
+        && tail.as_deref().map(std::ffi::OsStr::new) == real_root.file_name();
+    if !held.starts_with(&real_root) && !root_itself {
         return Err(format!(
             "path {path:?} resolves to {} through a symlink, outside {}",
             held.display(),
@@ -88,6 +93,14 @@ mod tests {
         assert!(a.arg.starts_with("/proc/self/fd/") && a.arg.ends_with('/'));
         let b = pin(&p("sub"), &root.join("sub"), &root).unwrap();
         assert!(b.arg.ends_with("/sub"), "{}", b.arg);
+        // The root itself, without a trailing slash: its parent is pinned, its name kept.
+        let r = pin(&root.display().to_string(), &root, &root).unwrap();
+        assert!(r.arg.ends_with("/root"), "{}", r.arg);
+        // Through a symlink to the root, the parent is not the root's: refused.
+        symlink(&root, t.join("alias")).unwrap();
+        let alias = t.join("alias");
+        assert!(pin(&alias.display().to_string(), &alias, &alias).is_err());
+        assert!(pin(&format!("{}/", alias.display()), &alias, &alias).is_ok());
         // The check passed, then the directory became a symlink to /etc: the pin sees it.
         std::fs::remove_dir(root.join("sub")).unwrap();
         symlink("/etc", root.join("sub")).unwrap();
