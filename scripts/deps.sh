@@ -17,6 +17,8 @@ bm_need_tools() {
   command -v tar >/dev/null || missing+=(tar)               # mode: archive (GNU tar)
   command -v zstd >/dev/null || missing+=(zstd)             # mode: archive (default compressor)
   command -v gzip >/dev/null || missing+=(gzip)             # mode: archive, compression: gzip
+  [ -x /usr/bin/rrsync ] || missing+=(rsync)               # the gate is compared with rrsync -ro
+  command -v python3 >/dev/null || missing+=(python3)      # rrsync is a Python script
   [ ${#missing[@]} -eq 0 ] && return 0
   local sudo=()
   [ "$(id -u)" = 0 ] || sudo=(sudo)

@@ -265,6 +265,39 @@ pub enum Command {
         #[arg(long, short = 'n', default_value_t = 5)]
         count: usize,
     },
+    /// Restrict a backup server's key on a client: the forced command in authorized_keys.
+    ///
+    /// Reads SSH_ORIGINAL_COMMAND and allows only an rsync sender for paths under --read-only
+    /// roots, the lock operations of backupmanager's lock protocol for lock files under
+    /// --allow-locks, `tar DIR` (a tar stream of a directory under a --read-only root) and
+    /// `dump NAME` for commands declared with --allow-dump. Everything else
+    /// is refused with one line on stderr and logged to syslog (facility auth). Paste the line
+    /// --print-authorized-keys-line prints.
+    Gate {
+        /// A directory the key may read (absolute; repeatable).
+        #[arg(long = "read-only", value_name = "DIR")]
+        read_only: Vec<PathBuf>,
+        /// A directory the key may create, observe, refresh and release lock files in
+        /// (absolute; repeatable).
+        #[arg(long, value_name = "DIR")]
+        allow_locks: Vec<PathBuf>,
+        /// A command the key may run as `dump NAME` (absolute program and arguments,
+        /// separated by whitespace, no shell; repeatable).
+        #[arg(long, value_name = "NAME=COMMAND")]
+        allow_dump: Vec<String>,
+        /// The rsync program to execute (default: rsync from PATH).
+        #[arg(long, value_name = "PATH")]
+        rsync: Option<PathBuf>,
+        /// The syslog socket log lines go to.
+        #[arg(long, value_name = "PATH", default_value = "/dev/log")]
+        syslog_socket: PathBuf,
+        /// Print the authorized_keys line for --key with these options, and exit.
+        #[arg(long, requires = "key")]
+        print_authorized_keys_line: bool,
+        /// The backup server's public key (the text of its .pub file).
+        #[arg(long, value_name = "PUBKEY")]
+        key: Option<String>,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Subcommand)]

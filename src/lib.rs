@@ -10,6 +10,7 @@ pub mod daemon;
 pub mod engine;
 pub mod events;
 pub mod exit;
+pub mod gate;
 pub mod lock;
 pub mod logging;
 pub mod plan;

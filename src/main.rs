@@ -117,6 +117,8 @@ fn main() {
             state_dir,
         } => commands::logs::run(&cli.config, target, *follow, state_dir.as_deref()),
         Command::Validate { format } => commands::validate::run(&cli.config, *format),
+        // A forced command: no config, nothing but its decision (and the exec of what it allows).
+        Command::Gate { .. } => commands::gate::run(&cli.command),
         Command::Snapshots { id, format } => commands::snapshots::list(&cli.config, id, *format),
         Command::Prune {
             id,

@@ -11,8 +11,9 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::config::{Config, Job, Location, Mode, Remote};
+use crate::config::{Config, Direction, Job, Location, Mode, Remote};
 use crate::engine::mirror::Mirror;
+use crate::engine::pull;
 use crate::engine::snapshot::Snapshots;
 use crate::engine::Engine;
 use crate::lock::{LocalFiles, LockBackend, RemoteFiles};
@@ -181,11 +182,22 @@ fn build_job(config: &Config, job: &Job) -> Result<JobPlan, BuildError> {
         .max(Duration::from_secs(2));
     let mut series = Vec::new();
     let mut archives = Vec::new();
+    // A pull job's engine copies into local dests; pull::pull_from then points each source at
+    // the remote host.
+    let pull_from = match job.direction {
+        Direction::Pull => remote.clone(),
+        Direction::Push => None,
+    };
+    let engine_remote = if pull_from.is_some() {
+        None
+    } else {
+        remote.as_ref()
+    };
     let engine: Box<dyn Engine> = match (&job.mode, &job.retention) {
         (Mode::Snapshot, Some(policy)) => {
-            let e = Snapshots::new(
+            let mut e = Snapshots::new(
                 &job.syncs,
-                remote.as_ref(),
+                engine_remote,
                 policy.clone(),
                 config.timezone.tz.clone(),
                 job.retries,
@@ -196,9 +208,15 @@ fn build_job(config: &Config, job: &Job) -> Result<JobPlan, BuildError> {
                 source: Box::new(e.into()),
             })?;
             series = e.syncs.iter().map(|s| s.series.clone()).collect();
+            if let Some(t) = &pull_from {
+                e.syncs
+                    .iter_mut()
+                    .for_each(|s| pull::pull_from(&mut s.command, t));
+            }
             Box::new(e)
         }
         (Mode::Archive, Some(policy)) => {
+            // Refused for pull jobs by the config check: tar runs on this host.
             let e = crate::engine::archive::Archives::new(
                 &job.syncs,
                 remote.as_ref(),
@@ -209,12 +227,28 @@ fn build_job(config: &Config, job: &Job) -> Result<JobPlan, BuildError> {
             archives = e.syncs.iter().map(|s| s.series.clone()).collect();
             Box::new(e)
         }
-        _ => Box::new(Mirror::new(
-            &job.syncs,
-            remote.as_ref(),
-            job.retries,
-            cancel_grace,
-        )),
+        _ => {
+            let mut e = Mirror::new(&job.syncs, engine_remote, job.retries, cancel_grace);
+            if let Some(t) = &pull_from {
+                e.syncs
+                    .iter_mut()
+                    .for_each(|s| pull::pull_from(&mut s.command, t));
+                e.host = Some(t.to_string());
+            }
+            Box::new(e)
+        }
+    };
+    let engine: Box<dyn Engine> = match pull_from {
+        Some(transport) => Box::new(pull::Pull {
+            inner: engine,
+            syncs: job.syncs.clone(),
+            transport,
+            risk: match job.mode {
+                Mode::Snapshot | Mode::Archive => pull::PullRisk::Snapshot,
+                Mode::Mirror => pull::PullRisk::Deletes,
+            },
+        }),
+        None => engine,
     };
     Ok(JobPlan {
         job: job.clone(),

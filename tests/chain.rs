@@ -80,6 +80,8 @@ struct Chain {
     bed: Bed,
     desktop_cfg: PathBuf,
     backup_a_cfg: PathBuf,
+    /// examples/chain/backup_b_pull.yaml: the second hop as a pull from backup_b.
+    backup_b_cfg: PathBuf,
     logs: PathBuf,
     daemons: BTreeMap<&'static str, u32>,
 }
@@ -103,10 +105,17 @@ impl Chain {
             render(&bed, "examples/chain/backup_a.yaml", extra),
         )
         .unwrap();
+        let backup_b_cfg = etc.join("backup_b_pull.yaml");
+        fs::write(
+            &backup_b_cfg,
+            render(&bed, "examples/chain/backup_b_pull.yaml", extra),
+        )
+        .unwrap();
         Some(Chain {
             bed,
             desktop_cfg,
             backup_a_cfg,
+            backup_b_cfg,
             logs,
             daemons: BTreeMap::new(),
         })
@@ -120,6 +129,7 @@ impl Chain {
         match host {
             "desktop" => &self.desktop_cfg,
             "backup_a" => &self.backup_a_cfg,
+            "backup_b" => &self.backup_b_cfg,
             _ => panic!("no instance on {host}"),
         }
     }
@@ -1100,10 +1110,70 @@ fn simultaneous_starts_let_exactly_one_go_first() {
     ) else {
         return;
     };
+    simultaneous_starts(&chain, ("backup_a", "backup_a_to_backup_b"), 12);
+}
+
+/// (7) The second hop as a pull: backup_b's `backup_b_from_backup_a` (examples/chain/
+/// backup_b_pull.yaml) fetches from backup_a through `backupmanager gate`, which restricts
+/// backup_b's key there; its lock lives on backup_a where the desktop's instance blocks on it.
+/// The same simultaneous starts as (6), fewer of them: still exactly one goes first, no overlap,
+/// and the gate logged the lock operations and the rsync sender it allowed.
+#[test]
+fn a_pull_hop_through_the_gate_keeps_the_chain_exclusive() {
+    let Some(chain) = Chain::new(
+        "a_pull_hop_through_the_gate_keeps_the_chain_exclusive",
+        &[("wait_time: 5s", "wait_time: 1s")],
+    ) else {
+        return;
+    };
+    let view = chain.bed.view().display().to_string();
+    let sock = chain.bed.root.join("gate.sock");
+    let log = support::gate::collect(std::os::unix::net::UnixDatagram::bind(&sock).unwrap());
+    // One client key serves the whole bed: from backup_b's address it is gated, from anywhere
+    // else it is the plain key (sshd takes the first line whose options allow the connection).
+    let keys = chain.bed.root.join("keys/authorized_keys");
+    let plain = fs::read_to_string(&keys).unwrap();
+    let key = plain.lines().next().unwrap().to_string();
+    let b = chain.bed.host("backup_b").addr.clone();
+    fs::write(
+        &keys,
+        format!(
+            "from=\"{b}\",command=\"{BIN} gate --read-only {view}/srv/backup/desktop --allow-locks {view}/run/locks --syslog-socket {}\",restrict {key}\nfrom=\"!{b},*\" {key}\n",
+            sock.display()
+        ),
+    )
+    .unwrap();
+    let gated = chain
+        .bed
+        .ssh("backup_b", "backup_a", "id")
+        .output()
+        .unwrap();
+    assert!(
+        !gated.status.success()
+            && String::from_utf8_lossy(&gated.stderr).contains("backupmanager gate: refused:"),
+        "backup_b's key is not gated on backup_a: {gated:?}"
+    );
+    simultaneous_starts(&chain, ("backup_b", "backup_b_from_backup_a"), 4);
+    std::thread::sleep(Duration::from_millis(200));
+    let all = log.lock().unwrap().join("\n");
+    for want in [
+        "refused: only rsync senders",
+        "allowed: lock create",
+        "allowed: lock observe",
+        "allowed: lock release",
+        "allowed: rsync sender",
+    ] {
+        assert!(all.contains(want), "the gate never logged {want:?}:\n{all}");
+    }
+}
+
+/// `iterations` times, `run-job` of the desktop's job and of `second` (host, job) released
+/// together: both succeed, their rsyncs do not overlap, and what landed says who went first.
+fn simultaneous_starts(chain: &Chain, second: (&'static str, &str), iterations: u32) {
+    let (second_host, second_job) = second;
     let mut gens = vec![chain.new_generation(0, 4096)];
     chain.seed_backup_a();
-    let mut watch_b = SeriesWatch::new(&chain, "backup_b", B_SERIES);
-    let iterations = 12;
+    let mut watch_b = SeriesWatch::new(chain, "backup_b", B_SERIES);
     let mut first = BTreeMap::<&str, u32>::new();
     let mut collided = 0;
     for i in 0..iterations {
@@ -1111,7 +1181,7 @@ fn simultaneous_starts_let_exactly_one_go_first() {
         let mut children = Vec::new();
         for (host, job) in [
             ("desktop", "desktop_to_backup_a"),
-            ("backup_a", "backup_a_to_backup_b"),
+            (second_host, second_job),
         ] {
             let log = chain.logs.join(format!("run-{i}-{host}.log"));
             let mut c = chain.bed.command(host, "sh");
@@ -1128,12 +1198,12 @@ fn simultaneous_starts_let_exactly_one_go_first() {
             children.push((host, log, c.spawn().unwrap()));
         }
         std::thread::sleep(Duration::from_millis(300));
-        // Same instant, or backup_a up to 120 ms later: sweeps the window in which desktop's
-        // two lock creations (one over ssh) interleave with backup_a's create and check.
+        // Same instant, or the second up to 120 ms later: sweeps the window in which desktop's
+        // two lock creations (one over ssh) interleave with the second's create and check.
         let stagger = Duration::from_millis(40 * u64::from(i % 4));
         for (host, _, c) in &mut children {
             use std::io::Write;
-            if *host == "backup_a" {
+            if *host == second_host {
                 std::thread::sleep(stagger);
             }
             c.stdin.take().unwrap().write_all(b"go\n").unwrap();
@@ -1165,11 +1235,11 @@ fn simultaneous_starts_let_exactly_one_go_first() {
             assert!(iv[0].ok);
             ivs.insert(host, iv[0].clone());
         }
-        assert_no_overlap(&[ivs["desktop"].clone()], &[ivs["backup_a"].clone()]);
-        let winner = if ivs["desktop"].start < ivs["backup_a"].start {
+        assert_no_overlap(&[ivs["desktop"].clone()], &[ivs[second_host].clone()]);
+        let winner = if ivs["desktop"].start < ivs[second_host].start {
             "desktop"
         } else {
-            "backup_a"
+            second_host
         };
         *first.entry(winner).or_default() += 1;
         // desktop's snapshot of this iteration's generation (i + 1) is backup_a's latest;

@@ -208,6 +208,10 @@ const SCHEMA_BLIND: &[(&str, &str)] = &[
         "rsh_on_remote",
         "-e inside opts words, and only for remote jobs",
     ),
+    (
+        "pull_direction",
+        "which direction needs a host, which characters a pull source may hold, and where a pull's dest is",
+    ),
     ("self_block", "a relation between two keys' values"),
     (
         "self_wait_spellings",

@@ -172,4 +172,18 @@ pub const EXAMPLES: &[(&str, &[&str], &str)] = &[
         ],
         "Check a schedule across a daylight saving time change.",
     ),
+    (
+        "gate",
+        &[
+            "gate",
+            "--read-only",
+            "/srv/data",
+            "--allow-locks",
+            "/var/lib/backupmanager/locks",
+            "--print-authorized-keys-line",
+            "--key",
+            "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAI... backup@server",
+        ],
+        "On a client: print the authorized_keys line that lets the backup server's key read /srv/data and keep its lock files, and nothing else.",
+    ),
 ];

@@ -2,6 +2,7 @@
 
 pub mod archives;
 pub mod examples;
+pub mod gate;
 pub mod history;
 pub mod logs;
 pub mod next;

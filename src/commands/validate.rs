@@ -5,7 +5,7 @@ use std::path::Path;
 use serde_json::json;
 
 use crate::cli::Format;
-use crate::config;
+use crate::config::{self, Config, Direction};
 use crate::exit;
 
 pub fn run(path: &Path, format: Format) -> i32 {
@@ -28,6 +28,10 @@ pub fn run(path: &Path, format: Format) -> i32 {
                         "cron_schedule": j.schedule.expr(),
                         "file": &*j.origin.file,
                         "line": j.origin.line,
+                        "direction": match j.direction {
+                            Direction::Push => "push",
+                            Direction::Pull => "pull",
+                        },
                     })
                 })
                 .collect();
@@ -59,6 +63,9 @@ pub fn run(path: &Path, format: Format) -> i32 {
                         c.files.len(),
                         plural_warnings(loaded.warnings())
                     );
+                    for line in pull_lines(c) {
+                        println!("{line}");
+                    }
                 }
                 None => eprintln!(
                     "{}: invalid: {} error(s){}",
@@ -80,4 +87,38 @@ fn plural_warnings(n: usize) -> String {
         1 => ", 1 warning".into(),
         n => format!(", {n} warnings"),
     }
+}
+
+/// One line per pull job, saying which way it copies and where its locks are.
+fn pull_lines(c: &Config) -> Vec<String> {
+    c.jobs
+        .iter()
+        .filter(|j| j.direction == Direction::Pull)
+        .filter_map(|j| {
+            let r = j.remote.as_ref()?;
+            let host = match &r.user {
+                Some(u) => format!("{u}@{}", r.host),
+                None => r.host.clone(),
+            };
+            let locks = |remote: usize, total: usize| {
+                format!("{} here, {remote} remote", total - remote)
+            };
+            let remote_locks = j
+                .lock_files
+                .iter()
+                .filter(|l| l.location != config::Location::Local)
+                .count();
+            Some(format!(
+                "  job {} pulls from {host}: sources are paths on {}, dests are here{}; lock files: {}",
+                j.id,
+                r.host,
+                if j.mode == config::Mode::Snapshot {
+                    " (the snapshot series too)"
+                } else {
+                    ""
+                },
+                locks(remote_locks, j.lock_files.len())
+            ))
+        })
+        .collect()
 }

@@ -114,6 +114,8 @@ pub struct Job {
     pub retention: Option<crate::retention::Policy>,
     /// Archive settings; `Some` exactly when `mode` is [`Mode::Archive`].
     pub archive: Option<ArchiveSettings>,
+    /// Which way the syncs copy: push (`dest` on `host`) or pull (`source` on `host`).
+    pub direction: Direction,
 }
 
 /// How an archive-mode job cuts its chains and compresses (`archive:`).
@@ -148,6 +150,16 @@ pub enum Mode {
     /// Chains of GNU tar incremental archives (level 0, then level N), aged out by `retention`
     /// without ever breaking a chain.
     Archive,
+}
+
+/// Which way a job's syncs copy between this host and `host`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Direction {
+    /// `source` is here, `dest` on `host` (or here when there is no `host`).
+    #[default]
+    Push,
+    /// `source` is on `host`, `dest` here: the backup server fetches from its client.
+    Pull,
 }
 
 /// What to do with schedule slots that passed while the daemon was not running (or asleep).

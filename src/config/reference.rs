@@ -227,6 +227,7 @@ mod tests {
             include_str!("decode/mod.rs"),
             include_str!("decode/job.rs"),
             include_str!("decode/entries.rs"),
+            include_str!("decode/direction.rs"),
             include_str!("retention.rs"),
             include_str!("http.rs"),
             include_str!("archive.rs"),

@@ -14,6 +14,7 @@ pub mod archive_prune;
 pub mod guard;
 pub mod mirror;
 pub mod prune;
+pub mod pull;
 pub mod snapshot;
 
 use std::sync::atomic::AtomicBool;

@@ -58,15 +58,7 @@ impl RemoteFiles {
     /// Runs `remote_cmd -- PATH` only while the file holds `token`; returns whether it did.
     /// The reply must be exactly `BM1 DONE` or `BM1 KEPT`.
     fn if_token(&self, path: &str, token: &str, remote_cmd: &str) -> Result<bool, LockError> {
-        // Only a regular file, never read through a symlink, can be ours.
-        let script = format!(
-            "p={}; if [ -L \"$p\" ] || {{ [ -e \"$p\" ] && [ ! -f \"$p\" ]; }}; then echo 'BM1 KEPT'; \
-             elif grep -qF -- {} \"$p\" 2>/dev/null; then {remote_cmd} -- \"$p\" && echo 'BM1 DONE'; \
-             else r=$?; if [ \"$r\" = 1 ] || {{ [ ! -e \"$p\" ] && [ ! -L \"$p\" ]; }}; then echo 'BM1 KEPT'; \
-             else echo \"BM1 ERROR cannot read $p (grep exit $r)\"; fi; fi",
-            shell_quote(path),
-            shell_quote(&format!("\"token\":\"{token}\""))
-        );
+        let script = if_token_script(path, token, remote_cmd);
         let out = self.run(path, &script)?;
         match out.trim_end() {
             "BM1 DONE" => Ok(true),
@@ -91,38 +83,7 @@ impl RemoteFiles {
 
 impl LockBackend for RemoteFiles {
     fn try_create(&self, path: &str, record: &Record) -> Result<Created, LockError> {
-        let parent = Path::new(path)
-            .parent()
-            .unwrap_or(Path::new("/"))
-            .to_string_lossy()
-            .into_owned();
-        let tmp = format!("{path}.bm-{}", record.token);
-        let tmp_name = Path::new(&tmp)
-            .file_name()
-            .map(|n| n.to_string_lossy().into_owned())
-            .unwrap_or_default();
-        // `ln t p` onto an existing directory (or a symlink to one) would create p/t and
-        // succeed: never `ln` onto one, and since one can appear between that test and `ln`,
-        // count the lock as created only if p is then a regular file holding our token;
-        // otherwise remove what `ln` put inside it. The observe script then reports what is
-        // there (a directory is an error).
-        let script = format!(
-            "umask 022; p={p}; t={t}; mkdir -p -- {d} || exit 3; \
-             printf '%s' {rec} > \"$t\" || exit 3; \
-             if [ ! -d \"$p\" ] && [ ! -L \"$p\" ] && ln -- \"$t\" \"$p\" 2>/dev/null; then \
-             if [ -f \"$p\" ] && [ ! -L \"$p\" ] && grep -qF -- {tok} \"$p\" 2>/dev/null; then \
-             rm -f -- \"$t\"; echo 'BM1 CREATED'; exit 0; fi; \
-             if [ -d \"$p\" ]; then rm -f -- \"$p\"/{tn}; fi; fi; \
-             rm -f -- \"$t\"; if [ ! -e \"$p\" ] && [ ! -L \"$p\" ]; then \
-             echo \"cannot create $p (permission denied or not a directory?)\" >&2; exit 3; fi; {observe}",
-            p = shell_quote(path),
-            t = shell_quote(&tmp),
-            tn = shell_quote(&tmp_name),
-            tok = shell_quote(&format!("\"token\":\"{}\"", record.token)),
-            d = shell_quote(&parent),
-            rec = shell_quote(&record.to_line()),
-            observe = OBSERVE_SCRIPT,
-        );
+        let script = create_script(path, &record.token, &record.to_line());
         let out = self.run(path, &script)?;
         if out.trim_end() == "BM1 CREATED" {
             Ok(Created::Yes)
@@ -132,8 +93,7 @@ impl LockBackend for RemoteFiles {
     }
 
     fn observe(&self, path: &str) -> Result<Option<Observed>, LockError> {
-        let script = format!("p={}; {OBSERVE_SCRIPT}", shell_quote(path));
-        let out = self.run(path, &script)?;
+        let out = self.run(path, &observe_script(path))?;
         self.parsed(path, &out)
     }
 
@@ -152,6 +112,69 @@ impl LockBackend for RemoteFiles {
     fn waker(&self, _path: &str) -> Option<PathBuf> {
         None
     }
+}
+
+// The scripts, as pure functions of their parameters: `backupmanager gate` on a client rebuilds
+// them from the parameters it reads back and accepts a script only when it is byte for byte
+// one of these (gate/locks.rs).
+
+/// Creates `path` holding `record_line` atomically; replies `BM1 CREATED` or what is there (see
+/// [`OBSERVE_SCRIPT`]).
+pub fn create_script(path: &str, token: &str, record_line: &str) -> String {
+    let parent = Path::new(path)
+        .parent()
+        .unwrap_or(Path::new("/"))
+        .to_string_lossy()
+        .into_owned();
+    let tmp = format!("{path}.bm-{token}");
+    let tmp_name = Path::new(&tmp)
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    // `ln t p` onto an existing directory (or a symlink to one) would create p/t and
+    // succeed: never `ln` onto one, and since one can appear between that test and `ln`,
+    // count the lock as created only if p is then a regular file holding our token;
+    // otherwise remove what `ln` put inside it. The observe script then reports what is
+    // there (a directory is an error).
+    format!(
+        "umask 022; p={p}; t={t}; mkdir -p -- {d} || exit 3; \
+         printf '%s' {rec} > \"$t\" || exit 3; \
+         if [ ! -d \"$p\" ] && [ ! -L \"$p\" ] && ln -- \"$t\" \"$p\" 2>/dev/null; then \
+         if [ -f \"$p\" ] && [ ! -L \"$p\" ] && grep -qF -- {tok} \"$p\" 2>/dev/null; then \
+         rm -f -- \"$t\"; echo 'BM1 CREATED'; exit 0; fi; \
+         if [ -d \"$p\" ]; then rm -f -- \"$p\"/{tn}; fi; fi; \
+         rm -f -- \"$t\"; if [ ! -e \"$p\" ] && [ ! -L \"$p\" ]; then \
+         echo \"cannot create $p (permission denied or not a directory?)\" >&2; exit 3; fi; {observe}",
+        p = shell_quote(path),
+        t = shell_quote(&tmp),
+        tn = shell_quote(&tmp_name),
+        tok = shell_quote(&format!("\"token\":\"{token}\"")),
+        d = shell_quote(&parent),
+        rec = shell_quote(record_line),
+        observe = OBSERVE_SCRIPT,
+    )
+}
+
+/// Observes `path` (see [`OBSERVE_SCRIPT`]).
+pub fn observe_script(path: &str) -> String {
+    format!("p={}; {OBSERVE_SCRIPT}", shell_quote(path))
+}
+
+/// The commands [`if_token_script`] may run on a lock file that holds our token.
+pub const IF_TOKEN_COMMANDS: [&str; 2] = ["rm -f", "touch -c"];
+
+/// Runs `remote_cmd -- PATH` (one of [`IF_TOKEN_COMMANDS`]) only while `path` holds `token`;
+/// replies `BM1 DONE`, `BM1 KEPT` or `BM1 ERROR …`.
+pub fn if_token_script(path: &str, token: &str, remote_cmd: &str) -> String {
+    // Only a regular file, never read through a symlink, can be ours.
+    format!(
+        "p={}; if [ -L \"$p\" ] || {{ [ -e \"$p\" ] && [ ! -f \"$p\" ]; }}; then echo 'BM1 KEPT'; \
+         elif grep -qF -- {} \"$p\" 2>/dev/null; then {remote_cmd} -- \"$p\" && echo 'BM1 DONE'; \
+         else r=$?; if [ \"$r\" = 1 ] || {{ [ ! -e \"$p\" ] && [ ! -L \"$p\" ]; }}; then echo 'BM1 KEPT'; \
+         else echo \"BM1 ERROR cannot read $p (grep exit $r)\"; fi; fi",
+        shell_quote(path),
+        shell_quote(&format!("\"token\":\"{token}\""))
+    )
 }
 
 /// Answers with exactly one framed reply for the path in `$p`:

@@ -279,6 +279,10 @@ impl JobBuilder {
     pub fn enabled(self, on: bool) -> Self {
         self.set("enabled", on)
     }
+    /// `direction: push` or `pull`.
+    pub fn direction(self, d: &str) -> Self {
+        self.set("direction", d)
+    }
     /// `mode: snapshot` with a `retention:` block of `(key, value)` pairs; values that parse as
     /// integers are written as numbers (`keep_last: 3`), the rest as strings (`all`, `2d`).
     pub fn snapshot(self, retention: &[(&str, &str)]) -> Self {

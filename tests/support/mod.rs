@@ -4,6 +4,7 @@
 //! - [`procfs`]: the one `/proc/PID/stat` parser (alive, children, process groups, names);
 //! - [`sshd`]: a private sshd on 127.0.0.1; [`netns`]: fake hosts in network namespaces;
 //! - [`curl`]: HTTP requests with curl (TCP or unix socket); [`browser`]: a headless Chromium driven over the DevTools pipe;
+//! - [`gate`]: an sshd whose key is restricted by `backupmanager gate`, with its syslog;
 //! - [`bm`]: a running backupmanager owned by the test; [`master`]: closes the ssh
 //!   ControlMaster a run leaves; [`files`]: big incompressible files, backdated mtimes;
 //! - here: `wait_until`, the tool check, and hostile file trees with a tree comparison.
@@ -21,6 +22,7 @@ pub mod browser;
 pub mod builder;
 pub mod curl;
 pub mod files;
+pub mod gate;
 pub mod master;
 pub mod netns;
 pub mod procfs;

@@ -228,8 +228,15 @@ impl Decoder {
                 ok = false;
             }
         }
+        if let Some((s, n)) = &source {
+            if ctx.pull && s.starts_with('/') && !self.pull_source(n, &format!("{path}.source"), s)
+            {
+                ok = false;
+            }
+        }
         if let Some((s, n)) = &dest {
-            if ctx.host.is_none() && !s.starts_with('/') {
+            // A pull job's dest is here: it must be absolute like a local one.
+            if (ctx.host.is_none() || ctx.pull) && !s.starts_with('/') {
                 self.relative(n, &format!("{path}.dest"), s);
                 ok = false;
             }
@@ -318,7 +325,8 @@ impl Decoder {
         let (dest, _) = dest?;
         let deletes = args.iter().any(|a| words::is_delete_opt(a));
         if ok && source.starts_with('/') {
-            if !Path::new(&source).exists() {
+            // A pull source is on the client: nothing here says whether it exists.
+            if !ctx.pull && !Path::new(&source).exists() {
                 self.warn(
                     source_node.inner_span(0, source.chars().count()),
                     &format!("{path}.source"),
@@ -330,7 +338,7 @@ impl Decoder {
                     "the sync will fail until it exists; is a disk not mounted?".into()
                 });
             }
-            let is_dir = source.ends_with('/') || Path::new(&source).is_dir();
+            let is_dir = source.ends_with('/') || (!ctx.pull && Path::new(&source).is_dir());
             if is_dir && words::recursion(&args) == words::Recursion::Missing {
                 let span = opts_node.map_or(node.span.clone(), |n| n.span.clone());
                 self.warn(span, &format!("{path}.opts"), format!(

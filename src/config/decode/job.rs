@@ -11,7 +11,8 @@ use crate::config::diag::Diagnostic;
 use crate::config::fields::{self, JOB};
 use crate::config::yaml::{Node, Scalar, Value};
 use crate::config::{
-    duration, words, Blocker, Job, Location, LockFile, Mode, OnMissed, Remote, SshSettings, Sync,
+    duration, words, Blocker, Direction, Job, Location, LockFile, Mode, OnMissed, Remote,
+    SshSettings, Sync,
 };
 use crate::schedule::Schedule;
 
@@ -65,11 +66,13 @@ impl Decoder {
             },
         };
         let (user, host, port) = self.job_endpoint(&f, &path);
+        let direction = self.direction(&f, &path, host.is_some(), &mut ok);
         let ctx = JobCtx {
             path: &path,
             user: user.clone(),
             host: host.clone(),
             port,
+            pull: direction == Direction::Pull,
         };
         let ssh = self.job_ssh(&f, &path);
         let entries = self.job_entries(&f, node, &ctx, &mut ok);
@@ -84,10 +87,15 @@ impl Decoder {
         let archive = archive.unwrap_or(None);
         if matches!(storage, Some((Mode::Archive, _))) {
             ok &= self.check_archive_job(&path, &entries);
+            if direction == Direction::Pull {
+                ok &= self.refuse_archive_pull(&f, &path);
+            }
         }
         self.check_self_waiting(&path, &entries);
         self.check_private_tmp(&path, &entries);
         let sync_place = match &host {
+            // A pull job's dests (what its --delete reaches) are here.
+            Some(_) if direction == Direction::Pull => Location::Local,
             Some(h) => Location::Remote(Remote {
                 user: user.clone(),
                 host: h.clone(),
@@ -126,6 +134,7 @@ impl Decoder {
             mode,
             retention,
             archive,
+            direction,
         })
     }
 

@@ -21,6 +21,7 @@ use super::{Config, Job, Loaded, Zone, DEFAULT_INCLUDE};
 
 const REMOTE_ONLY: &[&str] = &["user", "host", "port"];
 
+mod direction;
 mod entries;
 mod job;
 mod relations;
@@ -53,6 +54,8 @@ struct JobCtx<'a> {
     user: Option<String>,
     host: Option<String>,
     port: Option<u16>,
+    /// `direction: pull`: sources are on `host`, dests here.
+    pull: bool,
 }
 
 impl Decoder {
