@@ -12,6 +12,8 @@ bm_need_tools() {
   command -v script >/dev/null || missing+=(bsdutils)      # run-job on a pseudo-terminal
   command -v ip >/dev/null || missing+=(iproute2)
   command -v systemd-analyze >/dev/null || missing+=(systemd)
+  command -v etcd >/dev/null || missing+=(etcd-server)      # tests/etcd.rs: a 3-member cluster
+  command -v etcdctl >/dev/null || missing+=(etcd-client)
   [ ${#missing[@]} -eq 0 ] && return 0
   local sudo=()
   [ "$(id -u)" = 0 ] || sudo=(sudo)

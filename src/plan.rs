@@ -15,6 +15,7 @@ use crate::config::{Config, Job, Location, Mode, Remote};
 use crate::engine::mirror::Mirror;
 use crate::engine::snapshot::Snapshots;
 use crate::engine::Engine;
+use crate::lock::etcd::EtcdLocks;
 use crate::lock::{LocalFiles, LockBackend, RemoteFiles};
 use crate::sys::runtime::RuntimeDir;
 use crate::transport::{SshConfig, SshError, SshTarget, SshTransport, Transport};
@@ -59,6 +60,29 @@ pub struct JobPlan {
     /// Snapshot mode: each sync's series (empty for a mirror), for `snapshots`, `prune` and
     /// `restore`.
     pub series: Vec<crate::snapshot::Series>,
+    /// The job's keys and slots in etcd, when `lock_backend` uses etcd.
+    pub etcd: Option<EtcdSpec>,
+}
+
+/// What a job holds and waits for in etcd (see [`crate::lock::etcd`]).
+#[derive(Debug, Clone)]
+pub struct EtcdSpec {
+    pub cluster: Arc<EtcdLocks>,
+    /// Keys of `lock_files` entries.
+    pub own: Vec<String>,
+    /// Keys of `blocks_on` entries, each with its `wait_time` (the re-check backstop).
+    pub blockers: Vec<(String, Duration)>,
+    /// `uses_slots`, each with its size.
+    pub slots: Vec<(String, u32)>,
+}
+
+/// The canonical name of a lock entry, `<host>:<path>`, the same on either backend: a local
+/// entry is on this host (its host name), a remote one on its `host`.
+pub fn canonical_lock(location: &Location, path: &str) -> String {
+    match location {
+        Location::Local => format!("{}:{path}", crate::sys::procfs::hostname()),
+        Location::Remote(r) => format!("{}:{path}", r.host),
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -75,15 +99,36 @@ pub enum BuildCause {
     Ssh(#[from] SshError),
     #[error(transparent)]
     Snapshot(#[from] crate::snapshot::SnapshotError),
+    #[error(transparent)]
+    Etcd(#[from] crate::lock::etcd::EtcdError),
 }
 
 /// Builds every job of `config`.
 pub fn build(config: Config) -> Result<Plan, BuildError> {
     let config = Arc::new(config);
+    let cluster = match &config.coord.etcd {
+        Some(s) if config.coord.lock_backend.uses_etcd() => {
+            Some(Arc::new(EtcdLocks::new(s).map_err(|e| BuildError {
+                job: "(etcd)".into(),
+                source: Box::new(e.into()),
+            })?))
+        }
+        _ => None,
+    };
     let jobs = config
         .jobs
         .iter()
-        .map(|j| build_job(&config, j).map(Arc::new))
+        .map(|j| {
+            let mut built = build_job(&config, j)?;
+            if let Some(cluster) = &cluster {
+                built.etcd = Some(etcd_spec(&config, j, cluster));
+                if !config.coord.lock_backend.uses_files() {
+                    built.locks.clear();
+                    built.blockers.clear();
+                }
+            }
+            Ok(Arc::new(built))
+        })
         .collect::<Result<_, _>>()?;
     Ok(Plan { config, jobs })
 }
@@ -208,5 +253,32 @@ fn build_job(config: &Config, job: &Job) -> Result<JobPlan, BuildError> {
         blockers,
         engine,
         series,
+        etcd: None,
     })
+}
+
+fn etcd_spec(config: &Config, job: &Job, cluster: &Arc<EtcdLocks>) -> EtcdSpec {
+    EtcdSpec {
+        cluster: Arc::clone(cluster),
+        own: job
+            .lock_files
+            .iter()
+            .map(|l| cluster.lock_key(&canonical_lock(&l.location, &l.path)))
+            .collect(),
+        blockers: job
+            .blocks_on
+            .iter()
+            .map(|b| {
+                (
+                    cluster.lock_key(&canonical_lock(&b.location, &b.path)),
+                    b.wait_time,
+                )
+            })
+            .collect(),
+        slots: job
+            .uses_slots
+            .iter()
+            .filter_map(|s| Some((s.name.clone(), *config.coord.slots.get(&s.name)?)))
+            .collect(),
+    }
 }

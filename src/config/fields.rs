@@ -36,6 +36,8 @@ pub enum Ty {
     Count,
     /// A calendar span: `2d`, `36h`, `1y6mo` (units y, mo, w, d, h, m).
     CalendarSpan,
+    /// A mapping of names to whole numbers within bounds (`slots:`).
+    NamedInts(i64, i64),
 }
 
 /// A mapping: its name in the docs and its keys.
@@ -141,6 +143,25 @@ pub static TOP: Section = Section {
         f("shutdown_timeout", Ty::Duration, Some("30s"), "On SIGTERM the daemon cancels running jobs (rsync gets SIGTERM, then SIGKILL) and waits this long for them to release their locks before exiting."),
         f("history_keep", Ty::Duration, Some("400d"), "How long finished runs stay in the run history (`state_dir/history.sqlite`, shown by `backupmanager history`). Older ones are removed at daemon start and once a day; a run in progress never is."),
         f("jobs", Ty::List(&JOB), Some("[]"), "The jobs."),
+        f("lock_backend", Ty::Enum(&["files", "etcd", "both"]), Some("files"), "Where `lock_files`, `blocks_on` and slots live. `files`: lock files, local or over SSH. `etcd`: keys in the etcd cluster of `etcd:` (each entry's key is `<host>:<path>`, so the same YAML means the same locks; a remote entry opens no SSH connection). `both` (migration): etcd first, then the lock files; released in reverse. Slots need `etcd` or `both`."),
+        f("etcd", Ty::Map(&ETCD), None, "The etcd cluster (v3 API, 3.4 or later) used when `lock_backend` is `etcd` or `both`."),
+        f("slots", Ty::NamedInts(1, crate::config::coord::MAX_SLOT), Some("{}"), "Counting semaphores shared by every host of the fleet: slot name → how many runs may hold it at once (e.g. `into_backup_a: 3`). A job takes the slots in its `uses_slots` before its locks; crashed holders free theirs when their lease expires. Needs `lock_backend: etcd` or `both`."),
+    ],
+};
+
+pub static ETCD: Section = Section {
+    name: "etcd",
+    what: "the etcd block",
+    doc: "How to reach the etcd cluster. Each run takes one lease (`lease_ttl`) and keeps it alive from its own thread; a run whose lease goes unconfirmed for half its TTL is stopped before another host could take its locks. With no quorum no run starts: it waits, saying so and naming the endpoints.",
+    fields: &[
+        req("endpoints", Ty::StrList, "Client URLs of the members, e.g. `https://10.0.0.5:2379`, tried in order (failover endpoint by endpoint). Plain `http://` only on loopback addresses (test clusters)."),
+        f("ca_file", Ty::AbsPath, None, "PEM file of the CA that signed the members' certificates. Default: the system's trust store."),
+        f("cert_file", Ty::AbsPath, None, "PEM client certificate (with `key_file`) for clusters with `--client-cert-auth`."),
+        f("key_file", Ty::AbsPath, None, "PEM private key of `cert_file`."),
+        f("user", Ty::Str, None, "etcd user name (with `password_file`), for clusters with authentication enabled."),
+        f("password_file", Ty::AbsPath, None, "File whose first line is the password of `user`. Keep it readable by root only."),
+        f("prefix", Ty::Str, Some("/backupmanager"), "Every key backupmanager writes starts with this: `<prefix>/locks/<host>:<path>` and `<prefix>/slots/<name>/...`."),
+        f("lease_ttl", Ty::Duration, Some("60s"), "TTL of each run's lease (at least 5s). A crashed holder's locks and slots are free at most this long after it died."),
     ],
 };
 
@@ -177,6 +198,7 @@ pub static JOB: Section = Section {
         f("on_missed", Ty::Enum(&["run_once", "skip"]), Some("run_once"), "Slots missed while the daemon was down or the machine slept: run once soon after start or resume, or skip them."),
         f("mode", Ty::Enum(&["mirror", "snapshot"]), Some("mirror"), "`mirror`: `dest` is one copy, brought up to date by every run. `snapshot`: every run makes a new dated copy under `dest`, hard-linked to the previous one so unchanged files take no space, and old copies are removed as `retention` says (required then). (`archive` is planned, not yet supported.)"),
         f("retention", Ty::Map(&RETENTION), None, "Which snapshots a `mode: snapshot` job keeps (see below). Not allowed on a mirror job: it has no history to keep."),
+        f("uses_slots", Ty::StrList, Some("[]"), "Slots (top-level `slots:`) this job holds while it runs, taken before its locks. Needs `lock_backend: etcd` or `both`."),
     ],
 };
 
@@ -243,8 +265,8 @@ pub static SYNC: Section = Section {
 };
 
 /// Every section, for generators.
-pub fn sections() -> [&'static Section; 6] {
-    [&TOP, &JOB, &LOCK, &BLOCKER, &SYNC, &RETENTION]
+pub fn sections() -> [&'static Section; 7] {
+    [&TOP, &JOB, &LOCK, &BLOCKER, &SYNC, &RETENTION, &ETCD]
 }
 
 #[cfg(test)]

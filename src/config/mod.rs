@@ -9,6 +9,7 @@
 //! schedule expression; it never touches the network and only reads the filesystem to load files and
 //! to warn about a source that does not exist.
 
+pub mod coord;
 pub mod decode;
 pub mod diag;
 pub mod duration;
@@ -49,6 +50,8 @@ pub struct Config {
     /// How long finished runs stay in the run history.
     pub history_keep: Duration,
     pub jobs: Vec<Job>,
+    /// `lock_backend`, `etcd` and `slots`.
+    pub coord: coord::Coordination,
 }
 
 impl Config {
@@ -108,6 +111,8 @@ pub struct Job {
     /// Which snapshots to keep; `Some` exactly when `mode` is [`Mode::Snapshot`], and then it
     /// keeps something ([`crate::retention::Policy::keeps_something`]).
     pub retention: Option<crate::retention::Policy>,
+    /// Slots (top-level `slots:`) the job holds while it runs.
+    pub uses_slots: Vec<coord::SlotUse>,
 }
 
 /// How a job stores what it copies at its destination.

@@ -83,6 +83,10 @@ fn ty_schema(ty: Ty) -> Value {
             "type": "string",
             "pattern": "^\\s*([0-9]+\\s*(y|mo|w|d|h|m)\\s*)+$"
         }),
+        Ty::NamedInts(lo, hi) => json!({
+            "type": ["object", "null"],
+            "additionalProperties": {"type": "integer", "minimum": lo, "maximum": hi}
+        }),
     }
 }
 
@@ -107,6 +111,7 @@ fn ty_words(ty: Ty) -> String {
         Ty::Map(s) => format!("mapping (see {})", title(s.name)),
         Ty::Count => "count (integer >= 1) or `all`".into(),
         Ty::CalendarSpan => "calendar span (2d, 36h, 1y6mo; units y, mo, w, d, h, m)".into(),
+        Ty::NamedInts(lo, hi) => format!("mapping of names to integers ({lo}-{hi})"),
     }
 }
 

@@ -20,6 +20,7 @@
 // `LockError` (which carries an `SshError`) costs nothing measurable.
 #![allow(clippy::large_enum_variant, clippy::result_large_err)]
 
+pub mod etcd;
 pub mod judge;
 pub mod local;
 pub mod record;

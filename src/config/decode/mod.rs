@@ -21,6 +21,7 @@ use super::{Config, Job, Loaded, Zone, DEFAULT_INCLUDE};
 
 const REMOTE_ONLY: &[&str] = &["user", "host", "port"];
 
+mod coord;
 mod entries;
 mod job;
 mod relations;
@@ -148,6 +149,7 @@ impl Decoder {
             .get("history_keep")
             .and_then(|n| self.positive_duration(n, "history_keep"))
             .unwrap_or_else(|| fields::default_duration(&fields::TOP, "history_keep"));
+        let coord = self.coordination(&top);
         let timezone = match top.get("timezone") {
             None => Some(Zone::system()),
             Some(n) => self.timezone(n),
@@ -206,6 +208,7 @@ impl Decoder {
             seen.insert(job.id.clone(), job.origin.clone());
             jobs.push(job);
         }
+        self.check_slots(&coord, &jobs);
         if job_nodes.is_empty() {
             self.warn(
                 root.span.clone(),
@@ -227,6 +230,7 @@ impl Decoder {
             shutdown_timeout,
             history_keep,
             jobs,
+            coord,
         })
     }
 
