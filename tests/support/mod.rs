@@ -2,6 +2,7 @@
 //! - [`scratch`]: scratch directories (the only way tests make one), removed on drop;
 //! - [`builder`]: typed config builders writing properly quoted YAML (no `format!` YAML);
 //! - [`procfs`]: the one `/proc/PID/stat` parser (alive, children, process groups, names);
+//! - [`etcd`]: a real etcd cluster on 127.0.0.1;
 //! - [`sshd`]: a private sshd on 127.0.0.1; [`netns`]: fake hosts in network namespaces;
 //! - [`bm`]: a running backupmanager owned by the test; [`master`]: closes the ssh
 //!   ControlMaster a run leaves; [`files`]: big incompressible files, backdated mtimes;
@@ -17,6 +18,7 @@ use std::time::{Duration, Instant};
 
 pub mod bm;
 pub mod builder;
+pub mod etcd;
 pub mod files;
 pub mod master;
 pub mod netns;
