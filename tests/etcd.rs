@@ -66,7 +66,7 @@ fn intervals(bm: &Bm, open_end: Timestamp) -> Vec<(Timestamp, Timestamp)> {
         let ev = field(&e, "event");
         if ev == "sync_started" {
             open = Some(ts);
-        } else if open.is_some() && (ev == "sync_done" || ev == "sync_failed" || ev == "finished")
+        } else if open.is_some() && (ev == "sync_done" || ev == "sync_retry" || ev == "run_end")
         {
             out.push((open.take().unwrap(), ts));
         }
@@ -158,4 +158,102 @@ fn locks_exclude_slots_count_and_every_job_finishes() {
     for h in lockers.iter().chain(&slotted) {
         assert!(h.dir.p("dest/payload.bin").is_file());
     }
+}
+
+/// The first sync_started of a log, if any.
+fn rsync_start(bm: &Bm) -> Option<Timestamp> {
+    intervals(bm, Timestamp::now()).first().map(|(s, _)| *s)
+}
+
+#[test]
+fn a_holder_killed_with_minus_9_frees_its_lock_within_the_lease_ttl() {
+    let cluster = EtcdCluster::start(3);
+    let lock = || LockFile::remote("/locks/backup_a").on(&Remote::new("root", "backup_a", 22));
+    // About 40 s of rsync: killed long before it ends.
+    let a = host("a", &cluster, "etcd", "5s", &[], |j| j.lock(lock()), 5 << 20);
+    let b = host("b", &cluster, "etcd", "5s", &[], |j| j.lock(lock()), 64 * 1024);
+    let mut ra = Bm::run_job(&a.cfg, "push", &[]);
+    wait_until(LONG, "a's rsync to start", || ra.saw("sync 0 starting"));
+    let mut rb = Bm::run_job(&b.cfg, "push", &[]);
+    wait_until(LONG, "b to wait for a", || rb.saw("on etcd is held by job push"));
+    let killed = Timestamp::now();
+    ra.kill9_tree();
+    assert_eq!(rb.wait(LONG), OK, "b did not finish:\n{}", rb.log());
+    let started = rsync_start(&rb).expect("b ran rsync");
+    assert!(started > killed, "b started before a was killed");
+    // The lease (5 s) expires, the watch wakes b. Wide margin: promptness, not speed.
+    let after = started.duration_since(killed);
+    assert!(
+        after < jiff::SignedDuration::from_secs(5 + 20),
+        "b started {after:?} after the kill, far beyond the 5 s lease:\n{}",
+        rb.log()
+    );
+}
+
+#[test]
+fn without_quorum_the_holder_stops_and_a_waiter_waits_naming_etcd() {
+    let mut cluster = EtcdCluster::start(3);
+    let lock = || LockFile::remote("/locks/backup_a").on(&Remote::new("root", "backup_a", 22));
+    let a = host("a", &cluster, "etcd", "5s", &[], |j| j.lock(lock()), 5 << 20);
+    let b = host("b", &cluster, "etcd", "5s", &[], |j| j.lock(lock()), 64 * 1024);
+    let mut ra = Bm::run_job(&a.cfg, "push", &[]);
+    wait_until(LONG, "a's rsync to start", || ra.saw("sync 0 starting"));
+    let mut rb = Bm::run_job(&b.cfg, "push", &[]);
+    wait_until(LONG, "b to wait for a", || rb.saw("on etcd is held by job push"));
+    // kill -9 of the leader, and one more member stopped: one of three left, no quorum.
+    let leader = cluster.leader();
+    let other = (leader + 1) % 3;
+    cluster.kill9(leader);
+    cluster.stop(other);
+    // a cannot renew its lease: it stops its rsync and fails, naming the lease.
+    assert_eq!(ra.wait(LONG), FAILED, "a did not stop:\n{}", ra.log());
+    assert!(ra.saw("etcd lease of this run was lost"), "{}", ra.log());
+    // b says etcd is unavailable, naming the endpoints, and starts nothing.
+    let ep = &cluster.endpoints()[0];
+    wait_until(LONG, "b to say etcd is unavailable", || {
+        rb.messages()
+            .iter()
+            .any(|m| m.contains("etcd unavailable") && m.contains(ep.as_str()))
+    });
+    std::thread::sleep(Duration::from_secs(3));
+    assert!(rsync_start(&rb).is_none(), "b ran rsync without quorum:\n{}", rb.log());
+    assert_eq!(rb.try_code(), None, "b gave up:\n{}", rb.log());
+    // Quorum back: a's lease expires (it was stopped, never released), then b proceeds.
+    cluster.restart(other);
+    cluster.restart(leader);
+    assert_eq!(rb.wait(LONG), OK, "b did not finish:\n{}", rb.log());
+    let a_end = intervals(&ra, Timestamp::now())
+        .last()
+        .map(|(_, e)| *e)
+        .expect("a ran rsync");
+    let b_start = rsync_start(&rb).expect("b ran rsync");
+    assert!(b_start > a_end, "b's rsync began before a's ended:\n{}\n----\n{}", ra.log(), rb.log());
+}
+
+#[test]
+fn both_mode_takes_etcd_and_files_and_excludes_a_files_only_host() {
+    let cluster = EtcdCluster::start(3);
+    let shared = Scratch::new("bm-etcd-shared.");
+    let path = shared.p("locks/backup_a.lock");
+    let x = host("x", &cluster, "both", "5s", &[], |j| j.lock(LockFile::local(&path)), PAYLOAD);
+    let y = host("y", &cluster, "files", "5s", &[], |j| j.lock(LockFile::local(&path)), PAYLOAD);
+    let mut rx = Bm::run_job(&x.cfg, "push", &[]);
+    let mut ry = Bm::run_job(&y.cfg, "push", &[]);
+    assert_eq!(rx.wait(LONG), OK, "{}", rx.log());
+    assert_eq!(ry.wait(LONG), OK, "{}", ry.log());
+    let all = all_intervals(&[&rx, &ry]);
+    assert_eq!(all.len(), 2, "{all:?}");
+    assert_eq!(max_concurrent(&all), 1, "x and y copied at once: {all:?}");
+    // x held the etcd key (named host:path) and the file; both are gone.
+    let key = format!("{PREFIX}/locks/");
+    assert!(
+        rx.messages()
+            .iter()
+            .any(|m| m.contains("lock taken") && m.contains(&key) && m.contains(path.to_str().unwrap())),
+        "{}",
+        rx.log()
+    );
+    assert!(rx.saw(&format!("lock taken: {}", path.display())), "{}", rx.log());
+    assert!(!path.exists());
+    assert!(cluster.keys(PREFIX).is_empty());
 }

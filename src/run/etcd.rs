@@ -221,6 +221,11 @@ impl Run<'_> {
                     }));
                 }
                 Ok(w) => w,
+                // Expired while etcd could not be reached: start over with a new lease.
+                Err(e) if e.is_lease_gone() => {
+                    lease = None;
+                    continue;
+                }
                 Err(e) if e.is_unavailable() => Step::Wait {
                     reason: e.to_string(),
                     key: cluster.prefix.clone(),
@@ -268,7 +273,7 @@ impl Run<'_> {
                 }
                 wait = wait.min(d - now);
             }
-            if self.wait_for(&cluster, watch, wait) {
+            if self.wait_for(&cluster, watch, wait, lease.as_ref()) {
                 return Err(RunError::Cancelled);
             }
         }
@@ -343,16 +348,20 @@ impl Run<'_> {
         }
     }
 
-    /// Waits up to `d`, or until the watched range sees a deletion after its revision.
+    /// Waits up to `d`, or until the watched range sees a deletion after its revision, or
+    /// until the lease has gone unconfirmed for half its TTL (etcd lost quorum or cannot be
+    /// reached: the next attempt says so, rather than a watch on a lone member staying quiet).
     /// True if cancelled.
     fn wait_for(
         &self,
         cluster: &Arc<EtcdLocks>,
         watch: Option<(String, Option<String>, i64)>,
         d: Duration,
+        lease: Option<&Lease>,
     ) -> bool {
         let end = Instant::now() + d;
         let (tx, rx) = mpsc::channel();
+        let watching = watch.is_some();
         if let Some((key, range_end, revision)) = watch {
             let c = Arc::clone(cluster);
             let limit = d.min(MAX_WATCH);
@@ -372,6 +381,11 @@ impl Run<'_> {
             }
             let now = Instant::now();
             if now >= end {
+                return false;
+            }
+            if watching
+                && lease.is_some_and(|l| l.gone() || l.unconfirmed_for() >= give_up_after(l.ttl))
+            {
                 return false;
             }
             match rx.recv_timeout((end - now).min(Duration::from_millis(250))) {

@@ -51,6 +51,11 @@ impl EtcdError {
     pub fn is_unavailable(&self) -> bool {
         matches!(self, EtcdError::Unavailable { .. })
     }
+
+    /// etcd says the lease a request named no longer exists (it expired).
+    pub fn is_lease_gone(&self) -> bool {
+        matches!(self, EtcdError::Refused { message, .. } if message.contains("requested lease not found"))
+    }
 }
 
 /// One key as etcd returns it.
