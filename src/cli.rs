@@ -238,6 +238,37 @@ pub enum Command {
         #[arg(long, short = 'n', default_value_t = 5)]
         count: usize,
     },
+    /// List the locks and slots held now, with their holders, fleet-wide (etcd) and for this
+    /// config's lock files; or break one.
+    ///
+    /// With `lock_backend: etcd` or `both` every key under the etcd prefix is listed (any host's
+    /// config shows the same fleet-wide view); with `files` or `both` each `lock_files` and
+    /// `blocks_on` entry of this config is checked (remote ones over ssh). Exits 1 when
+    /// something could not be checked.
+    Locks {
+        #[command(subcommand)]
+        action: Option<LocksAction>,
+        /// Output format: readable text or one JSON document.
+        #[arg(long, value_enum, default_value_t = Format::Text)]
+        format: Format,
+    },
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Subcommand)]
+pub enum LocksAction {
+    /// Remove a lock or slot key whoever holds it (an operator's last resort; the holder's run
+    /// is not stopped). Asks for confirmation unless --yes; logs what it removed.
+    ///
+    /// KEY: a full etcd key as `locks` lists it, or `<host>:<path>` (a lock_files/blocks_on
+    /// entry: its etcd key and, with lock files, the file, only if it holds a backupmanager
+    /// record).
+    Break {
+        #[arg(value_name = "KEY")]
+        key: String,
+        /// Do not ask.
+        #[arg(long)]
+        yes: bool,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Subcommand)]

@@ -257,3 +257,53 @@ fn both_mode_takes_etcd_and_files_and_excludes_a_files_only_host() {
     assert!(!path.exists());
     assert!(cluster.keys(PREFIX).is_empty());
 }
+
+fn bm_cmd(cfg: &std::path::Path, args: &[&str]) -> std::process::Output {
+    std::process::Command::new(BIN)
+        .arg("--config")
+        .arg(cfg)
+        .args(args)
+        .stdin(std::process::Stdio::null())
+        .output()
+        .expect("run backupmanager")
+}
+
+#[test]
+fn locks_lists_holders_and_slots_and_break_removes_a_key() {
+    let cluster = EtcdCluster::start(3);
+    let lock = || LockFile::remote("/locks/backup_a").on(&Remote::new("root", "backup_a", 22));
+    let a = host("a", &cluster, "etcd", "5s", &[("into_b", 1)], |j| {
+        j.lock(lock()).uses_slots(&["into_b"])
+    }, 5 << 20);
+    let mut ra = Bm::run_job(&a.cfg, "push", &[]);
+    wait_until(LONG, "a's rsync to start", || ra.saw("sync 0 starting"));
+    // Another host's config sees the same fleet-wide view.
+    let b = host("b", &cluster, "etcd", "5s", &[("into_b", 1)], |j| j, 1024);
+    let out = bm_cmd(&b.cfg, &["locks", "--format", "json"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let locks = v["etcd"]["locks"].as_array().unwrap();
+    assert_eq!(locks.len(), 1, "{v}");
+    assert_eq!(locks[0]["name"], "backup_a:/locks/backup_a");
+    assert_eq!(locks[0]["record"]["job"], "push");
+    assert_eq!(locks[0]["record"]["pid"], ra.pid());
+    let slots = v["etcd"]["slots"].as_array().unwrap();
+    assert_eq!(slots.len(), 1, "{v}");
+    assert_eq!(slots[0]["slot"], "into_b");
+    assert_eq!(slots[0]["holding"], true);
+    let text = String::from_utf8(bm_cmd(&b.cfg, &["locks"]).stdout).unwrap();
+    assert!(text.contains("lock backup_a:/locks/backup_a  held by job push"), "{text}");
+    // Without --yes and without a terminal nothing is removed.
+    let out = bm_cmd(&b.cfg, &["locks", "break", "backup_a:/locks/backup_a"]);
+    assert!(!out.status.success());
+    assert_eq!(cluster.keys(&format!("{PREFIX}/locks/")).len(), 1);
+    let out = bm_cmd(&b.cfg, &["locks", "break", "backup_a:/locks/backup_a", "--yes"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("broke etcd key /bmtest/locks/backup_a:/locks/backup_a held by job push"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(cluster.keys(&format!("{PREFIX}/locks/")).is_empty());
+    ra.kill9_tree();
+}

@@ -2,6 +2,7 @@
 
 pub mod examples;
 pub mod history;
+pub mod locks;
 pub mod logs;
 pub mod next;
 pub mod reference;

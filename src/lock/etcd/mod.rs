@@ -76,7 +76,8 @@ pub struct Entry {
     pub lease: i64,
 }
 
-fn holder_of(value: &str) -> Holder {
+/// Who a key's value says holds it.
+pub fn holder_of_value(value: &str) -> Holder {
     match Record::parse(value) {
         Some(r) => Holder::Ours(r),
         None => Holder::Foreign(Foreign::File {
@@ -169,7 +170,7 @@ impl EtcdLocks {
                 Some(kv) => {
                     return Ok(Acquire::Blocked {
                         key: (*key).clone(),
-                        holder: Some(holder_of(&kv.value)),
+                        holder: Some(holder_of_value(&kv.value)),
                         revision,
                     })
                 }
@@ -218,7 +219,7 @@ impl EtcdLocks {
         }
         Ok(Standing::Waiting {
             ahead: pos,
-            holders: kvs[..n as usize].iter().map(|kv| holder_of(&kv.value)).collect(),
+            holders: kvs[..n as usize].iter().map(|kv| holder_of_value(&kv.value)).collect(),
             revision,
         })
     }
@@ -241,7 +242,7 @@ impl EtcdLocks {
         Ok(kvs
             .into_iter()
             .map(|kv| Entry {
-                holder: holder_of(&kv.value),
+                holder: holder_of_value(&kv.value),
                 key: kv.key,
                 create_revision: kv.create_revision,
                 lease: kv.lease,
