@@ -162,4 +162,14 @@ pub const EXAMPLES: &[(&str, &[&str], &str)] = &[
         ],
         "Check a schedule across a daylight saving time change.",
     ),
+    (
+        "locks",
+        &["locks"],
+        "Who holds which lock and slot now (etcd: the whole fleet).",
+    ),
+    (
+        "locks",
+        &["locks", "break", "backup_a:/var/lock/backup.lock", "--yes"],
+        "Remove a lock an operator knows to be abandoned (logged).",
+    ),
 ];
