@@ -147,7 +147,9 @@ fn main() {
             from,
             count,
         } => commands::next::run(&cli.config, jobs, expr.as_deref(), from.as_deref(), *count),
-        Command::Locks { action, format } => commands::locks::run(&cli.config, action.as_ref(), *format),
+        Command::Locks { action, format } => {
+            commands::locks::run(&cli.config, action.as_ref(), *format)
+        }
     };
     std::process::exit(code);
 }

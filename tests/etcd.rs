@@ -44,9 +44,11 @@ fn host(
         dir.p("dest"),
         &["-a", BWLIMIT, "--whole-file"],
     ));
-    let mut c = ConfigBuilder::in_scratch(&dir)
-        .lock_backend(backend)
-        .etcd(&cluster.endpoints(), ttl, PREFIX);
+    let mut c = ConfigBuilder::in_scratch(&dir).lock_backend(backend).etcd(
+        &cluster.endpoints(),
+        ttl,
+        PREFIX,
+    );
     if !slots.is_empty() {
         c = c.slots(slots);
     }
@@ -66,8 +68,7 @@ fn intervals(bm: &Bm, open_end: Timestamp) -> Vec<(Timestamp, Timestamp)> {
         let ev = field(&e, "event");
         if ev == "sync_started" {
             open = Some(ts);
-        } else if open.is_some() && (ev == "sync_done" || ev == "sync_retry" || ev == "run_end")
-        {
+        } else if open.is_some() && (ev == "sync_done" || ev == "sync_retry" || ev == "run_end") {
             out.push((open.take().unwrap(), ts));
         }
     }
@@ -81,7 +82,11 @@ fn intervals(bm: &Bm, open_end: Timestamp) -> Vec<(Timestamp, Timestamp)> {
 fn field(e: &serde_json::Value, key: &str) -> String {
     e.get(key)
         .or_else(|| e.get("fields").and_then(|f| f.get(key)))
-        .and_then(|v| v.as_str().map(str::to_string).or_else(|| Some(v.to_string())))
+        .and_then(|v| {
+            v.as_str()
+                .map(str::to_string)
+                .or_else(|| Some(v.to_string()))
+        })
         .unwrap_or_default()
 }
 
@@ -114,21 +119,44 @@ fn locks_exclude_slots_count_and_every_job_finishes() {
     // Three hosts push into backup_a: one lock key between them.
     let lockers: Vec<Host> = (0..3)
         .map(|i| {
-            host(&format!("l{i}"), &cluster, "etcd", "5s", &[], |j| {
-                j.lock(LockFile::remote("/locks/backup_a").on(&Remote::new("root", "backup_a", 22)))
-            }, PAYLOAD)
+            host(
+                &format!("l{i}"),
+                &cluster,
+                "etcd",
+                "5s",
+                &[],
+                |j| {
+                    j.lock(
+                        LockFile::remote("/locks/backup_a")
+                            .on(&Remote::new("root", "backup_a", 22)),
+                    )
+                },
+                PAYLOAD,
+            )
         })
         .collect();
     // Four hosts share a slot of two.
     let slotted: Vec<Host> = (0..4)
         .map(|i| {
-            host(&format!("s{i}"), &cluster, "etcd", "5s", &[("into_b", 2)], |j| {
-                j.uses_slots(&["into_b"])
-            }, PAYLOAD)
+            host(
+                &format!("s{i}"),
+                &cluster,
+                "etcd",
+                "5s",
+                &[("into_b", 2)],
+                |j| j.uses_slots(&["into_b"]),
+                PAYLOAD,
+            )
         })
         .collect();
-    let mut l: Vec<Bm> = lockers.iter().map(|h| Bm::run_job(&h.cfg, "push", &[])).collect();
-    let mut s: Vec<Bm> = slotted.iter().map(|h| Bm::run_job(&h.cfg, "push", &[])).collect();
+    let mut l: Vec<Bm> = lockers
+        .iter()
+        .map(|h| Bm::run_job(&h.cfg, "push", &[]))
+        .collect();
+    let mut s: Vec<Bm> = slotted
+        .iter()
+        .map(|h| Bm::run_job(&h.cfg, "push", &[]))
+        .collect();
     for b in l.iter_mut().chain(s.iter_mut()) {
         let code = b.wait(LONG);
         assert_eq!(code, OK, "a job did not finish; its log:\n{}", b.log());
@@ -137,8 +165,15 @@ fn locks_exclude_slots_count_and_every_job_finishes() {
     let si = all_intervals(&s.iter().collect::<Vec<_>>());
     assert_eq!(li.len(), 3, "one rsync per locker: {li:?}");
     assert_eq!(si.len(), 4, "one rsync per slot user: {si:?}");
-    assert_eq!(max_concurrent(&li), 1, "two lock holders copied at once: {li:?}");
-    assert!(max_concurrent(&si) <= 2, "more than 2 in slot into_b: {si:?}");
+    assert_eq!(
+        max_concurrent(&li),
+        1,
+        "two lock holders copied at once: {li:?}"
+    );
+    assert!(
+        max_concurrent(&si) <= 2,
+        "more than 2 in slot into_b: {si:?}"
+    );
     // They did contend (otherwise the checks above prove nothing): someone waited, for the lock
     // key and for the slot, said so, and was woken by a watch, not by the 300 s backstop.
     assert!(
@@ -170,12 +205,30 @@ fn a_holder_killed_with_minus_9_frees_its_lock_within_the_lease_ttl() {
     let cluster = EtcdCluster::start(3);
     let lock = || LockFile::remote("/locks/backup_a").on(&Remote::new("root", "backup_a", 22));
     // About 40 s of rsync: killed long before it ends.
-    let a = host("a", &cluster, "etcd", "5s", &[], |j| j.lock(lock()), 5 << 20);
-    let b = host("b", &cluster, "etcd", "5s", &[], |j| j.lock(lock()), 64 * 1024);
+    let a = host(
+        "a",
+        &cluster,
+        "etcd",
+        "5s",
+        &[],
+        |j| j.lock(lock()),
+        5 << 20,
+    );
+    let b = host(
+        "b",
+        &cluster,
+        "etcd",
+        "5s",
+        &[],
+        |j| j.lock(lock()),
+        64 * 1024,
+    );
     let mut ra = Bm::run_job(&a.cfg, "push", &[]);
     wait_until(LONG, "a's rsync to start", || ra.saw("sync 0 starting"));
     let mut rb = Bm::run_job(&b.cfg, "push", &[]);
-    wait_until(LONG, "b to wait for a", || rb.saw("on etcd is held by job push"));
+    wait_until(LONG, "b to wait for a", || {
+        rb.saw("on etcd is held by job push")
+    });
     let killed = Timestamp::now();
     ra.kill9_tree();
     assert_eq!(rb.wait(LONG), OK, "b did not finish:\n{}", rb.log());
@@ -194,12 +247,30 @@ fn a_holder_killed_with_minus_9_frees_its_lock_within_the_lease_ttl() {
 fn without_quorum_the_holder_stops_and_a_waiter_waits_naming_etcd() {
     let mut cluster = EtcdCluster::start(3);
     let lock = || LockFile::remote("/locks/backup_a").on(&Remote::new("root", "backup_a", 22));
-    let a = host("a", &cluster, "etcd", "5s", &[], |j| j.lock(lock()), 5 << 20);
-    let b = host("b", &cluster, "etcd", "5s", &[], |j| j.lock(lock()), 64 * 1024);
+    let a = host(
+        "a",
+        &cluster,
+        "etcd",
+        "5s",
+        &[],
+        |j| j.lock(lock()),
+        5 << 20,
+    );
+    let b = host(
+        "b",
+        &cluster,
+        "etcd",
+        "5s",
+        &[],
+        |j| j.lock(lock()),
+        64 * 1024,
+    );
     let mut ra = Bm::run_job(&a.cfg, "push", &[]);
     wait_until(LONG, "a's rsync to start", || ra.saw("sync 0 starting"));
     let mut rb = Bm::run_job(&b.cfg, "push", &[]);
-    wait_until(LONG, "b to wait for a", || rb.saw("on etcd is held by job push"));
+    wait_until(LONG, "b to wait for a", || {
+        rb.saw("on etcd is held by job push")
+    });
     // kill -9 of the leader, and one more member stopped: one of three left, no quorum.
     let leader = cluster.leader();
     let other = (leader + 1) % 3;
@@ -216,7 +287,11 @@ fn without_quorum_the_holder_stops_and_a_waiter_waits_naming_etcd() {
             .any(|m| m.contains("etcd unavailable") && m.contains(ep.as_str()))
     });
     std::thread::sleep(Duration::from_secs(3));
-    assert!(rsync_start(&rb).is_none(), "b ran rsync without quorum:\n{}", rb.log());
+    assert!(
+        rsync_start(&rb).is_none(),
+        "b ran rsync without quorum:\n{}",
+        rb.log()
+    );
     assert_eq!(rb.try_code(), None, "b gave up:\n{}", rb.log());
     // Quorum back: a's lease expires (it was stopped, never released), then b proceeds.
     cluster.restart(other);
@@ -227,7 +302,12 @@ fn without_quorum_the_holder_stops_and_a_waiter_waits_naming_etcd() {
         .map(|(_, e)| *e)
         .expect("a ran rsync");
     let b_start = rsync_start(&rb).expect("b ran rsync");
-    assert!(b_start > a_end, "b's rsync began before a's ended:\n{}\n----\n{}", ra.log(), rb.log());
+    assert!(
+        b_start > a_end,
+        "b's rsync began before a's ended:\n{}\n----\n{}",
+        ra.log(),
+        rb.log()
+    );
 }
 
 #[test]
@@ -235,8 +315,24 @@ fn both_mode_takes_etcd_and_files_and_excludes_a_files_only_host() {
     let cluster = EtcdCluster::start(3);
     let shared = Scratch::new("bm-etcd-shared.");
     let path = shared.p("locks/backup_a.lock");
-    let x = host("x", &cluster, "both", "5s", &[], |j| j.lock(LockFile::local(&path)), PAYLOAD);
-    let y = host("y", &cluster, "files", "5s", &[], |j| j.lock(LockFile::local(&path)), PAYLOAD);
+    let x = host(
+        "x",
+        &cluster,
+        "both",
+        "5s",
+        &[],
+        |j| j.lock(LockFile::local(&path)),
+        PAYLOAD,
+    );
+    let y = host(
+        "y",
+        &cluster,
+        "files",
+        "5s",
+        &[],
+        |j| j.lock(LockFile::local(&path)),
+        PAYLOAD,
+    );
     let mut rx = Bm::run_job(&x.cfg, "push", &[]);
     let mut ry = Bm::run_job(&y.cfg, "push", &[]);
     assert_eq!(rx.wait(LONG), OK, "{}", rx.log());
@@ -247,13 +343,17 @@ fn both_mode_takes_etcd_and_files_and_excludes_a_files_only_host() {
     // x held the etcd key (named host:path) and the file; both are gone.
     let key = format!("{PREFIX}/locks/");
     assert!(
-        rx.messages()
-            .iter()
-            .any(|m| m.contains("lock taken") && m.contains(&key) && m.contains(path.to_str().unwrap())),
+        rx.messages().iter().any(|m| m.contains("lock taken")
+            && m.contains(&key)
+            && m.contains(path.to_str().unwrap())),
         "{}",
         rx.log()
     );
-    assert!(rx.saw(&format!("lock taken: {}", path.display())), "{}", rx.log());
+    assert!(
+        rx.saw(&format!("lock taken: {}", path.display())),
+        "{}",
+        rx.log()
+    );
     assert!(!path.exists());
     assert!(cluster.keys(PREFIX).is_empty());
 }
@@ -272,15 +372,25 @@ fn bm_cmd(cfg: &std::path::Path, args: &[&str]) -> std::process::Output {
 fn locks_lists_holders_and_slots_and_break_removes_a_key() {
     let cluster = EtcdCluster::start(3);
     let lock = || LockFile::remote("/locks/backup_a").on(&Remote::new("root", "backup_a", 22));
-    let a = host("a", &cluster, "etcd", "5s", &[("into_b", 1)], |j| {
-        j.lock(lock()).uses_slots(&["into_b"])
-    }, 5 << 20);
+    let a = host(
+        "a",
+        &cluster,
+        "etcd",
+        "5s",
+        &[("into_b", 1)],
+        |j| j.lock(lock()).uses_slots(&["into_b"]),
+        5 << 20,
+    );
     let mut ra = Bm::run_job(&a.cfg, "push", &[]);
     wait_until(LONG, "a's rsync to start", || ra.saw("sync 0 starting"));
     // Another host's config sees the same fleet-wide view.
     let b = host("b", &cluster, "etcd", "5s", &[("into_b", 1)], |j| j, 1024);
     let out = bm_cmd(&b.cfg, &["locks", "--format", "json"]);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     let locks = v["etcd"]["locks"].as_array().unwrap();
     assert_eq!(locks.len(), 1, "{v}");
@@ -292,15 +402,26 @@ fn locks_lists_holders_and_slots_and_break_removes_a_key() {
     assert_eq!(slots[0]["slot"], "into_b");
     assert_eq!(slots[0]["holding"], true);
     let text = String::from_utf8(bm_cmd(&b.cfg, &["locks"]).stdout).unwrap();
-    assert!(text.contains("lock backup_a:/locks/backup_a  held by job push"), "{text}");
+    assert!(
+        text.contains("lock backup_a:/locks/backup_a  held by job push"),
+        "{text}"
+    );
     // Without --yes and without a terminal nothing is removed.
     let out = bm_cmd(&b.cfg, &["locks", "break", "backup_a:/locks/backup_a"]);
     assert!(!out.status.success());
     assert_eq!(cluster.keys(&format!("{PREFIX}/locks/")).len(), 1);
-    let out = bm_cmd(&b.cfg, &["locks", "break", "backup_a:/locks/backup_a", "--yes"]);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let out = bm_cmd(
+        &b.cfg,
+        &["locks", "break", "backup_a:/locks/backup_a", "--yes"],
+    );
     assert!(
-        String::from_utf8_lossy(&out.stderr).contains("broke etcd key /bmtest/locks/backup_a:/locks/backup_a held by job push"),
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        String::from_utf8_lossy(&out.stderr)
+            .contains("broke etcd key /bmtest/locks/backup_a:/locks/backup_a held by job push"),
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );

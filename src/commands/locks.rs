@@ -97,7 +97,11 @@ fn list(plan: &Plan, format: Format) -> i32 {
                         "  slot {} ({} at once)  {} {}\n",
                         s["slot"].as_str().unwrap_or(""),
                         s["size"],
-                        if s["holding"] == json!(true) { "held by" } else { "queued:" },
+                        if s["holding"] == json!(true) {
+                            "held by"
+                        } else {
+                            "queued:"
+                        },
                         s["holder"].as_str().unwrap_or("")
                     ));
                 }
@@ -193,7 +197,12 @@ fn break_key(plan: &Plan, key: &str, yes: bool) -> i32 {
                     return exit::USAGE;
                 }
                 match c.break_key(&full) {
-                    Ok(_) => tracing::warn!(event = "lock_broken", key = full, holder, "broke etcd key {full} held by {holder} (operator)"),
+                    Ok(_) => tracing::warn!(
+                        event = "lock_broken",
+                        key = full,
+                        holder,
+                        "broke etcd key {full} held by {holder} (operator)"
+                    ),
                     Err(e) => {
                         eprintln!("error: {e}");
                         code = exit::FAILED;
@@ -227,8 +236,15 @@ fn break_key(plan: &Plan, key: &str, yes: bool) -> i32 {
                         return exit::USAGE;
                     }
                     match backend.release_if_token(&path, &rec.token) {
-                        Ok(true) => tracing::warn!(event = "lock_broken", path, host = backend.to_string(), "broke lock file {path} on {backend} held by {obs} (operator)"),
-                        Ok(false) => eprintln!("{path} on {backend} changed hands meanwhile; left alone"),
+                        Ok(true) => tracing::warn!(
+                            event = "lock_broken",
+                            path,
+                            host = backend.to_string(),
+                            "broke lock file {path} on {backend} held by {obs} (operator)"
+                        ),
+                        Ok(false) => {
+                            eprintln!("{path} on {backend} changed hands meanwhile; left alone")
+                        }
                         Err(e) => {
                             eprintln!("error: {e}");
                             code = exit::FAILED;

@@ -232,6 +232,7 @@ mod tests {
             include_str!("decode/mod.rs"),
             include_str!("decode/job.rs"),
             include_str!("decode/entries.rs"),
+            include_str!("decode/coord.rs"),
             include_str!("retention.rs"),
         ]
         .concat();
@@ -251,7 +252,7 @@ mod tests {
     #[test]
     fn schema_forbids_unknown_keys_everywhere() {
         let s = json_schema().to_string();
-        assert_eq!(s.matches("\"additionalProperties\":false").count(), 6);
+        assert_eq!(s.matches("\"additionalProperties\":false").count(), 7);
         assert!(s.contains("\"required\":[\"id\",\"syncs\"]"));
     }
 }

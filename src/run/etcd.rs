@@ -205,7 +205,8 @@ impl Run<'_> {
                     let l = lease.expect("held under a lease");
                     for (name, _) in &spec.slots {
                         let k = cluster.slot_key(name, l.id);
-                        self.events.emit(EventKind::LockTaken { lock: etcd_ref(&k) });
+                        self.events
+                            .emit(EventKind::LockTaken { lock: etcd_ref(&k) });
                         slots.push(k);
                     }
                     for k in &spec.own {
@@ -317,9 +318,7 @@ impl Run<'_> {
         match cluster.try_acquire(&spec.own, &blockers, record, lease.id)? {
             Acquire::Held { revision } => Ok(Step::Held(revision)),
             Acquire::Blocked {
-                key,
-                holder: None,
-                ..
+                key, holder: None, ..
             } => Ok(Step::Wait {
                 reason: format!("etcd key {key} changed while it was checked; trying again"),
                 key,
@@ -369,7 +368,9 @@ impl Run<'_> {
             let _ = std::thread::Builder::new()
                 .name("etcd-watch".into())
                 .spawn(move || {
-                    let r = c.client.watch(&key, range_end.as_deref(), revision + 1, limit);
+                    let r = c
+                        .client
+                        .watch(&key, range_end.as_deref(), revision + 1, limit);
                     let _ = tx.send(r);
                 });
         } else {

@@ -19,8 +19,8 @@
 #![allow(clippy::result_large_err)]
 
 mod acquire;
-mod etcd;
 pub mod active;
+mod etcd;
 mod held;
 pub mod log;
 pub mod outcome;
@@ -179,7 +179,8 @@ impl Run<'_> {
         let mut held = self.acquire(no_wait, deadline)?;
         let (heartbeat, lease) = (self.plan.job.lock_heartbeat, self.plan.job.stale_after);
         let cancel = self.cancel;
-        let mut engine = || held.with_heartbeat(heartbeat, lease, cancel, || self.run_engine(false));
+        let mut engine =
+            || held.with_heartbeat(heartbeat, lease, cancel, || self.run_engine(false));
         let ((result, lost), lease_lost) = match &etcd {
             Some(e) => e.with_lease(cancel, engine),
             None => (engine(), None),

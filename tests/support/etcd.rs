@@ -85,11 +85,24 @@ impl EtcdCluster {
             .args(["--name", &m.name])
             .arg("--data-dir")
             .arg(&data)
-            .args(["--listen-client-urls", &client, "--advertise-client-urls", &client])
-            .args(["--listen-peer-urls", &peer, "--initial-advertise-peer-urls", &peer])
+            .args([
+                "--listen-client-urls",
+                &client,
+                "--advertise-client-urls",
+                &client,
+            ])
+            .args([
+                "--listen-peer-urls",
+                &peer,
+                "--initial-advertise-peer-urls",
+                &peer,
+            ])
             .args(["--initial-cluster", &self.initial])
             .args(["--initial-cluster-state", state])
-            .args(["--initial-cluster-token", &format!("bm-test-{}", std::process::id())])
+            .args([
+                "--initial-cluster-token",
+                &format!("bm-test-{}", std::process::id()),
+            ])
             .args(["--heartbeat-interval", "100", "--election-timeout", "1000"])
             .args(["--logger", "zap", "--log-outputs", "stderr"])
             .stdin(Stdio::null())
@@ -204,9 +217,14 @@ impl EtcdCluster {
         self.members
             .iter()
             .map(|m| {
-                let t = fs::read_to_string(self.dir.p(&format!("{}.log", m.name))).unwrap_or_default();
+                let t =
+                    fs::read_to_string(self.dir.p(&format!("{}.log", m.name))).unwrap_or_default();
                 let lines: Vec<&str> = t.lines().collect();
-                format!("--- {}:\n{}", m.name, lines[lines.len().saturating_sub(10)..].join("\n"))
+                format!(
+                    "--- {}:\n{}",
+                    m.name,
+                    lines[lines.len().saturating_sub(10)..].join("\n")
+                )
             })
             .collect::<Vec<_>>()
             .join("\n")

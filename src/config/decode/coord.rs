@@ -49,10 +49,7 @@ impl Decoder {
             )
             .help = Some("add `etcd:` with `endpoints:` at the top level".into());
         }
-        let slots = top
-            .get("slots")
-            .map(|n| self.slots(n))
-            .unwrap_or_default();
+        let slots = top.get("slots").map(|n| self.slots(n)).unwrap_or_default();
         if !slots.is_empty() && !lock_backend.uses_etcd() {
             let n = top.get("slots").expect("slots read");
             self.err(
@@ -78,8 +75,12 @@ impl Decoder {
         let mut plain_http = false;
         match f.get("endpoints") {
             None => {
-                self.err(node.span.clone(), "etcd", "missing required key `endpoints`")
-                    .help = Some(
+                self.err(
+                    node.span.clone(),
+                    "etcd",
+                    "missing required key `endpoints`",
+                )
+                .help = Some(
                     "list the members' client URLs, e.g. `endpoints: [\"https://10.0.0.5:2379\"]`"
                         .into(),
                 );
@@ -88,7 +89,11 @@ impl Decoder {
             Some(n) => {
                 let items = self.list(n, "etcd.endpoints").unwrap_or_default();
                 if items.is_empty() {
-                    self.err(n.span.clone(), "etcd.endpoints", "needs at least one endpoint");
+                    self.err(
+                        n.span.clone(),
+                        "etcd.endpoints",
+                        "needs at least one endpoint",
+                    );
                     ok = false;
                 }
                 for (i, item) in items.iter().enumerate() {
@@ -120,18 +125,32 @@ impl Decoder {
                 }
             }
         }
-        let mut path = |key: &str| f.get(key).and_then(|n| self.abs_path(n, &format!("etcd.{key}")));
-        let ca_file = path("ca_file");
-        let cert_file = path("cert_file");
-        let key_file = path("key_file");
-        let password_file = path("password_file");
-        let user = f
-            .get("user")
-            .and_then(|n| self.nonempty(n, "etcd.user"));
-        for (a, b) in [("cert_file", "key_file"), ("key_file", "cert_file"), ("user", "password_file"), ("password_file", "user")] {
+        let ca_file = f
+            .get("ca_file")
+            .and_then(|n| self.abs_path(n, "etcd.ca_file"));
+        let cert_file = f
+            .get("cert_file")
+            .and_then(|n| self.abs_path(n, "etcd.cert_file"));
+        let key_file = f
+            .get("key_file")
+            .and_then(|n| self.abs_path(n, "etcd.key_file"));
+        let password_file = f
+            .get("password_file")
+            .and_then(|n| self.abs_path(n, "etcd.password_file"));
+        let user = f.get("user").and_then(|n| self.nonempty(n, "etcd.user"));
+        for (a, b) in [
+            ("cert_file", "key_file"),
+            ("key_file", "cert_file"),
+            ("user", "password_file"),
+            ("password_file", "user"),
+        ] {
             if let (Some(n), None) = (f.get(a), f.get(b)) {
-                self.err(n.span.clone(), &format!("etcd.{a}"), format!("`{a}` needs `{b}`"))
-                    .help = Some(format!("set both `{a}` and `{b}`, or neither"));
+                self.err(
+                    n.span.clone(),
+                    &format!("etcd.{a}"),
+                    format!("`{a}` needs `{b}`"),
+                )
+                .help = Some(format!("set both `{a}` and `{b}`, or neither"));
                 ok = false;
             }
         }
@@ -148,8 +167,12 @@ impl Decoder {
                     p.trim_end_matches('/').to_string()
                 }
                 Some(p) => {
-                    self.err(n.span.clone(), "etcd.prefix", format!("prefix `{p}` must start with `/`"))
-                        .help = Some("e.g. `/backupmanager`".into());
+                    self.err(
+                        n.span.clone(),
+                        "etcd.prefix",
+                        format!("prefix `{p}` must start with `/`"),
+                    )
+                    .help = Some("e.g. `/backupmanager`".into());
                     ok = false;
                     String::new()
                 }
@@ -169,7 +192,9 @@ impl Decoder {
                         "etcd.lease_ttl",
                         format!("lease_ttl {}s is shorter than 5s", d.as_secs()),
                     )
-                    .help = Some("use at least 5s: keep-alives need time to reach a member and back".into());
+                    .help = Some(
+                        "use at least 5s: keep-alives need time to reach a member and back".into(),
+                    );
                     ok = false;
                     d
                 }
@@ -197,7 +222,10 @@ impl Decoder {
             self.err(
                 node.span.clone(),
                 "slots",
-                format!("expected a mapping of slot names to counts, found {}", node.kind_name()),
+                format!(
+                    "expected a mapping of slot names to counts, found {}",
+                    node.kind_name()
+                ),
             )
             .help = Some("e.g. `slots: {into_backup_a: 3}`".into());
             return out;
@@ -218,7 +246,11 @@ impl Decoder {
                     out.insert(name, n as u32);
                 }
                 Some(n) => {
-                    self.err(v.span.clone(), &p, format!("slot count {n} is out of range 1-{MAX_SLOT}"));
+                    self.err(
+                        v.span.clone(),
+                        &p,
+                        format!("slot count {n} is out of range 1-{MAX_SLOT}"),
+                    );
                 }
                 None => {}
             }
@@ -275,7 +307,6 @@ impl Decoder {
 
 fn valid_name(s: &str) -> bool {
     !s.is_empty()
-        && s
-            .chars()
+        && s.chars()
             .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'))
 }

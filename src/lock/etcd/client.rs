@@ -126,9 +126,8 @@ impl Client {
                     _ => None,
                 })
                 .collect::<Vec<_>>();
-            let key = PrivateKey::from_pem(&read_pem(key, "key_file")?).map_err(|e| {
-                EtcdError::Setup(format!("key_file {}: {e}", key.display()))
-            })?;
+            let key = PrivateKey::from_pem(&read_pem(key, "key_file")?)
+                .map_err(|e| EtcdError::Setup(format!("key_file {}: {e}", key.display())))?;
             tls = tls.client_cert(Some(ClientCert::new_with_certs(&chain, key)));
         }
         let credentials = match (&s.user, &s.password_file) {
@@ -282,7 +281,11 @@ impl Client {
 
     /// Grants a lease of `ttl`; returns its id.
     pub fn grant(&self, ttl: Duration) -> Result<i64, EtcdError> {
-        let v = self.call("/v3/lease/grant", "a lease grant", &json!({"TTL": ttl.as_secs()}))?;
+        let v = self.call(
+            "/v3/lease/grant",
+            "a lease grant",
+            &json!({"TTL": ttl.as_secs()}),
+        )?;
         let id = int_field(&v, "ID");
         match id {
             Some(id) if id != 0 => Ok(id),
@@ -432,8 +435,9 @@ impl Client {
         let mut text = v.to_string();
         text.truncate(200);
         EtcdError::Malformed {
-            endpoint: self.endpoints[self.preferred.load(Ordering::Relaxed) % self.endpoints.len().max(1)]
-                .clone(),
+            endpoint: self.endpoints
+                [self.preferred.load(Ordering::Relaxed) % self.endpoints.len().max(1)]
+            .clone(),
             what: what.into(),
             message: text,
         }
@@ -530,7 +534,10 @@ mod tests {
     fn kvs_parse_and_fail_closed() {
         let kv = json!({"key": "YQ==", "value": "Yg==", "create_revision": "4", "mod_revision": "4", "lease": "99"});
         let p = parse_kv(&kv).unwrap();
-        assert_eq!((p.key.as_str(), p.value.as_str(), p.create_revision, p.lease), ("a", "b", 4, 99));
+        assert_eq!(
+            (p.key.as_str(), p.value.as_str(), p.create_revision, p.lease),
+            ("a", "b", 4, 99)
+        );
         assert!(parse_kv(&json!({"key": "!!", "create_revision": "4"})).is_none());
         assert!(parse_kv(&json!({"key": "YQ==", "create_revision": "x"})).is_none());
         assert_eq!(prefix_end("/bm/locks/"), "/bm/locks0");

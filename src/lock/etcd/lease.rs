@@ -50,10 +50,9 @@ impl Lease {
                 loop {
                     {
                         let g = s.stop.lock().unwrap_or_else(|e| e.into_inner());
-                        let (g, _) = s
-                            .cv
-                            .wait_timeout_while(g, next, |stop| !*stop)
-                            .unwrap_or_else(|e| e.into_inner());
+                        let (g, _) =
+                            s.cv.wait_timeout_while(g, next, |stop| !*stop)
+                                .unwrap_or_else(|e| e.into_inner());
                         if *g {
                             return;
                         }

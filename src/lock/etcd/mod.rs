@@ -28,10 +28,10 @@ use std::time::Duration;
 
 use serde_json::{json, Value};
 
-pub use client::{Client, EtcdError, Kv, Watched};
 use super::judge::{Foreign, Holder, Observed};
 use super::record::Record;
 use crate::config::coord::EtcdSettings;
+pub use client::{Client, EtcdError, Kv, Watched};
 
 /// The etcd cluster, with the key layout.
 #[derive(Debug)]
@@ -186,7 +186,11 @@ impl EtcdLocks {
             // Changed between compare and read (the transaction is atomic, our reading of it
             // is too, so this is a key that came and went): try again at once.
             _ => Ok(Acquire::Blocked {
-                key: own.first().or(blockers.first()).cloned().unwrap_or_default(),
+                key: own
+                    .first()
+                    .or(blockers.first())
+                    .cloned()
+                    .unwrap_or_default(),
                 holder: None,
                 revision,
             }),
@@ -196,8 +200,11 @@ impl EtcdLocks {
     /// Puts this run's key in `slot`'s queue (once; a later call keeps its place).
     pub fn join_slot(&self, slot: &str, record: &Record, lease: i64) -> Result<(), EtcdError> {
         let key = self.slot_key(slot, lease);
-        self.client
-            .txn(vec![absent(&key)], vec![put(&key, &record.to_line(), lease)], vec![])?;
+        self.client.txn(
+            vec![absent(&key)],
+            vec![put(&key, &record.to_line(), lease)],
+            vec![],
+        )?;
         Ok(())
     }
 
@@ -219,7 +226,10 @@ impl EtcdLocks {
         }
         Ok(Standing::Waiting {
             ahead: pos,
-            holders: kvs[..n as usize].iter().map(|kv| holder_of_value(&kv.value)).collect(),
+            holders: kvs[..n as usize]
+                .iter()
+                .map(|kv| holder_of_value(&kv.value))
+                .collect(),
             revision,
         })
     }
