@@ -99,20 +99,13 @@ pub enum BuildCause {
     Ssh(#[from] SshError),
     #[error(transparent)]
     Snapshot(#[from] crate::snapshot::SnapshotError),
-    #[error(transparent)]
-    Etcd(#[from] crate::lock::etcd::EtcdError),
 }
 
 /// Builds every job of `config`.
 pub fn build(config: Config) -> Result<Plan, BuildError> {
     let config = Arc::new(config);
     let cluster = match &config.coord.etcd {
-        Some(s) if config.coord.lock_backend.uses_etcd() => {
-            Some(Arc::new(EtcdLocks::new(s).map_err(|e| BuildError {
-                job: "(etcd)".into(),
-                source: Box::new(e.into()),
-            })?))
-        }
+        Some(s) if config.coord.lock_backend.uses_etcd() => Some(Arc::new(EtcdLocks::new(s))),
         _ => None,
     };
     let jobs = config

@@ -23,6 +23,7 @@ use crate::lock::etcd::lease::Lease;
 use crate::lock::etcd::{describe, Acquire, EtcdError, EtcdLocks, Standing, Watched};
 use crate::lock::Record;
 use crate::plan::EtcdSpec;
+use crate::sys::jobctl;
 
 /// Retry interval while etcd does not answer.
 const UNAVAILABLE_RETRY: Duration = Duration::from_secs(2);
@@ -77,10 +78,13 @@ impl EtcdHold {
         let done = AtomicBool::new(false);
         let lost: std::sync::Mutex<Option<String>> = std::sync::Mutex::new(None);
         let limit = give_up_after(lease.ttl);
+        // After a Ctrl-Z, rsync continues only once the lease is renewed (src/sys/jobctl.rs).
+        let gate = jobctl::Gate::new();
         std::thread::scope(|s| {
             s.spawn(|| {
                 while !done.load(Ordering::SeqCst) {
-                    let why = if lease.gone() {
+                    let resumed = gate.pending();
+                    let mut why = if lease.gone() {
                         Some("etcd says the lease is gone".to_string())
                     } else {
                         let quiet = lease.unconfirmed_for();
@@ -93,6 +97,16 @@ impl EtcdHold {
                             )
                         })
                     };
+                    if let (Some(epoch), None) = (resumed, &why) {
+                        why = match lease.renew_now() {
+                            Ok(true) => None,
+                            Ok(false) => Some("etcd says the lease is gone".to_string()),
+                            Err(e) => Some(format!("{e}; cannot renew the lease after a stop")),
+                        };
+                        if why.is_none() {
+                            gate.ack(epoch);
+                        }
+                    }
                     if let Some(why) = why {
                         for k in self.keys.iter().chain(&self.slots) {
                             self.events.emit(EventKind::LockLost {
@@ -102,6 +116,10 @@ impl EtcdHold {
                         }
                         *lost.lock().unwrap_or_else(|e| e.into_inner()) = Some(why);
                         cancel.store(true, Ordering::SeqCst);
+                        if let Some(epoch) = resumed {
+                            // Cancelled first: the stopped rsync is killed, never continued.
+                            gate.ack(epoch);
+                        }
                         return;
                     }
                     std::thread::sleep(Duration::from_millis(100));
@@ -174,6 +192,9 @@ impl Run<'_> {
         let Some(spec) = self.plan.etcd.clone() else {
             return Ok(None);
         };
+        if spec.own.is_empty() && spec.blockers.is_empty() && spec.slots.is_empty() {
+            return Ok(None);
+        }
         let cluster = Arc::clone(&spec.cluster);
         let wait_start = Instant::now();
         let mut last_reason = String::new();
@@ -203,14 +224,18 @@ impl Run<'_> {
                     self.waited += wait_start.elapsed();
                     let mut slots = Vec::new();
                     let l = lease.expect("held under a lease");
+                    // The creation revision is the fencing token: logged with each key.
+                    let taken = |k: &str| LockRef {
+                        path: k.into(),
+                        host: format!("etcd (revision {revision})"),
+                    };
                     for (name, _) in &spec.slots {
                         let k = cluster.slot_key(name, l.id);
-                        self.events
-                            .emit(EventKind::LockTaken { lock: etcd_ref(&k) });
+                        self.events.emit(EventKind::LockTaken { lock: taken(&k) });
                         slots.push(k);
                     }
                     for k in &spec.own {
-                        self.events.emit(EventKind::LockTaken { lock: etcd_ref(k) });
+                        self.events.emit(EventKind::LockTaken { lock: taken(k) });
                     }
                     return Ok(Some(EtcdHold {
                         cluster,
@@ -278,6 +303,34 @@ impl Run<'_> {
                 return Err(RunError::Cancelled);
             }
         }
+    }
+
+    /// Dry run: who holds each own key and blocker key now, taking nothing.
+    pub(super) fn inspect_etcd(&self) -> Result<(), RunError> {
+        let Some(spec) = &self.plan.etcd else {
+            return Ok(());
+        };
+        let own = spec.own.iter().map(|k| ("lock", k));
+        let blockers = spec.blockers.iter().map(|(k, _)| ("blocker", k));
+        for (what, key) in own.chain(blockers) {
+            let (_, kvs) = spec
+                .cluster
+                .client
+                .range(key, None)
+                .map_err(|source| RunError::Etcd { source })?;
+            let holder = kvs
+                .first()
+                .map(|kv| describe(&crate::lock::etcd::holder_of_value(&kv.value)));
+            self.events.emit(EventKind::Inspected {
+                what,
+                lock: etcd_ref(key),
+                verdict: holder
+                    .as_ref()
+                    .map(|_| "Live (held under a lease)".to_string()),
+                holder,
+            });
+        }
+        Ok(())
     }
 
     /// One pass: join and check every slot, then the locks transaction.

@@ -245,6 +245,7 @@ impl Run<'_> {
         plan.runtime
             .prepare()
             .map_err(|(path, source)| RunError::RuntimeDir { path, source })?;
+        self.inspect_etcd()?;
         let own = plan
             .locks
             .iter()

@@ -11,7 +11,7 @@
 
 use std::io::Read;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::Mutex;
+use std::sync::{Mutex, OnceLock};
 use std::time::Duration;
 
 use serde_json::{json, Value};
@@ -80,8 +80,10 @@ pub enum Watched {
 /// The etcd cluster, reached through its members' JSON gateways.
 pub struct Client {
     endpoints: Vec<String>,
-    agent: ureq::Agent,
-    credentials: Option<(String, String)>,
+    settings: EtcdSettings,
+    /// Built on first use (it reads the PEM and password files), so building a plan touches
+    /// no file.
+    setup: OnceLock<Result<Setup, String>>,
     token: Mutex<Option<String>>,
     /// The endpoint that answered last: tried first next time.
     preferred: AtomicUsize,
@@ -98,62 +100,80 @@ fn read_pem(path: &std::path::Path, what: &str) -> Result<Vec<u8>, EtcdError> {
         .map_err(|e| EtcdError::Setup(format!("cannot read {what} {}: {e}", path.display())))
 }
 
+/// The HTTP agent (with TLS settings) and the login, read from the configured files.
+struct Setup {
+    agent: ureq::Agent,
+    credentials: Option<(String, String)>,
+}
+
+fn build_setup(s: &EtcdSettings) -> Result<Setup, EtcdError> {
+    use ureq::tls::{Certificate, ClientCert, PrivateKey, RootCerts, TlsConfig};
+    let mut tls = TlsConfig::builder().root_certs(RootCerts::PlatformVerifier);
+    if let Some(ca) = &s.ca_file {
+        let pem = read_pem(ca, "ca_file")?;
+        let certs = ureq::tls::parse_pem(&pem)
+            .filter_map(|i| match i {
+                Ok(ureq::tls::PemItem::Certificate(c)) => Some(c),
+                _ => None,
+            })
+            .collect::<Vec<Certificate<'static>>>();
+        if certs.is_empty() {
+            return Err(EtcdError::Setup(format!(
+                "ca_file {} holds no PEM certificate",
+                ca.display()
+            )));
+        }
+        tls = tls.root_certs(RootCerts::new_with_certs(&certs));
+    }
+    if let (Some(cert), Some(key)) = (&s.cert_file, &s.key_file) {
+        let pem = read_pem(cert, "cert_file")?;
+        let chain = ureq::tls::parse_pem(&pem)
+            .filter_map(|i| match i {
+                Ok(ureq::tls::PemItem::Certificate(c)) => Some(c),
+                _ => None,
+            })
+            .collect::<Vec<_>>();
+        let key = PrivateKey::from_pem(&read_pem(key, "key_file")?)
+            .map_err(|e| EtcdError::Setup(format!("key_file {}: {e}", key.display())))?;
+        tls = tls.client_cert(Some(ClientCert::new_with_certs(&chain, key)));
+    }
+    let credentials = match (&s.user, &s.password_file) {
+        (Some(u), Some(p)) => {
+            let text = std::fs::read_to_string(p).map_err(|e| {
+                EtcdError::Setup(format!("cannot read password_file {}: {e}", p.display()))
+            })?;
+            let pw = text.lines().next().unwrap_or("").to_string();
+            Some((u.clone(), pw))
+        }
+        _ => None,
+    };
+    let agent: ureq::Agent = ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .timeout_global(Some(REQUEST_TIMEOUT))
+        .timeout_connect(Some(CONNECT_TIMEOUT))
+        .tls_config(tls.build())
+        .build()
+        .into();
+    Ok(Setup { agent, credentials })
+}
+
 impl Client {
-    pub fn new(s: &EtcdSettings) -> Result<Client, EtcdError> {
-        use ureq::tls::{Certificate, ClientCert, PrivateKey, RootCerts, TlsConfig};
-        let mut tls = TlsConfig::builder().root_certs(RootCerts::PlatformVerifier);
-        if let Some(ca) = &s.ca_file {
-            let pem = read_pem(ca, "ca_file")?;
-            let certs = ureq::tls::parse_pem(&pem)
-                .filter_map(|i| match i {
-                    Ok(ureq::tls::PemItem::Certificate(c)) => Some(c),
-                    _ => None,
-                })
-                .collect::<Vec<Certificate<'static>>>();
-            if certs.is_empty() {
-                return Err(EtcdError::Setup(format!(
-                    "ca_file {} holds no PEM certificate",
-                    ca.display()
-                )));
-            }
-            tls = tls.root_certs(RootCerts::new_with_certs(&certs));
-        }
-        if let (Some(cert), Some(key)) = (&s.cert_file, &s.key_file) {
-            let pem = read_pem(cert, "cert_file")?;
-            let chain = ureq::tls::parse_pem(&pem)
-                .filter_map(|i| match i {
-                    Ok(ureq::tls::PemItem::Certificate(c)) => Some(c),
-                    _ => None,
-                })
-                .collect::<Vec<_>>();
-            let key = PrivateKey::from_pem(&read_pem(key, "key_file")?)
-                .map_err(|e| EtcdError::Setup(format!("key_file {}: {e}", key.display())))?;
-            tls = tls.client_cert(Some(ClientCert::new_with_certs(&chain, key)));
-        }
-        let credentials = match (&s.user, &s.password_file) {
-            (Some(u), Some(p)) => {
-                let text = std::fs::read_to_string(p).map_err(|e| {
-                    EtcdError::Setup(format!("cannot read password_file {}: {e}", p.display()))
-                })?;
-                let pw = text.lines().next().unwrap_or("").to_string();
-                Some((u.clone(), pw))
-            }
-            _ => None,
-        };
-        let agent: ureq::Agent = ureq::Agent::config_builder()
-            .http_status_as_error(false)
-            .timeout_global(Some(REQUEST_TIMEOUT))
-            .timeout_connect(Some(CONNECT_TIMEOUT))
-            .tls_config(tls.build())
-            .build()
-            .into();
-        Ok(Client {
+    pub fn new(s: &EtcdSettings) -> Client {
+        Client {
             endpoints: s.endpoints.clone(),
-            agent,
-            credentials,
+            settings: s.clone(),
+            setup: OnceLock::new(),
             token: Mutex::new(None),
             preferred: AtomicUsize::new(0),
-        })
+        }
+    }
+
+    /// The HTTP agent and credentials, made once (an error is kept and repeated).
+    fn setup(&self) -> Result<&Setup, EtcdError> {
+        self.setup
+            .get_or_init(|| build_setup(&self.settings).map_err(|e| e.to_string()))
+            .as_ref()
+            .map_err(|e| EtcdError::Setup(e.clone()))
     }
 
     pub fn endpoints(&self) -> String {
@@ -196,7 +216,8 @@ impl Client {
         may_login: bool,
     ) -> Result<Value, Failure> {
         let token = self.token(endpoint)?;
-        let mut req = self.agent.post(format!("{endpoint}{path}"));
+        let setup = self.setup().map_err(Failure::Final)?;
+        let mut req = setup.agent.post(format!("{endpoint}{path}"));
         if let Some(t) = &token {
             req = req.header("Authorization", t);
         }
@@ -235,7 +256,7 @@ impl Client {
         if status >= 500 && !message.contains("requested lease not found") {
             return Err(Failure::Next(format!("HTTP {status}: {message}")));
         }
-        if may_login && self.credentials.is_some() && message.contains("invalid auth token") {
+        if may_login && setup.credentials.is_some() && message.contains("invalid auth token") {
             *self.token.lock().unwrap_or_else(|e| e.into_inner()) = None;
             return self.call_one(endpoint, path, what, body, false);
         }
@@ -248,13 +269,14 @@ impl Client {
 
     /// The auth token, logging in at `endpoint` when there are credentials and none yet.
     fn token(&self, endpoint: &str) -> Result<Option<String>, Failure> {
-        let Some((user, password)) = &self.credentials else {
+        let setup = self.setup().map_err(Failure::Final)?;
+        let Some((user, password)) = &setup.credentials else {
             return Ok(None);
         };
         if let Some(t) = self.token.lock().unwrap_or_else(|e| e.into_inner()).clone() {
             return Ok(Some(t));
         }
-        let mut resp = self
+        let mut resp = setup
             .agent
             .post(format!("{endpoint}/v3/auth/authenticate"))
             .send(json!({"name": user, "password": password}).to_string())
@@ -384,6 +406,7 @@ impl Client {
                 Err(Failure::Final(e)) => return Err(e),
             };
             let mut r = self
+                .setup()?
                 .agent
                 .post(format!("{endpoint}/v3/watch"))
                 .config()

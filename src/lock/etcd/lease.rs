@@ -95,6 +95,20 @@ impl Lease {
         ))
     }
 
+    /// Renews the lease now (after a stop, before rsync may continue). Returns false when etcd
+    /// says it is gone.
+    pub fn renew_now(&self) -> Result<bool, EtcdError> {
+        let sent = clock::boottime().saturating_sub(self.start).as_millis() as u64;
+        let left = self.cluster.client.keep_alive(self.id)?;
+        if left > 0 {
+            self.shared.confirmed.fetch_max(sent, Ordering::SeqCst);
+            Ok(true)
+        } else {
+            self.shared.gone.store(true, Ordering::SeqCst);
+            Ok(false)
+        }
+    }
+
     /// Stops the keep-alive and revokes the lease (its remaining keys go with it).
     pub fn revoke(mut self) -> Result<(), EtcdError> {
         self.stop();

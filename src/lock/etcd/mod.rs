@@ -111,12 +111,13 @@ fn absent(key: &str) -> Value {
 }
 
 impl EtcdLocks {
-    pub fn new(s: &EtcdSettings) -> Result<EtcdLocks, EtcdError> {
-        Ok(EtcdLocks {
-            client: Client::new(s)?,
+    /// Reads no file and connects nowhere yet: the client is set up on its first request.
+    pub fn new(s: &EtcdSettings) -> EtcdLocks {
+        EtcdLocks {
+            client: Client::new(s),
             prefix: s.prefix.clone(),
             lease_ttl: s.lease_ttl,
-        })
+        }
     }
 
     /// The key of a lock_files/blocks_on entry, from its canonical name `<host>:<path>`.
