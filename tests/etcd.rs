@@ -406,6 +406,29 @@ fn locks_lists_holders_and_slots_and_break_removes_a_key() {
         text.contains("lock backup_a:/locks/backup_a  held by job push"),
         "{text}"
     );
+    // A dry run of a job blocking on the key says who holds it, and takes nothing.
+    let c = host(
+        "c",
+        &cluster,
+        "etcd",
+        "5s",
+        &[],
+        |j| {
+            j.blocks_on(
+                Blocker::remote("/locks/backup_a", "5m").on(&Remote::new("root", "backup_a", 22)),
+            )
+        },
+        1024,
+    );
+    let mut dry = Bm::run_job(&c.cfg, "push", &["--dry-run"]);
+    assert_eq!(dry.wait(LONG), OK, "{}", dry.log());
+    assert!(
+        dry.saw(
+            "blocker /bmtest/locks/backup_a:/locks/backup_a on etcd: present, held by job push"
+        ),
+        "{}",
+        dry.log()
+    );
     // Without --yes and without a terminal nothing is removed.
     let out = bm_cmd(&b.cfg, &["locks", "break", "backup_a:/locks/backup_a"]);
     assert!(!out.status.success());
