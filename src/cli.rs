@@ -252,6 +252,16 @@ pub enum Command {
         #[arg(long, value_enum, default_value_t = Format::Text)]
         format: Format,
     },
+    /// Wait until a lock file is gone (inotify), print `BM1 GONE` or, at the timeout,
+    /// `BM1 STILL`. Run over ssh by a waiter on another host, for a fast hand-off.
+    #[command(name = "watch-lock", hide = true)]
+    WatchLock {
+        /// Give up after this many seconds (1-3600).
+        #[arg(long, default_value_t = 300, value_name = "SECS")]
+        timeout: u64,
+        #[arg(value_name = "PATH")]
+        path: PathBuf,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Subcommand)]

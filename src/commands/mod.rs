@@ -11,6 +11,7 @@ pub mod snapshots;
 pub mod status;
 pub mod terminal;
 pub mod validate;
+pub mod watch_lock;
 
 use std::path::Path;
 

@@ -106,6 +106,13 @@ pub trait LockBackend: fmt::Debug + fmt::Display + Send + Sync {
     /// A local file whose removal should wake a waiter at once (inotify), if this backend can
     /// offer one; otherwise the waiter polls.
     fn waker(&self, path: &str) -> Option<PathBuf>;
+
+    /// Waits up to `limit` on the host holding `path` for it to be gone (remote hosts that run
+    /// backupmanager: `watch-lock` over ssh). `Some(true)`: gone; `Some(false)`: still there at
+    /// the limit; `None`: this backend cannot watch (the waiter polls).
+    fn watch_gone(&self, _path: &str, _limit: std::time::Duration) -> Option<bool> {
+        None
+    }
 }
 
 /// Who holds a regular file that starts with `text` and is `size` bytes long (if known). Of a

@@ -78,6 +78,23 @@ impl EtcdHold {
         let done = AtomicBool::new(false);
         let lost: std::sync::Mutex<Option<String>> = std::sync::Mutex::new(None);
         let limit = give_up_after(lease.ttl);
+        // Lost already (while lock files were taken after etcd, in `both` mode): the work sees
+        // the cancel flag before it starts anything.
+        if lease.gone() || lease.unconfirmed_for() >= limit {
+            let why = format!(
+                "expired or unconfirmed for half its TTL of {:?} before the run could start ({})",
+                lease.ttl,
+                self.cluster.client.endpoints()
+            );
+            for k in self.keys.iter().chain(&self.slots) {
+                self.events.emit(EventKind::LockLost {
+                    lock: etcd_ref(k),
+                    why: Some(why.clone()),
+                });
+            }
+            cancel.store(true, Ordering::SeqCst);
+            return (work(), Some(why));
+        }
         // After a Ctrl-Z, rsync continues only once the lease is renewed (src/sys/jobctl.rs).
         let gate = jobctl::Gate::new();
         std::thread::scope(|s| {
