@@ -7,7 +7,9 @@
 #     transaction, release transaction, revoke), and with one remote lock file over ssh on
 #     127.0.0.1 (create, refresh, release): the deltas are what the lock costs a run;
 #   - hand-off: a blocker released (etcdctl del / ssh rm) → the waiting run's "sync 0
-#     starting", R_HAND times each: etcd (watch) vs a remote lock file (polling, wait_time 2s).
+#     starting", R_HAND times each: etcd (watch) vs a remote lock file (polling, wait_time 2s)
+#     vs a remote lock file on a host that runs backupmanager (`watch-lock` over ssh; a second
+#     sshd whose sessions find this build on their PATH).
 # Writes docs/bench-etcd.md (generated; notes by hand go to docs/bench-notes.md).
 
 etcd_free_port() {
@@ -47,6 +49,17 @@ bench_etcd() {
   bench_sshd_up "$W/sshd" "$port"
   PIDS+=("$SSHD_PID")
 
+  # A second sshd from the same config whose sessions find this build's backupmanager on their
+  # PATH (a remote host that runs backupmanager: the waiter uses `watch-lock` there).
+  local port2; port2=$(etcd_free_port)
+  mkdir -p "$W/sshd2"
+  sed -e "s/^Port .*/Port $port2/" -e "s|^PidFile .*|PidFile $W/sshd2/sshd.pid|" "$W/sshd/sshd_config" > "$W/sshd2/sshd_config"
+  echo "SetEnv PATH=$(dirname "$BM"):/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin" >> "$W/sshd2/sshd_config"
+  echo "[127.0.0.1]:$port2 $(awk '{print $1" "$2}' "$W/sshd/host_ed25519.pub")" >> "$SSH_KNOWN_HOSTS"
+  /usr/sbin/sshd -f "$W/sshd2/sshd_config" -E "$W/sshd2/sshd.log"
+  for i in $(seq 1 100); do [ -s "$W/sshd2/sshd.pid" ] && break; sleep 0.05; done
+  PIDS+=("$(cat "$W/sshd2/sshd.pid")")
+
   mkdir -p "$E/src" "$E/dst"; echo one > "$E/src/file"
   local eplist; eplist=$(printf '"%s",' "${eps[@]}"); eplist="[${eplist%,}]"
   # One config per case; the job is the same 1-file local copy.
@@ -72,6 +85,7 @@ CFG
   cfg file files "[$remote, path: $E/remote.lock}]" "[]"
   cfg wetcd etcd "[]" "[{type: local, lock_file_path: /bmbench/blocker, wait_time: 2s}]"
   cfg wfile files "[]" "[$remote, lock_file_path: $E/remote-blocker.lock, wait_time: 2s}]"
+  cfg wwatch files "[]" "[{type: remote, user: root, host: 127.0.0.1, port: $port2, lock_file_path: $E/remote-blocker.lock, wait_time: 300s}]"
   for c in none etcd file; do "$BM" --config "$E/$c.yaml" run-job j >/dev/null 2>&1 || { "$BM" --config "$E/$c.yaml" run-job j; exit 1; }; done
   hf etcdlock --warmup 3 --runs "$R_LOCK" \
     -n "run-job, no lock" "$BM --config $E/none.yaml run-job j" \
@@ -110,8 +124,9 @@ PY
   }
   handoff etcd "\"\${ETCDCTL[@]}\" put '$key' held >/dev/null" "\"\${ETCDCTL[@]}\" del '$key' >/dev/null"
   handoff file "$SSH_PLAIN -p $port root@127.0.0.1 'echo held > $E/remote-blocker.lock'" "$SSH_PLAIN -p $port root@127.0.0.1 'rm -f $E/remote-blocker.lock'"
+  handoff watch "$SSH_PLAIN -p $port root@127.0.0.1 'echo held > $E/remote-blocker.lock'" "$SSH_PLAIN -p $port root@127.0.0.1 'rm -f $E/remote-blocker.lock'"
 
-  python3 - "$W/hf-etcdlock.json" "$E/handoff-etcd.txt" "$E/handoff-file.txt" > "$ROOT/docs/bench-etcd.md" <<'PY'
+  python3 - "$W/hf-etcdlock.json" "$E/handoff-etcd.txt" "$E/handoff-file.txt" "$E/handoff-watch.txt" > "$ROOT/docs/bench-etcd.md" <<'PY'
 import json, statistics, sys
 hf = json.load(open(sys.argv[1]))["results"]
 med = {r["command"]: statistics.median(r["times"]) for r in hf}
@@ -125,9 +140,14 @@ for n in names:
 print()
 print("| hand-off (blocker released → waiter's rsync started) | median | min | max | n |")
 print("|---|---|---|---|---|")
-for label, f in [("etcd key deleted (watch)", sys.argv[2]), ("remote lock file removed over ssh (polling, wait_time 2s)", sys.argv[3])]:
+for label, f in [("etcd key deleted (watch)", sys.argv[2]), ("remote lock file removed over ssh (polling, wait_time 2s)", sys.argv[3]), ("remote lock file removed over ssh (watch-lock on the holding host, wait_time 300s)", sys.argv[4])]:
     v = [float(x) for x in open(f) if x.strip()]
     print(f"| {label} | {statistics.median(v):.0f} ms | {min(v):.0f} ms | {max(v):.0f} ms | {len(v)} |")
 PY
   cat "$ROOT/docs/bench-etcd.md"
+  # ssh ControlMaster processes the runs left (scripts/bench's cleanup looks under $W/run*).
+  for d in "$E"/run-*/ssh; do
+    for s in "$d"/*; do [ -S "$s" ] && ssh -o ControlPath="$s" -O exit x >/dev/null 2>&1; done
+  done
+  return 0
 }

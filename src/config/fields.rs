@@ -238,7 +238,7 @@ pub static LOCK: Section = Section {
 pub static BLOCKER: Section = Section {
     name: "blocker",
     what: "a blocks_on entry",
-    doc: "A lock file that must be absent before the job starts. While it exists the job waits, re-checking every `wait_time` (and at once when a local one is removed).",
+    doc: "A lock file that must be absent before the job starts. While it exists the job waits, re-checking every `wait_time` (and at once when a local one is removed, or a remote one on a host that runs backupmanager: `watch-lock` over ssh; with `lock_backend: etcd`, a watch on its key).",
     fields: &[
         req("type", Ty::Enum(&["local", "remote"]), "`local`: on this host. `remote`: on a host reached over SSH."),
         req("lock_file_path", Ty::AbsPath, "Absolute path of the lock file to wait for."),
