@@ -4,8 +4,9 @@
 //! instances safe) is told once, in DESIGN.md, "The lock protocol"; this module provides the
 //! operations:
 //! - [`LockBackend`]: where lock files live. [`LocalFiles`] uses system calls on this host;
-//!   [`RemoteFiles`] runs small POSIX scripts over a [`crate::transport::Transport`]. (An etcd
-//!   backend will be a third.)
+//!   [`RemoteFiles`] runs small POSIX scripts over a [`crate::transport::Transport`].
+//! - [`etcd`]: locks and slots as etcd keys. Not a [`LockBackend`]: it takes all of a run's
+//!   keys in one transaction under one lease, which a per-path trait cannot express.
 //! - [`record`]: the one line of JSON a lock holds, and who we are.
 //! - [`judge`]: the pure verdict on an observed lock.
 //!
