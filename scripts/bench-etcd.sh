@@ -56,7 +56,13 @@ bench_etcd() {
   sed -e "s/^Port .*/Port $port2/" -e "s|^PidFile .*|PidFile $W/sshd2/sshd.pid|" "$W/sshd/sshd_config" > "$W/sshd2/sshd_config"
   echo "SetEnv PATH=$(dirname "$BM"):/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin" >> "$W/sshd2/sshd_config"
   echo "[127.0.0.1]:$port2 $(awk '{print $1" "$2}' "$W/sshd/host_ed25519.pub")" >> "$SSH_KNOWN_HOSTS"
-  /usr/sbin/sshd -f "$W/sshd2/sshd_config" -E "$W/sshd2/sshd.log"
+  # Root's ~/.bashrc hidden from its sessions, as bench-lib.sh does for the first one.
+  local binds=()
+  [ -f /root/.bashrc ] && binds+=("$W/sshd/empty-bashrc:/root/.bashrc")
+  # shellcheck disable=SC2016
+  local launch='for b in "$@"; do case "$b" in --) shift; break ;; esac; mount --bind "${b%%:*}" "${b#*:}" || exit 1; shift; done; exec "$@"'
+  unshare --mount --propagation slave sh -c "$launch" sh ${binds[@]+"${binds[@]}"} -- \
+    /usr/sbin/sshd -f "$W/sshd2/sshd_config" -E "$W/sshd2/sshd.log"
   for i in $(seq 1 100); do [ -s "$W/sshd2/sshd.pid" ] && break; sleep 0.05; done
   PIDS+=("$(cat "$W/sshd2/sshd.pid")")
 
@@ -123,8 +129,10 @@ PY
     done
   }
   handoff etcd "\"\${ETCDCTL[@]}\" put '$key' held >/dev/null" "\"\${ETCDCTL[@]}\" del '$key' >/dev/null"
-  handoff file "$SSH_PLAIN -p $port root@127.0.0.1 'echo held > $E/remote-blocker.lock'" "$SSH_PLAIN -p $port root@127.0.0.1 'rm -f $E/remote-blocker.lock'"
-  handoff watch "$SSH_PLAIN -p $port root@127.0.0.1 'echo held > $E/remote-blocker.lock'" "$SSH_PLAIN -p $port root@127.0.0.1 'rm -f $E/remote-blocker.lock'"
+  # The "remote" host is this one (127.0.0.1): the holder writes and removes the file directly,
+  # so the release itself costs no ssh connection (it would on a real second host, for both).
+  handoff file "echo held > '$E/remote-blocker.lock'" "rm -f '$E/remote-blocker.lock'"
+  handoff watch "echo held > '$E/remote-blocker.lock'" "rm -f '$E/remote-blocker.lock'"
 
   python3 - "$W/hf-etcdlock.json" "$E/handoff-etcd.txt" "$E/handoff-file.txt" "$E/handoff-watch.txt" > "$ROOT/docs/bench-etcd.md" <<'PY'
 import json, statistics, sys
