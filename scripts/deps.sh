@@ -19,6 +19,8 @@ bm_need_tools() {
   command -v gzip >/dev/null || missing+=(gzip)             # mode: archive, compression: gzip
   [ -x /usr/bin/rrsync ] || missing+=(rsync)               # the gate is compared with rrsync -ro
   command -v python3 >/dev/null || missing+=(python3)      # rrsync is a Python script
+  command -v etcd >/dev/null || missing+=(etcd-server)      # tests/etcd.rs: a 3-member cluster
+  command -v etcdctl >/dev/null || missing+=(etcd-client)
   [ ${#missing[@]} -eq 0 ] && return 0
   local sudo=()
   [ "$(id -u)" = 0 ] || sudo=(sudo)

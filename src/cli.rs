@@ -298,6 +298,47 @@ pub enum Command {
         #[arg(long, value_name = "PUBKEY")]
         key: Option<String>,
     },
+    /// List the locks and slots held now, with their holders, fleet-wide (etcd) and for this
+    /// config's lock files; or break one.
+    ///
+    /// With `lock_backend: etcd` or `both` every key under the etcd prefix is listed (any host's
+    /// config shows the same fleet-wide view); with `files` or `both` each `lock_files` and
+    /// `blocks_on` entry of this config is checked (remote ones over ssh). Exits 1 when
+    /// something could not be checked.
+    Locks {
+        #[command(subcommand)]
+        action: Option<LocksAction>,
+        /// Output format: readable text or one JSON document.
+        #[arg(long, value_enum, default_value_t = Format::Text)]
+        format: Format,
+    },
+    /// Wait until a lock file is gone (inotify), print `BM1 GONE` or, at the timeout,
+    /// `BM1 STILL`. Run over ssh by a waiter on another host, for a fast hand-off.
+    #[command(name = "watch-lock", hide = true)]
+    WatchLock {
+        /// Give up after this many seconds (1-3600).
+        #[arg(long, default_value_t = 300, value_name = "SECS")]
+        timeout: u64,
+        #[arg(value_name = "PATH")]
+        path: PathBuf,
+    },
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Subcommand)]
+pub enum LocksAction {
+    /// Remove a lock or slot key whoever holds it (an operator's last resort; the holder's run
+    /// is not stopped). Asks for confirmation unless --yes; logs what it removed.
+    ///
+    /// KEY: a full etcd key as `locks` lists it, or `<host>:<path>` (a lock_files/blocks_on
+    /// entry: its etcd key and, with lock files, the file, only if it holds a backupmanager
+    /// record).
+    Break {
+        #[arg(value_name = "KEY")]
+        key: String,
+        /// Do not ask.
+        #[arg(long)]
+        yes: bool,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Subcommand)]

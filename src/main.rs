@@ -155,6 +155,10 @@ fn main() {
             from,
             count,
         } => commands::next::run(&cli.config, jobs, expr.as_deref(), from.as_deref(), *count),
+        Command::WatchLock { timeout, path } => commands::watch_lock::run(path, *timeout),
+        Command::Locks { action, format } => {
+            commands::locks::run(&cli.config, action.as_ref(), *format)
+        }
     };
     std::process::exit(code);
 }

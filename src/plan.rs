@@ -16,6 +16,7 @@ use crate::engine::mirror::Mirror;
 use crate::engine::pull;
 use crate::engine::snapshot::Snapshots;
 use crate::engine::Engine;
+use crate::lock::etcd::EtcdLocks;
 use crate::lock::{LocalFiles, LockBackend, RemoteFiles};
 use crate::sys::runtime::RuntimeDir;
 use crate::transport::{SshConfig, SshError, SshTarget, SshTransport, Transport};
@@ -63,6 +64,29 @@ pub struct JobPlan {
     /// Archive mode: each sync's archive series (empty otherwise), for `snapshots`, `prune`,
     /// `restore` and `verify`.
     pub archives: Vec<crate::archive::ArchiveSeries>,
+    /// The job's keys and slots in etcd, when `lock_backend` uses etcd.
+    pub etcd: Option<EtcdSpec>,
+}
+
+/// What a job holds and waits for in etcd (see [`crate::lock::etcd`]).
+#[derive(Debug, Clone)]
+pub struct EtcdSpec {
+    pub cluster: Arc<EtcdLocks>,
+    /// Keys of `lock_files` entries.
+    pub own: Vec<String>,
+    /// Keys of `blocks_on` entries, each with its `wait_time` (the re-check backstop).
+    pub blockers: Vec<(String, Duration)>,
+    /// `uses_slots`, each with its size.
+    pub slots: Vec<(String, u32)>,
+}
+
+/// The canonical name of a lock entry, `<host>:<path>`, the same on either backend: a local
+/// entry is on this host (its host name), a remote one on its `host`.
+pub fn canonical_lock(location: &Location, path: &str) -> String {
+    match location {
+        Location::Local => format!("{}:{path}", crate::sys::procfs::hostname()),
+        Location::Remote(r) => format!("{}:{path}", r.host),
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -84,10 +108,24 @@ pub enum BuildCause {
 /// Builds every job of `config`.
 pub fn build(config: Config) -> Result<Plan, BuildError> {
     let config = Arc::new(config);
+    let cluster = match &config.coord.etcd {
+        Some(s) if config.coord.lock_backend.uses_etcd() => Some(Arc::new(EtcdLocks::new(s))),
+        _ => None,
+    };
     let jobs = config
         .jobs
         .iter()
-        .map(|j| build_job(&config, j).map(Arc::new))
+        .map(|j| {
+            let mut built = build_job(&config, j)?;
+            if let Some(cluster) = &cluster {
+                built.etcd = Some(etcd_spec(&config, j, cluster));
+                if !config.coord.lock_backend.uses_files() {
+                    built.locks.clear();
+                    built.blockers.clear();
+                }
+            }
+            Ok(Arc::new(built))
+        })
         .collect::<Result<_, _>>()?;
     Ok(Plan { config, jobs })
 }
@@ -258,5 +296,32 @@ fn build_job(config: &Config, job: &Job) -> Result<JobPlan, BuildError> {
         engine,
         series,
         archives,
+        etcd: None,
     })
+}
+
+fn etcd_spec(config: &Config, job: &Job, cluster: &Arc<EtcdLocks>) -> EtcdSpec {
+    EtcdSpec {
+        cluster: Arc::clone(cluster),
+        own: job
+            .lock_files
+            .iter()
+            .map(|l| cluster.lock_key(&canonical_lock(&l.location, &l.path)))
+            .collect(),
+        blockers: job
+            .blocks_on
+            .iter()
+            .map(|b| {
+                (
+                    cluster.lock_key(&canonical_lock(&b.location, &b.path)),
+                    b.wait_time,
+                )
+            })
+            .collect(),
+        slots: job
+            .uses_slots
+            .iter()
+            .filter_map(|s| Some((s.name.clone(), *config.coord.slots.get(&s.name)?)))
+            .collect(),
+    }
 }

@@ -226,6 +226,18 @@ const SCHEMA_BLIND: &[(&str, &str)] = &[
         "rsync option words inside opts strings, and which mode forbids them",
     ),
     ("unbalanced_quote", "shell word syntax inside a string"),
+    (
+        "etcd_settings",
+        "URL syntax, loopback addresses and pairs of keys inside the etcd block",
+    ),
+    (
+        "etcd_missing",
+        "which lock_backend value needs the etcd block",
+    ),
+    (
+        "slots",
+        "which backend can hold slots, and slot names used across keys",
+    ),
 ];
 
 /// Not YAML at all, or YAML no parser should expand: the YAML parser rejects them before any

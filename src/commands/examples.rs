@@ -186,4 +186,14 @@ pub const EXAMPLES: &[(&str, &[&str], &str)] = &[
         ],
         "On a client: print the authorized_keys line that lets the backup server's key read /srv/data and keep its lock files, and nothing else.",
     ),
+    (
+        "locks",
+        &["locks"],
+        "Who holds which lock and slot now (etcd: the whole fleet).",
+    ),
+    (
+        "locks",
+        &["locks", "break", "backup_a:/var/lock/backup.lock", "--yes"],
+        "Remove a lock an operator knows to be abandoned (logged).",
+    ),
 ];

@@ -4,6 +4,7 @@ pub mod archives;
 pub mod examples;
 pub mod gate;
 pub mod history;
+pub mod locks;
 pub mod logs;
 pub mod next;
 pub mod reference;
@@ -12,6 +13,7 @@ pub mod snapshots;
 pub mod status;
 pub mod terminal;
 pub mod validate;
+pub mod watch_lock;
 
 use std::path::Path;
 

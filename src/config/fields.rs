@@ -36,6 +36,8 @@ pub enum Ty {
     Count,
     /// A calendar span: `2d`, `36h`, `1y6mo` (units y, mo, w, d, h, m).
     CalendarSpan,
+    /// A mapping of names to whole numbers within bounds (`slots:`).
+    NamedInts(i64, i64),
 }
 
 /// A mapping: its name in the docs and its keys.
@@ -142,6 +144,9 @@ pub static TOP: Section = Section {
         f("history_keep", Ty::Duration, Some("400d"), "How long finished runs stay in the run history (`state_dir/history.sqlite`, shown by `backupmanager history`). Older ones are removed at daemon start and once a day; a run in progress never is."),
         f("jobs", Ty::List(&JOB), Some("[]"), "The jobs."),
         f("http", Ty::Map(&HTTP), None, "Serve a read-only status page and JSON API (see below). Absent: no listener at all. `http: {}` listens on the default unix socket."),
+        f("lock_backend", Ty::Enum(&["files", "etcd", "both"]), Some("files"), "Where `lock_files`, `blocks_on` and slots live. `files`: lock files, local or over SSH. `etcd`: keys in the etcd cluster of `etcd:` (each entry's key is `<host>:<path>`, so the same YAML means the same locks; a remote entry opens no SSH connection). `both` (migration): etcd first, then the lock files; released in reverse. Slots need `etcd` or `both`."),
+        f("etcd", Ty::Map(&ETCD), None, "The etcd cluster (v3 API, 3.4 or later) used when `lock_backend` is `etcd` or `both`."),
+        f("slots", Ty::NamedInts(1, crate::config::coord::MAX_SLOT), Some("{}"), "Counting semaphores shared by every host of the fleet: slot name → how many runs may hold it at once (e.g. `into_backup_a: 3`). A job takes the slots in its `uses_slots` before its locks; crashed holders free theirs when their lease expires. Needs `lock_backend: etcd` or `both`."),
     ],
 };
 
@@ -152,6 +157,22 @@ pub static HTTP: Section = Section {
     fields: &[
         f("listen", Ty::StrList, Some("[unix:http.sock]"), "Where to listen: `unix:PATH` for a unix socket (a relative PATH is inside `pid_file_dir`; the socket is mode 0660), or `ADDRESS:PORT` for TCP (`127.0.0.1:8470`, `[::1]:8470`; an IP address, not a name). A TCP address that is not loopback needs `token_file`."),
         f("token_file", Ty::AbsPath, None, "File holding the bearer token (its first line, at least 16 characters). When set, every request on every listener needs `Authorization: Bearer TOKEN`; required for a listener that is not loopback. Read when the daemon starts; keep it mode 0600."),
+    ],
+};
+
+pub static ETCD: Section = Section {
+    name: "etcd",
+    what: "the etcd block",
+    doc: "How to reach the etcd cluster. Each run takes one lease (`lease_ttl`) and keeps it alive from its own thread; a run whose lease goes unconfirmed for half its TTL is stopped before another host could take its locks. With no quorum no run starts: it waits, saying so and naming the endpoints.",
+    fields: &[
+        req("endpoints", Ty::StrList, "Client URLs of the members, e.g. `https://10.0.0.5:2379`, tried in order (failover endpoint by endpoint). Plain `http://` only on loopback addresses (test clusters)."),
+        f("ca_file", Ty::AbsPath, None, "PEM file of the CA that signed the members' certificates. Default: the system's trust store."),
+        f("cert_file", Ty::AbsPath, None, "PEM client certificate (with `key_file`) for clusters with `--client-cert-auth`."),
+        f("key_file", Ty::AbsPath, None, "PEM private key of `cert_file`."),
+        f("user", Ty::Str, None, "etcd user name (with `password_file`), for clusters with authentication enabled."),
+        f("password_file", Ty::AbsPath, None, "File whose first line is the password of `user`. Keep it readable by root only."),
+        f("prefix", Ty::Str, Some("/backupmanager"), "Every key backupmanager writes starts with this: `<prefix>/locks/<host>:<path>` and `<prefix>/slots/<name>/...`."),
+        f("lease_ttl", Ty::Duration, Some("60s"), "TTL of each run's lease (at least 5s). A crashed holder's locks and slots are free at most this long after it died."),
     ],
 };
 
@@ -190,6 +211,7 @@ pub static JOB: Section = Section {
         f("retention", Ty::Map(&RETENTION), None, "Which snapshots a `mode: snapshot` job keeps (see below). Not allowed on a mirror job: it has no history to keep."),
         f("direction", Ty::Enum(&["push", "pull"]), Some("push"), "`push`: each sync's `source` is on this host and its `dest` on `host`. `pull`: each `source` is an absolute path on `host` and each `dest` an absolute path here, so the backup server holds the key and the client's key can be read-only (`backupmanager gate` on the client). Needs `host`. A pull source may hold only letters, digits, spaces and `/ . _ - + , : @ % = ~ #` (it crosses the client's command line). Snapshot series, lock files and blockers work as for push; the remote empty-source guard lists the source first."),
         f("archive", Ty::Map(&ARCHIVE), None, "How a `mode: archive` job cuts chains and compresses (see below; every key has a default). Only allowed with `mode: archive`."),
+        f("uses_slots", Ty::StrList, Some("[]"), "Slots (top-level `slots:`) this job holds while it runs, taken before its locks. Needs `lock_backend: etcd` or `both`."),
     ],
 };
 
@@ -240,7 +262,7 @@ pub static LOCK: Section = Section {
 pub static BLOCKER: Section = Section {
     name: "blocker",
     what: "a blocks_on entry",
-    doc: "A lock file that must be absent before the job starts. While it exists the job waits, re-checking every `wait_time` (and at once when a local one is removed).",
+    doc: "A lock file that must be absent before the job starts. While it exists the job waits, re-checking every `wait_time` (and at once when a local one is removed, or a remote one on a host that runs backupmanager: `watch-lock` over ssh; with `lock_backend: etcd`, a watch on its key).",
     fields: &[
         req("type", Ty::Enum(&["local", "remote"]), "`local`: on this host. `remote`: on a host reached over SSH."),
         req("lock_file_path", Ty::AbsPath, "Absolute path of the lock file to wait for."),
@@ -267,8 +289,8 @@ pub static SYNC: Section = Section {
 };
 
 /// Every section, for generators.
-pub fn sections() -> [&'static Section; 8] {
-    [&TOP, &JOB, &LOCK, &BLOCKER, &SYNC, &RETENTION, &HTTP, &ARCHIVE]
+pub fn sections() -> [&'static Section; 9] {
+    [&TOP, &JOB, &LOCK, &BLOCKER, &SYNC, &RETENTION, &HTTP, &ARCHIVE, &ETCD]
 }
 
 #[cfg(test)]

@@ -10,6 +10,7 @@
 //! to warn about a source that does not exist.
 
 pub mod archive;
+pub mod coord;
 pub mod decode;
 pub mod diag;
 pub mod duration;
@@ -53,6 +54,8 @@ pub struct Config {
     pub jobs: Vec<Job>,
     /// The read-only web status page and API; `None`: no listener.
     pub http: Option<http::Http>,
+    /// `lock_backend`, `etcd` and `slots`.
+    pub coord: coord::Coordination,
 }
 
 impl Config {
@@ -116,6 +119,8 @@ pub struct Job {
     pub archive: Option<ArchiveSettings>,
     /// Which way the syncs copy: push (`dest` on `host`) or pull (`source` on `host`).
     pub direction: Direction,
+    /// Slots (top-level `slots:`) the job holds while it runs.
+    pub uses_slots: Vec<coord::SlotUse>,
 }
 
 /// How an archive-mode job cuts its chains and compresses (`archive:`).

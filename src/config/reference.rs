@@ -83,6 +83,10 @@ fn ty_schema(ty: Ty) -> Value {
             "type": "string",
             "pattern": "^\\s*([0-9]+\\s*(y|mo|w|d|h|m)\\s*)+$"
         }),
+        Ty::NamedInts(lo, hi) => json!({
+            "type": ["object", "null"],
+            "additionalProperties": {"type": "integer", "minimum": lo, "maximum": hi}
+        }),
     }
 }
 
@@ -107,6 +111,7 @@ fn ty_words(ty: Ty) -> String {
         Ty::Map(s) => format!("mapping (see {})", title(s.name)),
         Ty::Count => "count (integer >= 1) or `all`".into(),
         Ty::CalendarSpan => "calendar span (2d, 36h, 1y6mo; units y, mo, w, d, h, m)".into(),
+        Ty::NamedInts(lo, hi) => format!("mapping of names to integers ({lo}-{hi})"),
     }
 }
 
@@ -228,6 +233,7 @@ mod tests {
             include_str!("decode/job.rs"),
             include_str!("decode/entries.rs"),
             include_str!("decode/direction.rs"),
+            include_str!("decode/coord.rs"),
             include_str!("retention.rs"),
             include_str!("http.rs"),
             include_str!("archive.rs"),
@@ -249,7 +255,7 @@ mod tests {
     #[test]
     fn schema_forbids_unknown_keys_everywhere() {
         let s = json_schema().to_string();
-        assert_eq!(s.matches("\"additionalProperties\":false").count(), 8);
+        assert_eq!(s.matches("\"additionalProperties\":false").count(), 9);
         assert!(s.contains("\"required\":[\"id\",\"syncs\"]"));
     }
 }

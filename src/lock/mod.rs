@@ -4,8 +4,9 @@
 //! instances safe) is told once, in DESIGN.md, "The lock protocol"; this module provides the
 //! operations:
 //! - [`LockBackend`]: where lock files live. [`LocalFiles`] uses system calls on this host;
-//!   [`RemoteFiles`] runs small POSIX scripts over a [`crate::transport::Transport`]. (An etcd
-//!   backend will be a third.)
+//!   [`RemoteFiles`] runs small POSIX scripts over a [`crate::transport::Transport`].
+//! - [`etcd`]: locks and slots as etcd keys. Not a [`LockBackend`]: it takes all of a run's
+//!   keys in one transaction under one lease, which a per-path trait cannot express.
 //! - [`record`]: the one line of JSON a lock holds, and who we are.
 //! - [`judge`]: the pure verdict on an observed lock.
 //!
@@ -20,6 +21,7 @@
 // `LockError` (which carries an `SshError`) costs nothing measurable.
 #![allow(clippy::large_enum_variant, clippy::result_large_err)]
 
+pub mod etcd;
 pub mod judge;
 pub mod local;
 pub mod record;
@@ -105,6 +107,13 @@ pub trait LockBackend: fmt::Debug + fmt::Display + Send + Sync {
     /// A local file whose removal should wake a waiter at once (inotify), if this backend can
     /// offer one; otherwise the waiter polls.
     fn waker(&self, path: &str) -> Option<PathBuf>;
+
+    /// Waits up to `limit` on the host holding `path` for it to be gone (remote hosts that run
+    /// backupmanager: `watch-lock` over ssh). `Some(true)`: gone; `Some(false)`: still there at
+    /// the limit; `None`: this backend cannot watch (the waiter polls).
+    fn watch_gone(&self, _path: &str, _limit: std::time::Duration) -> Option<bool> {
+        None
+    }
 }
 
 /// Who holds a regular file that starts with `text` and is `size` bytes long (if known). Of a

@@ -15,6 +15,9 @@ use super::record::Record;
 use super::{holder_of, Created, LockBackend, LockError};
 use crate::transport::{shell_quote, Transport};
 
+/// The longest one remote `watch-lock` may be asked to wait.
+pub const WATCH_MAX_SECS: u64 = 3600;
+
 /// The longest a single remote lock operation may take.
 const REMOTE_TIMEOUT: Duration = Duration::from_secs(30);
 
@@ -111,6 +114,27 @@ impl LockBackend for RemoteFiles {
 
     fn waker(&self, _path: &str) -> Option<PathBuf> {
         None
+    }
+
+    fn watch_gone(&self, path: &str, limit: Duration) -> Option<bool> {
+        let secs = limit.as_secs().clamp(1, WATCH_MAX_SECS);
+        let script = format!(
+            "if command -v backupmanager >/dev/null 2>&1; then \
+             exec backupmanager watch-lock --timeout {secs} -- {}; else echo 'BM1 NOWATCH'; fi",
+            shell_quote(path)
+        );
+        let out = self
+            .transport
+            .run_script(&script, Duration::from_secs(secs) + REMOTE_TIMEOUT)
+            .ok()?;
+        if !out.success() {
+            return None;
+        }
+        match out.stdout_lossy().trim_end() {
+            "BM1 GONE" => Some(true),
+            "BM1 STILL" => Some(false),
+            _ => None,
+        }
     }
 }
 

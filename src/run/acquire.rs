@@ -6,11 +6,12 @@
 //! Must not: copy data, or remove a file that is not a backupmanager record.
 
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use super::held::{Held, HeldLocks};
 use super::outcome::RunError;
-use super::wait::{jitter, pause, Watcher};
+use super::wait::{jitter, pause, pause_remote, Watcher};
 use super::Run;
 use crate::events::{EventKind, LockRef};
 use crate::lock::{self, Created, Holder, LockBackend, Observed, Record, Verdict};
@@ -27,6 +28,13 @@ pub(super) struct Blocked {
     retry: Duration,
     /// The local file whose removal ends the wait early, if the obstacle is local.
     wake_on: Option<PathBuf>,
+    /// A remote obstacle: where it is, for a `watch-lock` over ssh (fast hand-off).
+    remote: Option<(Arc<dyn LockBackend>, String)>,
+}
+
+/// The remote watch of a blocked attempt, when its obstacle is on another host.
+fn remote_of(backend: &Arc<dyn LockBackend>, path: &str) -> Option<(Arc<dyn LockBackend>, String)> {
+    (!backend.is_local()).then(|| (Arc::clone(backend), path.to_string()))
 }
 
 enum Attempt {
@@ -103,12 +111,16 @@ impl Run<'_> {
                 }
                 wait = wait.min(d - now);
             }
-            if pause(
-                watcher.as_mut(),
-                blocked.wake_on.as_deref(),
-                wait,
-                self.cancel,
-            ) {
+            let cancelled = match (&blocked.wake_on, blocked.remote) {
+                (None, Some((backend, path))) => pause_remote(backend, path, wait, self.cancel),
+                _ => pause(
+                    watcher.as_mut(),
+                    blocked.wake_on.as_deref(),
+                    wait,
+                    self.cancel,
+                ),
+            };
+            if cancelled {
                 return Err(RunError::Cancelled);
             }
         }
@@ -162,6 +174,7 @@ impl Run<'_> {
                                 holder: Some(obs.to_string()),
                                 retry: retry_default,
                                 wake_on: backend.waker(&l.path),
+                                remote: remote_of(backend, &l.path),
                             }));
                         }
                     },
@@ -178,6 +191,7 @@ impl Run<'_> {
                     holder: None,
                     retry: retry_default,
                     wake_on: backend.waker(&l.path),
+                    remote: remote_of(backend, &l.path),
                 }));
             }
         }
@@ -200,6 +214,7 @@ impl Run<'_> {
                         holder: Some(obs.to_string()),
                         retry: b.wait_time,
                         wake_on: backend.waker(&b.path),
+                        remote: remote_of(backend, &b.path),
                     }));
                 }
                 Verdict::Stale(why) => {

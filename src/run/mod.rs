@@ -20,6 +20,7 @@
 
 mod acquire;
 pub mod active;
+mod etcd;
 mod held;
 pub mod log;
 pub mod outcome;
@@ -173,13 +174,25 @@ impl Run<'_> {
             .map_err(|(path, source)| RunError::RuntimeDir { path, source })?;
         let deadline = self.plan.job.max_wait.map(|w| Instant::now() + w);
         let _run_lock = self.take_run_lock(no_wait, deadline)?;
+        // etcd first (lock_backend etcd or both), then lock files; released in reverse.
+        let mut etcd = self.acquire_etcd(no_wait, deadline)?;
         let mut held = self.acquire(no_wait, deadline)?;
         let (heartbeat, lease) = (self.plan.job.lock_heartbeat, self.plan.job.stale_after);
         let cancel = self.cancel;
-        let (result, lost) =
-            held.with_heartbeat(heartbeat, lease, cancel, || self.run_engine(false));
+        let mut engine =
+            || held.with_heartbeat(heartbeat, lease, cancel, || self.run_engine(false));
+        let ((result, lost), lease_lost) = match &etcd {
+            Some(e) => e.with_lease(cancel, engine),
+            None => (engine(), None),
+        };
         // Release before reporting, so the outcome is only sent once no lock of ours remains.
         held.release();
+        if let Some(e) = etcd.as_mut() {
+            e.release();
+        }
+        if let Some(why) = lease_lost {
+            return Err(RunError::LeaseLost { why });
+        }
         if lost {
             return Err(RunError::LockLost);
         }
@@ -232,6 +245,7 @@ impl Run<'_> {
         plan.runtime
             .prepare()
             .map_err(|(path, source)| RunError::RuntimeDir { path, source })?;
+        self.inspect_etcd()?;
         let own = plan
             .locks
             .iter()

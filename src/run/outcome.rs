@@ -149,6 +149,15 @@ pub enum RunError {
     },
     #[error("a lock file of this run was removed or taken over while it ran")]
     LockLost,
+    /// etcd refused a request or gave an answer we cannot read (lock_backend etcd or both).
+    #[error("{source}")]
+    Etcd {
+        #[source]
+        source: crate::lock::etcd::EtcdError,
+    },
+    /// The run's etcd lease expired or went unconfirmed too long while it ran.
+    #[error("the etcd lease of this run was lost while it ran: {why}")]
+    LeaseLost { why: String },
     #[error(transparent)]
     Engine(#[from] EngineError),
     #[error("run cancelled")]
@@ -182,7 +191,8 @@ impl RunError {
             | RunError::CheckBlocker { source }
             | RunError::BreakStale { source }
             | RunError::Inspect { source, .. } => lock(source),
-            RunError::LockLost => ErrorKind::LockLost,
+            RunError::LockLost | RunError::LeaseLost { .. } => ErrorKind::LockLost,
+            RunError::Etcd { .. } => ErrorKind::Transport,
             RunError::Engine(e) => match e {
                 EngineError::GuardRefused { .. } => ErrorKind::GuardRefused,
                 EngineError::Rsync { .. } => ErrorKind::Io,

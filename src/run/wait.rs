@@ -2,16 +2,21 @@
 //! [`Watcher`] that wakes a waiter the moment a local blocker is removed (a local hand-off
 //! takes milliseconds, not `wait_time`).
 //!
+//! A remote blocker is watched on its host ([`pause_remote`]: `watch-lock` over ssh) when that
+//! host runs backupmanager; otherwise the waiter polls.
+//!
 //! Must not: decide whether to wait (the acquire loop does) or touch lock files.
 
 use std::os::fd::AsFd;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{mpsc, Arc};
 use std::time::{Duration, Instant};
 
 use nix::poll::{PollFd, PollFlags, PollTimeout};
 use nix::sys::inotify::{AddWatchFlags, InitFlags, Inotify, WatchDescriptor};
 
+use crate::lock::LockBackend;
 use crate::sys::cancel::sleep_cancellable;
 use crate::sys::random;
 
@@ -114,6 +119,45 @@ pub fn pause(
     match (watcher, wake_on) {
         (Some(w), Some(path)) => w.wait(d, path, cancel),
         _ => sleep_cancellable(d, cancel),
+    }
+}
+
+/// Waits `d`, woken early when the host holding the remote `path` reports it gone
+/// (`watch-lock` over ssh, [`LockBackend::watch_gone`]). A host that cannot watch (no
+/// backupmanager there, an older one, a failed ssh) leaves the plain wait: polling every
+/// `wait_time`. True if cancelled.
+pub fn pause_remote(
+    backend: Arc<dyn LockBackend>,
+    path: String,
+    d: Duration,
+    cancel: &AtomicBool,
+) -> bool {
+    let end = Instant::now() + d;
+    let (tx, rx) = mpsc::channel();
+    // The thread ends by itself: the remote watch and its ssh are bounded by `d`.
+    let spawned = std::thread::Builder::new()
+        .name("watch-lock".into())
+        .spawn(move || {
+            let _ = tx.send(backend.watch_gone(&path, d));
+        });
+    if spawned.is_err() {
+        return sleep_cancellable(d, cancel);
+    }
+    loop {
+        if cancel.load(Ordering::SeqCst) {
+            return true;
+        }
+        let now = Instant::now();
+        if now >= end {
+            return false;
+        }
+        match rx.recv_timeout((end - now).min(Duration::from_millis(250))) {
+            Ok(Some(true)) => return false,
+            Ok(_) | Err(mpsc::RecvTimeoutError::Disconnected) => {
+                return sleep_cancellable(end.saturating_duration_since(Instant::now()), cancel)
+            }
+            Err(mpsc::RecvTimeoutError::Timeout) => {}
+        }
     }
 }
 

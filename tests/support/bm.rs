@@ -85,6 +85,19 @@ impl Bm {
         self.child.id()
     }
 
+    /// kill -9 of the process and of every process below it (a host that died at once).
+    pub fn kill9_tree(&mut self) {
+        let tree = descendants(self.pid());
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        for p in tree {
+            if pid_alive(p) {
+                let _ = kill(Pid::from_raw(p as i32), Signal::SIGKILL);
+            }
+        }
+        let _ = self.try_code();
+    }
+
     /// The exit code (128 + signal for a killed process) once it has ended.
     pub fn try_code(&mut self) -> Option<i32> {
         if self.code.is_none() {

@@ -243,6 +243,13 @@ impl JobBuilder {
     pub fn cron_schedule(self, expr: &str) -> Self {
         self.set("cron_schedule", expr)
     }
+    /// `uses_slots: [...]`.
+    pub fn uses_slots(self, names: &[&str]) -> Self {
+        self.set(
+            "uses_slots",
+            Value::Sequence(names.iter().map(|n| Value::from(*n)).collect()),
+        )
+    }
     /// `host`, `port`, `user`: the syncs' destination host, inherited by remote entries.
     pub fn remote(mut self, r: &Remote) -> Self {
         r.put(&mut self.settings);
@@ -427,6 +434,30 @@ impl ConfigBuilder {
             put(&mut m, "token_file", text(t));
         }
         self.set("http", Value::Mapping(m))
+    }
+    /// `lock_backend: files | etcd | both`.
+    pub fn lock_backend(self, kind: &str) -> Self {
+        self.set("lock_backend", kind)
+    }
+    /// `etcd: {endpoints, lease_ttl, prefix}`.
+    pub fn etcd(self, endpoints: &[String], lease_ttl: &str, prefix: &str) -> Self {
+        let mut m = Mapping::new();
+        put(
+            &mut m,
+            "endpoints",
+            Value::Sequence(endpoints.iter().map(|e| Value::from(e.as_str())).collect()),
+        );
+        put(&mut m, "lease_ttl", lease_ttl);
+        put(&mut m, "prefix", prefix);
+        self.set("etcd", m)
+    }
+    /// `slots: {name: n, ...}`.
+    pub fn slots(self, slots: &[(&str, u32)]) -> Self {
+        let mut m = Mapping::new();
+        for (name, n) in slots {
+            put(&mut m, name, Value::from(*n));
+        }
+        self.set("slots", m)
     }
 
     pub fn job(mut self, j: JobBuilder) -> Self {

@@ -53,11 +53,19 @@ pub struct Sshd {
     path: PathBuf,
     port: u16,
     child: Option<Child>,
+    /// A directory put first in the sessions' PATH (`SetEnv`), e.g. one holding backupmanager.
+    path_first: Option<PathBuf>,
 }
 
 impl Sshd {
     /// Start a fresh sshd on a free port. Panics with sshd's log if it does not come up.
     pub fn start() -> Sshd {
+        Sshd::start_with_path(None)
+    }
+
+    /// As [`Sshd::start`], with `dir` first in the PATH of every session (a remote host that has
+    /// backupmanager installed).
+    pub fn start_with_path(path_first: Option<&Path>) -> Sshd {
         require_root_tools();
         // Short path under /tmp: the ControlMaster socket must fit in 108 bytes.
         let dir = Scratch::short("bm-sshd.");
@@ -81,6 +89,7 @@ impl Sshd {
                 path: path.clone(),
                 port,
                 child: None,
+                path_first: path_first.map(Path::to_path_buf),
             };
             sshd.write_config();
             let child = sshd.spawn();
@@ -127,6 +136,13 @@ impl Sshd {
             port = self.port,
             d = d.display()
         );
+        let cfg = match &self.path_first {
+            Some(p) => format!(
+                "{cfg}SetEnv PATH={}:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin\n",
+                p.display()
+            ),
+            None => cfg,
+        };
         fs::write(d.join("sshd_config"), cfg).unwrap();
         let host = pubkey_fields(&d.join("ssh_host_ed25519_key.pub"));
         fs::write(

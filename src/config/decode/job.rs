@@ -78,6 +78,7 @@ impl Decoder {
         let entries = self.job_entries(&f, node, &ctx, &mut ok);
         let limits = self.job_limits(&f, node, &path);
         let on_missed = self.on_missed(&f, &path, &mut ok);
+        let uses_slots = self.uses_slots(&f, &path);
         // `mode` and `retention` (config/retention.rs).
         let storage = self.mode_and_retention(&f, &path);
         ok &= storage.is_some();
@@ -135,6 +136,7 @@ impl Decoder {
             retention,
             archive,
             direction,
+            uses_slots,
         })
     }
 

@@ -22,6 +22,7 @@ use super::{Config, Job, Loaded, Zone, DEFAULT_INCLUDE};
 const REMOTE_ONLY: &[&str] = &["user", "host", "port"];
 
 mod direction;
+mod coord;
 mod entries;
 mod job;
 mod relations;
@@ -152,6 +153,7 @@ impl Decoder {
             .get("history_keep")
             .and_then(|n| self.positive_duration(n, "history_keep"))
             .unwrap_or_else(|| fields::default_duration(&fields::TOP, "history_keep"));
+        let coord = self.coordination(&top);
         let timezone = match top.get("timezone") {
             None => Some(Zone::system()),
             Some(n) => self.timezone(n),
@@ -210,6 +212,7 @@ impl Decoder {
             seen.insert(job.id.clone(), job.origin.clone());
             jobs.push(job);
         }
+        self.check_slots(&coord, &jobs);
         if job_nodes.is_empty() {
             self.warn(
                 root.span.clone(),
@@ -238,6 +241,7 @@ impl Decoder {
             history_keep,
             jobs,
             http,
+            coord,
         })
     }
 

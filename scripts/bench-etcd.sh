@@ -1,0 +1,161 @@
+# shellcheck shell=bash
+# bench-etcd.sh — the etcd rows of scripts/bench (sourced; `BENCH_ONLY=etcd scripts/bench`).
+#
+# A 3-member etcd cluster on 127.0.0.1 (the distribution's etcd, data under $W/etcd) and the
+# private sshd of bench-lib.sh. Measures, side by side in one hyperfine run:
+#   - run-job of a 1-file local job with no lock, with one etcd lock key (lease grant, acquire
+#     transaction, release transaction, revoke), and with one remote lock file over ssh on
+#     127.0.0.1 (create, refresh, release): the deltas are what the lock costs a run;
+#   - hand-off: a blocker released (etcdctl del / ssh rm) → the waiting run's "sync 0
+#     starting", R_HAND times each: etcd (watch) vs a remote lock file (polling, wait_time 2s)
+#     vs a remote lock file on a host that runs backupmanager (`watch-lock` over ssh; a second
+#     sshd whose sessions find this build on their PATH).
+# Writes docs/bench-etcd.md (generated; notes by hand go to docs/bench-notes.md).
+
+etcd_free_port() {
+  local p=$((24000 + RANDOM % 4000))
+  while ss -ltn 2>/dev/null | grep -q ":$p "; do p=$((p + 1)); done
+  echo "$p"
+}
+
+bench_etcd() {
+  local E=$W/etcd i cluster="" eps=() ports=()
+  command -v etcd >/dev/null && command -v etcdctl >/dev/null \
+    || { echo "bench: etcd/etcdctl missing (scripts/deps.sh installs etcd-server, etcd-client)" >&2; exit 1; }
+  mkdir -p "$E"
+  for i in 0 1 2; do
+    ports+=("$(etcd_free_port) $(etcd_free_port)")
+  done
+  for i in 0 1 2; do
+    set -- ${ports[$i]}
+    cluster+="${cluster:+,}m$i=http://127.0.0.1:$2"
+    eps+=("http://127.0.0.1:$1")
+  done
+  for i in 0 1 2; do
+    set -- ${ports[$i]}
+    etcd --name "m$i" --data-dir "$E/m$i" \
+      --listen-client-urls "http://127.0.0.1:$1" --advertise-client-urls "http://127.0.0.1:$1" \
+      --listen-peer-urls "http://127.0.0.1:$2" --initial-advertise-peer-urls "http://127.0.0.1:$2" \
+      --initial-cluster "$cluster" --initial-cluster-state new --initial-cluster-token "bm-bench-$$" \
+      --logger zap --log-outputs stderr > "$E/m$i.log" 2>&1 &
+    PIDS+=("$!")
+  done
+  local EP; EP=$(IFS=,; echo "${eps[*]}")
+  ETCDCTL=(env ETCDCTL_API=3 etcdctl --endpoints="$EP")
+  for i in $(seq 1 100); do "${ETCDCTL[@]}" endpoint health >/dev/null 2>&1 && break; sleep 0.1; done
+  "${ETCDCTL[@]}" endpoint health >/dev/null || { tail "$E"/m*.log >&2; echo "bench: etcd did not come up" >&2; exit 1; }
+  local port; port=$(etcd_free_port)
+  log "private sshd on 127.0.0.1:$port"
+  bench_sshd_up "$W/sshd" "$port"
+  PIDS+=("$SSHD_PID")
+
+  # A second sshd from the same config whose sessions find this build's backupmanager on their
+  # PATH (a remote host that runs backupmanager: the waiter uses `watch-lock` there).
+  local port2; port2=$(etcd_free_port)
+  mkdir -p "$W/sshd2"
+  sed -e "s/^Port .*/Port $port2/" -e "s|^PidFile .*|PidFile $W/sshd2/sshd.pid|" "$W/sshd/sshd_config" > "$W/sshd2/sshd_config"
+  echo "SetEnv PATH=$(dirname "$BM"):/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin" >> "$W/sshd2/sshd_config"
+  echo "[127.0.0.1]:$port2 $(awk '{print $1" "$2}' "$W/sshd/host_ed25519.pub")" >> "$SSH_KNOWN_HOSTS"
+  # Root's ~/.bashrc hidden from its sessions, as bench-lib.sh does for the first one.
+  local binds=()
+  [ -f /root/.bashrc ] && binds+=("$W/sshd/empty-bashrc:/root/.bashrc")
+  # shellcheck disable=SC2016
+  local launch='for b in "$@"; do case "$b" in --) shift; break ;; esac; mount --bind "${b%%:*}" "${b#*:}" || exit 1; shift; done; exec "$@"'
+  unshare --mount --propagation slave sh -c "$launch" sh ${binds[@]+"${binds[@]}"} -- \
+    /usr/sbin/sshd -f "$W/sshd2/sshd_config" -E "$W/sshd2/sshd.log"
+  for i in $(seq 1 100); do [ -s "$W/sshd2/sshd.pid" ] && break; sleep 0.05; done
+  PIDS+=("$(cat "$W/sshd2/sshd.pid")")
+
+  mkdir -p "$E/src" "$E/dst"; echo one > "$E/src/file"
+  local eplist; eplist=$(printf '"%s",' "${eps[@]}"); eplist="[${eplist%,}]"
+  # One config per case; the job is the same 1-file local copy.
+  cfg() { # NAME BACKEND LOCKS_YAML BLOCKS_YAML
+    cat > "$E/$1.yaml" <<CFG
+cron_schedule: '0 3 * * *'
+pid_file_dir: $E/run-$1
+state_dir: $E/state-$1
+lock_backend: $2
+etcd: {endpoints: $eplist, prefix: /bmbench, lease_ttl: 10s}
+jobs:
+  - id: j
+    identity_file: $SSH_KEY
+    known_hosts_file: $SSH_KNOWN_HOSTS
+    lock_files: $3
+    blocks_on: $4
+    syncs: [{source: $E/src/, dest: $E/dst/$1/}]
+CFG
+  }
+  local remote="{type: remote, user: root, host: 127.0.0.1, port: $port"
+  cfg none files "[]" "[]"
+  cfg etcd etcd "[{type: local, path: /bmbench/lock}]" "[]"
+  cfg file files "[$remote, path: $E/remote.lock}]" "[]"
+  cfg wetcd etcd "[]" "[{type: local, lock_file_path: /bmbench/blocker, wait_time: 2s}]"
+  cfg wfile files "[]" "[$remote, lock_file_path: $E/remote-blocker.lock, wait_time: 2s}]"
+  cfg wwatch files "[]" "[{type: remote, user: root, host: 127.0.0.1, port: $port2, lock_file_path: $E/remote-blocker.lock, wait_time: 300s}]"
+  for c in none etcd file; do "$BM" --config "$E/$c.yaml" run-job j >/dev/null 2>&1 || { "$BM" --config "$E/$c.yaml" run-job j; exit 1; }; done
+  hf etcdlock --warmup 3 --runs "$R_LOCK" \
+    -n "run-job, no lock" "$BM --config $E/none.yaml run-job j" \
+    -n "run-job, one etcd lock (3 members, loopback)" "$BM --config $E/etcd.yaml run-job j" \
+    -n "run-job, one remote lock file (ssh 127.0.0.1)" "$BM --config $E/file.yaml run-job j"
+
+  # Hand-off: the blocker is held, the waiter waits; release at T0; the waiter's rsync at T1.
+  local key; key="/bmbench/locks/$(hostname):/bmbench/blocker"
+  handoff() { # CASE HOLD_CMD RELEASE_CMD
+    local c=$1 hold=$2 rel=$3 n t0 log
+    : > "$E/handoff-$c.txt"
+    for n in $(seq 1 "$R_HAND"); do
+      eval "$hold"
+      log=$E/handoff-$c-$n.log
+      "$BM" --config "$E/w$c.yaml" --log-format json run-job j 2> "$log" &
+      local wp=$!
+      for i in $(seq 1 200); do grep -q '"event":"waiting"' "$log" && break; sleep 0.05; done
+      sleep 0.5
+      t0=$(date +%s.%N)
+      eval "$rel"
+      wait "$wp" || { cat "$log" >&2; echo "bench: hand-off waiter failed" >&2; exit 1; }
+      python3 - "$log" "$t0" >> "$E/handoff-$c.txt" <<'PY'
+import json, sys, datetime
+t0 = float(sys.argv[2])
+for line in open(sys.argv[1]):
+    try:
+        e = json.loads(line)
+    except ValueError:
+        continue
+    if e.get("event") == "sync_started":
+        ts = datetime.datetime.fromisoformat(e["timestamp"].replace("Z", "+00:00")).timestamp()
+        print(f"{(ts - t0) * 1000:.1f}")
+        break
+PY
+    done
+  }
+  handoff etcd "\"\${ETCDCTL[@]}\" put '$key' held >/dev/null" "\"\${ETCDCTL[@]}\" del '$key' >/dev/null"
+  # The "remote" host is this one (127.0.0.1): the holder writes and removes the file directly,
+  # so the release itself costs no ssh connection (it would on a real second host, for both).
+  handoff file "echo held > '$E/remote-blocker.lock'" "rm -f '$E/remote-blocker.lock'"
+  handoff watch "echo held > '$E/remote-blocker.lock'" "rm -f '$E/remote-blocker.lock'"
+
+  python3 - "$W/hf-etcdlock.json" "$E/handoff-etcd.txt" "$E/handoff-file.txt" "$E/handoff-watch.txt" > "$ROOT/docs/bench-etcd.md" <<'PY'
+import json, statistics, sys
+hf = json.load(open(sys.argv[1]))["results"]
+med = {r["command"]: statistics.median(r["times"]) for r in hf}
+names = list(med)
+base = med[names[0]]
+print("# etcd rows (generated by `BENCH_ONLY=etcd scripts/bench`)\n")
+print("| command | median | vs no lock |")
+print("|---|---|---|")
+for n in names:
+    print(f"| {n} | {med[n] * 1000:.1f} ms | {(med[n] - base) * 1000:+.1f} ms |")
+print()
+print("| hand-off (blocker released → waiter's rsync started) | median | min | max | n |")
+print("|---|---|---|---|---|")
+for label, f in [("etcd key deleted (watch)", sys.argv[2]), ("remote lock file removed over ssh (polling, wait_time 2s)", sys.argv[3]), ("remote lock file removed over ssh (watch-lock on the holding host, wait_time 300s)", sys.argv[4])]:
+    v = [float(x) for x in open(f) if x.strip()]
+    print(f"| {label} | {statistics.median(v):.0f} ms | {min(v):.0f} ms | {max(v):.0f} ms | {len(v)} |")
+PY
+  cat "$ROOT/docs/bench-etcd.md"
+  # ssh ControlMaster processes the runs left (scripts/bench's cleanup looks under $W/run*).
+  for d in "$E"/run-*/ssh; do
+    for s in "$d"/*; do [ -S "$s" ] && ssh -o ControlPath="$s" -O exit x >/dev/null 2>&1; done
+  done
+  return 0
+}
