@@ -9,6 +9,7 @@ pub mod daemon;
 pub mod engine;
 pub mod events;
 pub mod exit;
+pub mod hooks;
 pub mod lock;
 pub mod logging;
 pub mod plan;

@@ -59,6 +59,10 @@ pub struct JobPlan {
     /// Snapshot mode: each sync's series (empty for a mirror), for `snapshots`, `prune` and
     /// `restore`.
     pub series: Vec<crate::snapshot::Series>,
+    /// The job's host, for `where: remote` hooks.
+    pub remote: Option<Arc<dyn Transport>>,
+    /// Where the run log files are (`BACKUPMANAGER_LOG_FILE` for hooks).
+    pub state_dir: std::path::PathBuf,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -208,5 +212,7 @@ fn build_job(config: &Config, job: &Job) -> Result<JobPlan, BuildError> {
         blockers,
         engine,
         series,
+        remote,
+        state_dir: config.state_dir.clone(),
     })
 }

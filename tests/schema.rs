@@ -210,6 +210,10 @@ const SCHEMA_BLIND: &[(&str, &str)] = &[
         "rsync option words inside opts strings, and which mode forbids them",
     ),
     ("unbalanced_quote", "shell word syntax inside a string"),
+    (
+        "hooks",
+        "`run` xor `shell`, `where: remote` needing the job's host, `on_error` only on before hooks",
+    ),
 ];
 
 /// Not YAML at all, or YAML no parser should expand: the YAML parser rejects them before any

@@ -177,6 +177,7 @@ pub static JOB: Section = Section {
         f("on_missed", Ty::Enum(&["run_once", "skip"]), Some("run_once"), "Slots missed while the daemon was down or the machine slept: run once soon after start or resume, or skip them."),
         f("mode", Ty::Enum(&["mirror", "snapshot"]), Some("mirror"), "`mirror`: `dest` is one copy, brought up to date by every run. `snapshot`: every run makes a new dated copy under `dest`, hard-linked to the previous one so unchanged files take no space, and old copies are removed as `retention` says (required then). (`archive` is planned, not yet supported.)"),
         f("retention", Ty::Map(&RETENTION), None, "Which snapshots a `mode: snapshot` job keeps (see below). Not allowed on a mirror job: it has no history to keep."),
+        f("hooks", Ty::Map(&HOOKS), None, "Commands run around the syncs while the job's locks are held: `before`, `after_success`, `after_failure`, `finally` (see below)."),
     ],
 };
 
@@ -242,9 +243,34 @@ pub static SYNC: Section = Section {
     ],
 };
 
+pub static HOOKS: Section = Section {
+    name: "hooks",
+    what: "the hooks block",
+    doc: "Commands a job runs around its syncs. Order: own locks → blockers → `before` → syncs → `after_success` or `after_failure` → `finally` → locks released. Each list runs in order. Hooks see `BACKUPMANAGER_JOB`, `BACKUPMANAGER_RUN_ID`, `BACKUPMANAGER_PHASE`, `BACKUPMANAGER_OUTCOME` (after and finally: `success`, `failed`, `cancelled`, `skipped`), `BACKUPMANAGER_ERROR` (the run's error, empty on success), `BACKUPMANAGER_EXIT_CODE` (what `run-job` will exit with), `BACKUPMANAGER_LOG_FILE` (this run's log file) and, after a snapshot, `BACKUPMANAGER_RESTORE_POINT` (the newest snapshot this run made). Their output goes to the run log and the journal. A `before` hook that exits 75 skips the run (outcome `skipped`, exit 0: no syncs, no after hooks, `finally` still runs). A failing `before` hook fails the run unless `on_error: continue`; a failing after or finally hook is a warning and never changes the outcome.",
+    fields: &[
+        f("before", Ty::List(&HOOK), Some("[]"), "After the locks are taken and the blockers are gone, before the first sync."),
+        f("after_success", Ty::List(&HOOK), Some("[]"), "After every sync succeeded."),
+        f("after_failure", Ty::List(&HOOK), Some("[]"), "After the run failed (a before hook, a sync, or a lock). Not run when the run was blocked before it took its locks."),
+        f("finally", Ty::List(&HOOK), Some("[]"), "Last, whatever happened, once the locks were taken."),
+    ],
+};
+
+pub static HOOK: Section = Section {
+    name: "hook",
+    what: "a hook",
+    doc: "One hook command: exactly one of `run` and `shell`.",
+    fields: &[
+        f("run", Ty::StrList, None, "The program and its arguments, started without a shell (nothing is expanded), e.g. `[/usr/local/bin/dump-db, --fast]`."),
+        f("shell", Ty::Str, None, "A script given to `/bin/sh -c`: pipes, redirections and variables work. The only place backupmanager uses a shell."),
+        f("where", Ty::Enum(&["local", "remote"]), Some("local"), "`local`: on this host. `remote`: on the job's `host`, over the job's ssh connection (each word quoted for the remote POSIX shell; the environment is passed with `env`). A remote hook must not exit 255, which is ssh's own failure code."),
+        f("timeout", Ty::Duration, Some("1h"), "A hook still running after this long is stopped (its whole process group gets SIGTERM, then SIGKILL) and counts as failed. Remote: the ssh session is ended."),
+        f("on_error", Ty::Enum(&["abort", "continue"]), Some("abort"), "`before` hooks only. `abort`: a failing hook fails the run without syncing (`after_failure` and `finally` still run). `continue`: a warning; the run goes on."),
+    ],
+};
+
 /// Every section, for generators.
-pub fn sections() -> [&'static Section; 6] {
-    [&TOP, &JOB, &LOCK, &BLOCKER, &SYNC, &RETENTION]
+pub fn sections() -> [&'static Section; 8] {
+    [&TOP, &JOB, &LOCK, &BLOCKER, &SYNC, &RETENTION, &HOOKS, &HOOK]
 }
 
 #[cfg(test)]

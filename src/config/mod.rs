@@ -13,6 +13,7 @@ pub mod decode;
 pub mod diag;
 pub mod duration;
 pub mod fields;
+pub mod hooks;
 pub mod reference;
 pub mod retention;
 pub mod words;
@@ -108,6 +109,8 @@ pub struct Job {
     /// Which snapshots to keep; `Some` exactly when `mode` is [`Mode::Snapshot`], and then it
     /// keeps something ([`crate::retention::Policy::keeps_something`]).
     pub retention: Option<crate::retention::Policy>,
+    /// Commands run around the syncs (empty lists when the job has no `hooks:`).
+    pub hooks: hooks::Hooks,
 }
 
 /// How a job stores what it copies at its destination.

@@ -228,6 +228,7 @@ mod tests {
             include_str!("decode/job.rs"),
             include_str!("decode/entries.rs"),
             include_str!("retention.rs"),
+            include_str!("hooks.rs"),
         ]
         .concat();
         for section in fields::sections().iter().copied().chain([&fields::DROPIN]) {
@@ -246,7 +247,8 @@ mod tests {
     #[test]
     fn schema_forbids_unknown_keys_everywhere() {
         let s = json_schema().to_string();
-        assert_eq!(s.matches("\"additionalProperties\":false").count(), 6);
+        // Six sections, plus `hooks` and its hook entry inlined once per phase (4).
+        assert_eq!(s.matches("\"additionalProperties\":false").count(), 11);
         assert!(s.contains("\"required\":[\"id\",\"syncs\"]"));
     }
 }

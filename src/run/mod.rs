@@ -8,6 +8,7 @@
 //!
 //! Submodules, one job each: [`runlock`] (the per-job kernel lock), [`acquire`] (the lock pass
 //! and waiting), [`wait`] (jitter, inotify), [`held`] (the release guard and the heartbeat),
+//! [`hooks`] (the hook phases around the syncs),
 //! [`outcome`] (typed results), [`active`] (runs in progress in this process), [`log`] (the
 //! log observer), [`runlog`] (the per-run log file).
 //!
@@ -21,6 +22,7 @@
 mod acquire;
 pub mod active;
 mod held;
+mod hooks;
 pub mod log;
 pub mod outcome;
 pub mod runlock;
@@ -177,7 +179,7 @@ impl Run<'_> {
         let (heartbeat, lease) = (self.plan.job.lock_heartbeat, self.plan.job.stale_after);
         let cancel = self.cancel;
         let (result, lost) =
-            held.with_heartbeat(heartbeat, lease, cancel, || self.run_engine(false));
+            held.with_heartbeat(heartbeat, lease, cancel, || self.run_hooked());
         // Release before reporting, so the outcome is only sent once no lock of ours remains.
         held.release();
         if lost {

@@ -41,6 +41,12 @@ impl Observer for Doing {
                 format!("sync {index}'s snapshot had been committed")
             }
             EventKind::Pruned { .. } | EventKind::PruneFailed { .. } => "pruning".into(),
+            EventKind::HookStarted {
+                phase,
+                index,
+                command,
+                ..
+            } => format!("{phase} hook {index} ({command}) was running"),
             _ => return,
         };
         *self.0.lock().unwrap_or_else(|e| e.into_inner()) = what;

@@ -243,6 +243,12 @@ impl JobBuilder {
     pub fn cron_schedule(self, expr: &str) -> Self {
         self.set("cron_schedule", expr)
     }
+    /// Any other job key, from YAML text (`hooks`, ...).
+    pub fn yaml(self, key: &str, yaml: &str) -> Self {
+        let v: Value = serde_yaml_ng::from_str(yaml)
+            .unwrap_or_else(|e| panic!("test YAML for `{key}` ({e}):\n{yaml}"));
+        self.set(key, v)
+    }
     /// `host`, `port`, `user`: the syncs' destination host, inherited by remote entries.
     pub fn remote(mut self, r: &Remote) -> Self {
         r.put(&mut self.settings);

@@ -78,6 +78,9 @@ impl Decoder {
         // `mode` and `retention` (config/retention.rs).
         let storage = self.mode_and_retention(&f, &path);
         ok &= storage.is_some();
+        // `hooks` (config/hooks.rs).
+        let hooks = self.hooks(f.get("hooks"), &path, host.is_some());
+        ok &= hooks.is_some();
         self.check_self_waiting(&path, &entries);
         self.check_private_tmp(&path, &entries);
         let sync_place = match &host {
@@ -118,6 +121,7 @@ impl Decoder {
             on_missed,
             mode,
             retention,
+            hooks: hooks?,
         })
     }
 
