@@ -12,6 +12,8 @@ bm_need_tools() {
   command -v script >/dev/null || missing+=(bsdutils)      # run-job on a pseudo-terminal
   command -v ip >/dev/null || missing+=(iproute2)
   command -v systemd-analyze >/dev/null || missing+=(systemd)
+  command -v sqlite3 >/dev/null || missing+=(sqlite3)       # dumps: the sqlite dump test
+  ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || missing+=(postgresql)   # dumps: a real server
   [ ${#missing[@]} -eq 0 ] && return 0
   local sudo=()
   [ "$(id -u)" = 0 ] || sudo=(sudo)

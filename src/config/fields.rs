@@ -178,6 +178,7 @@ pub static JOB: Section = Section {
         f("mode", Ty::Enum(&["mirror", "snapshot"]), Some("mirror"), "`mirror`: `dest` is one copy, brought up to date by every run. `snapshot`: every run makes a new dated copy under `dest`, hard-linked to the previous one so unchanged files take no space, and old copies are removed as `retention` says (required then). (`archive` is planned, not yet supported.)"),
         f("retention", Ty::Map(&RETENTION), None, "Which snapshots a `mode: snapshot` job keeps (see below). Not allowed on a mirror job: it has no history to keep."),
         f("hooks", Ty::Map(&HOOKS), None, "Commands run around the syncs while the job's locks are held: `before`, `after_success`, `after_failure`, `finally` (see below)."),
+        f("dumps", Ty::List(&DUMP), Some("[]"), "Database dumps written after the `before` hooks and before the syncs, in order (see below). A failing dump fails the run."),
     ],
 };
 
@@ -268,9 +269,24 @@ pub static HOOK: Section = Section {
     ],
 };
 
+pub static DUMP: Section = Section {
+    name: "dump",
+    what: "a dump entry",
+    doc: "A database dump written before the syncs, so they copy a consistent file instead of a live database. The dump is written to a hidden temporary file next to `to` (`.NAME.bm-partial`) and renamed to `to` only when complete: a failed or stopped dump leaves the previous one in place and no partial file. Output goes to the run log like a hook's. Types: `sqlite` runs `sqlite3 DATABASE \".backup TMP\"` (the online backup API: consistent while the database is in use); `postgresql` runs `pg_dump OPTIONS --file=TMP --dbname=DATABASE` (connection settings in `options` or the usual `PG*` variables and `~/.pgpass`); `mysql` runs `mysqldump OPTIONS --result-file=TMP DATABASE` (e.g. `options: [--single-transaction, --defaults-extra-file=/etc/backupmanager/my.cnf]` for InnoDB tables; MariaDB's `mysqldump` is the same program); `command` runs `run` and writes its standard output.",
+    fields: &[
+        req("type", Ty::Enum(&["sqlite", "postgresql", "mysql", "command"]), "What to dump and with which program (`sqlite3`, `pg_dump`, `mysqldump`, or `run`)."),
+        f("database", Ty::Str, None, "`sqlite`: the database file. `postgresql`, `mysql`: the database name (or, for `pg_dump`, a connection string)."),
+        f("run", Ty::StrList, None, "`command` only: the program and its arguments, started without a shell; its standard output is the dump."),
+        f("options", Ty::StrList, Some("[]"), "`postgresql` and `mysql` only: extra arguments before the database, e.g. `[--host=127.0.0.1, --port=5432, --username=backup, --format=custom]`."),
+        req("to", Ty::AbsPath, "Absolute path of the finished dump (on the job's host with `where: remote`). Put it inside a sync's source so the syncs copy it."),
+        f("where", Ty::Enum(&["local", "remote"]), Some("local"), "`local`: dump on this host. `remote`: on the job's `host`, over its ssh connection."),
+        f("timeout", Ty::Duration, Some("1h"), "A dump still running after this long is stopped (its process group killed; remote: the ssh session ended) and the run fails."),
+    ],
+};
+
 /// Every section, for generators.
-pub fn sections() -> [&'static Section; 8] {
-    [&TOP, &JOB, &LOCK, &BLOCKER, &SYNC, &RETENTION, &HOOKS, &HOOK]
+pub fn sections() -> [&'static Section; 9] {
+    [&TOP, &JOB, &LOCK, &BLOCKER, &SYNC, &RETENTION, &HOOKS, &HOOK, &DUMP]
 }
 
 #[cfg(test)]

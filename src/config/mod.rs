@@ -11,6 +11,7 @@
 
 pub mod decode;
 pub mod diag;
+pub mod dumps;
 pub mod duration;
 pub mod fields;
 pub mod hooks;
@@ -111,6 +112,8 @@ pub struct Job {
     pub retention: Option<crate::retention::Policy>,
     /// Commands run around the syncs (empty lists when the job has no `hooks:`).
     pub hooks: hooks::Hooks,
+    /// Database dumps written before the syncs.
+    pub dumps: Vec<dumps::Dump>,
 }
 
 /// How a job stores what it copies at its destination.

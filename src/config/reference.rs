@@ -229,6 +229,7 @@ mod tests {
             include_str!("decode/entries.rs"),
             include_str!("retention.rs"),
             include_str!("hooks.rs"),
+            include_str!("dumps.rs"),
         ]
         .concat();
         for section in fields::sections().iter().copied().chain([&fields::DROPIN]) {
@@ -247,8 +248,8 @@ mod tests {
     #[test]
     fn schema_forbids_unknown_keys_everywhere() {
         let s = json_schema().to_string();
-        // Six sections, plus `hooks` and its hook entry inlined once per phase (4).
-        assert_eq!(s.matches("\"additionalProperties\":false").count(), 11);
+        // Six sections, plus `hooks` and its hook entry inlined once per phase (4), and `dumps`.
+        assert_eq!(s.matches("\"additionalProperties\":false").count(), 12);
         assert!(s.contains("\"required\":[\"id\",\"syncs\"]"));
     }
 }

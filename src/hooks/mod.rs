@@ -9,6 +9,7 @@
 //! Must not: take or release locks, decide a run's outcome (it reports; the run decides), or
 //! build a remote command except through [`shell_quote`].
 
+pub mod dump;
 pub mod process;
 
 use std::path::PathBuf;
@@ -245,7 +246,7 @@ fn run_local(
         }
     };
     cmd.envs(vars.iter().map(|(k, v)| (k, v)));
-    match process::run(cmd, timeout, cancel, on_line) {
+    match process::run(cmd, timeout, cancel, None, on_line) {
         Err(source) => Err(HookError::Spawn { program, source }),
         Ok(Ended::Exited(0)) => Ok(()),
         Ok(Ended::Exited(code)) => Err(HookError::Exit { code }),

@@ -34,15 +34,21 @@ pub enum Ended {
     Cancelled,
 }
 
-/// Runs `cmd` to its end, each output line to `on_line`. `Err` only when it cannot start.
+/// Runs `cmd` to its end, each output line to `on_line`; standard output goes to `stdout_to`
+/// instead when given (a dump). `Err` only when it cannot start.
 pub fn run(
     mut cmd: Command,
     timeout: Duration,
     cancel: &AtomicBool,
+    stdout_to: Option<std::fs::File>,
     mut on_line: impl FnMut(Stream, &str),
 ) -> std::io::Result<Ended> {
+    let stdout = match stdout_to {
+        Some(f) => Stdio::from(f),
+        None => Stdio::piped(),
+    };
     cmd.stdin(Stdio::null())
-        .stdout(Stdio::piped())
+        .stdout(stdout)
         .stderr(Stdio::piped())
         .env_remove("NOTIFY_SOCKET")
         .process_group(0);
@@ -219,6 +225,7 @@ mod tests {
             sh("echo out; echo err >&2; exit 3"),
             Duration::from_secs(30),
             &AtomicBool::new(false),
+            None,
             |s, l| lines.push((s, l.to_string())),
         )
         .unwrap();
@@ -241,6 +248,7 @@ mod tests {
             sh(&script),
             Duration::from_millis(500),
             &AtomicBool::new(false),
+            None,
             |_, _| {},
         )
         .unwrap();
@@ -261,7 +269,7 @@ mod tests {
     #[test]
     fn cancel_stops_it() {
         let cancel = AtomicBool::new(true);
-        let r = run(sh("sleep 600"), Duration::from_secs(600), &cancel, |_, _| {}).unwrap();
+        let r = run(sh("sleep 600"), Duration::from_secs(600), &cancel, None, |_, _| {}).unwrap();
         assert!(matches!(r, Ended::Cancelled), "{r:?}");
     }
 }

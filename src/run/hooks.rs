@@ -1,5 +1,5 @@
 //! The hook phases around a run's syncs, while its locks are held:
-//! `before` → syncs → `after_success` or `after_failure` → `finally`.
+//! `before` → dumps → syncs → `after_success` or `after_failure` → `finally`.
 //!
 //! A `before` hook that exits 75 skips the run (no syncs, no after hooks; `finally` runs); one
 //! that fails with `on_error: abort` fails it (no syncs; `after_failure` and `finally` run).
@@ -23,7 +23,8 @@ impl Run<'_> {
     /// The hooks and the syncs, in order; the run's result.
     pub(super) fn run_hooked(&mut self) -> Result<(), RunError> {
         let hooks = &self.plan.job.hooks;
-        if hooks.is_empty() {
+        let dumps = &self.plan.job.dumps;
+        if hooks.is_empty() && dumps.is_empty() {
             return self.run_engine(false);
         }
         let events = self.events.clone();
@@ -43,7 +44,15 @@ impl Run<'_> {
         };
         let result = match runner.before(&hooks.before, &env, self.cancel) {
             Before::Go if self.cancelled() => Err(RunError::Cancelled),
-            Before::Go => self.run_engine(false),
+            Before::Go => match runner.dumps(dumps, &env, self.cancel) {
+                Ok(()) if self.cancelled() => Err(RunError::Cancelled),
+                Ok(()) => self.run_engine(false),
+                Err((index, source)) => Err(RunError::Dump {
+                    index,
+                    what: crate::hooks::dump::describe(&dumps[index]),
+                    source,
+                }),
+            },
             Before::Skip { index } => Err(RunError::Skipped {
                 index,
                 command: describe(&hooks.before[index].command),

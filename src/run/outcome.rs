@@ -179,6 +179,14 @@ pub enum RunError {
         #[source]
         source: crate::hooks::HookError,
     },
+    /// A dump failed; no sync ran.
+    #[error("dump {index} ({what}) failed: {source}")]
+    Dump {
+        index: usize,
+        what: String,
+        #[source]
+        source: crate::hooks::dump::DumpError,
+    },
     /// A `before` hook exited 75.
     #[error("skipped: before hook {index} ({command}) exited 75")]
     Skipped { index: usize, command: String },
@@ -214,6 +222,8 @@ impl RunError {
             RunError::TimedOut { .. } => ErrorKind::Timeout,
             RunError::Hook { source, .. } if source.is_transport() => ErrorKind::Transport,
             RunError::Hook { .. } => ErrorKind::Hook,
+            RunError::Dump { source, .. } if source.is_transport() => ErrorKind::Transport,
+            RunError::Dump { .. } => ErrorKind::Hook,
             RunError::Skipped { .. } => ErrorKind::Skipped,
         }
     }

@@ -81,6 +81,9 @@ impl Decoder {
         // `hooks` (config/hooks.rs).
         let hooks = self.hooks(f.get("hooks"), &path, host.is_some());
         ok &= hooks.is_some();
+        // `dumps` (config/dumps.rs).
+        let dumps = self.dumps(f.get("dumps"), &path, host.is_some());
+        ok &= dumps.is_some();
         self.check_self_waiting(&path, &entries);
         self.check_private_tmp(&path, &entries);
         let sync_place = match &host {
@@ -122,6 +125,7 @@ impl Decoder {
             mode,
             retention,
             hooks: hooks?,
+            dumps: dumps?,
         })
     }
 
