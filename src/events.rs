@@ -156,6 +156,13 @@ pub enum EventKind {
         duration: Duration,
         syncs: Vec<SyncReport>,
     },
+    /// This run failed transiently and the whole run is tried again (`retry_for`) after
+    /// `wait`, as try number `attempt`; no try starts after `until`.
+    RunRetrying {
+        attempt: u32,
+        wait: Duration,
+        until: jiff::Timestamp,
+    },
     /// A hook began. `phase` is `before`, `after_success`, `after_failure` or `finally`;
     /// `index` its place in that list; `command` a readable form of what it runs.
     HookStarted {

@@ -178,6 +178,8 @@ pub static JOB: Section = Section {
         f("mode", Ty::Enum(&["mirror", "snapshot"]), Some("mirror"), "`mirror`: `dest` is one copy, brought up to date by every run. `snapshot`: every run makes a new dated copy under `dest`, hard-linked to the previous one so unchanged files take no space, and old copies are removed as `retention` says (required then). (`archive` is planned, not yet supported.)"),
         f("retention", Ty::Map(&RETENTION), None, "Which snapshots a `mode: snapshot` job keeps (see below). Not allowed on a mirror job: it has no history to keep."),
         f("hooks", Ty::Map(&HOOKS), None, "Commands run around the syncs while the job's locks are held: `before`, `after_success`, `after_failure`, `finally` (see below)."),
+        f("retry_for", Ty::Duration, None, "Retry a run that failed for a transient reason (the host unreachable or refusing ssh, a lock host down, an rsync exit code that `retries` also retries, a remote hook or dump that could not reach the host) as a whole, until this long after the first try began. Each try is its own run in the history. Default: off. Blocked, cancelled, timed-out and other failed runs are not retried."),
+        f("retry_wait", Ty::Duration, Some("5m"), "With `retry_for`: the pause between a transiently failed try and the next one."),
         f("dumps", Ty::List(&DUMP), Some("[]"), "Database dumps written after the `before` hooks and before the syncs, in order (see below). A failing dump fails the run."),
     ],
 };

@@ -16,6 +16,7 @@ pub mod duration;
 pub mod fields;
 pub mod hooks;
 pub mod reference;
+pub mod retry;
 pub mod retention;
 pub mod words;
 pub mod yaml;
@@ -114,6 +115,8 @@ pub struct Job {
     pub hooks: hooks::Hooks,
     /// Database dumps written before the syncs.
     pub dumps: Vec<dumps::Dump>,
+    /// Whole-run retries after a transient failure; `None`: off.
+    pub retry: Option<retry::Retry>,
 }
 
 /// How a job stores what it copies at its destination.

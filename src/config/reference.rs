@@ -230,6 +230,7 @@ mod tests {
             include_str!("retention.rs"),
             include_str!("hooks.rs"),
             include_str!("dumps.rs"),
+            include_str!("retry.rs"),
         ]
         .concat();
         for section in fields::sections().iter().copied().chain([&fields::DROPIN]) {

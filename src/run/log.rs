@@ -314,6 +314,18 @@ impl Observer for LogObserver {
                     ),
                 }
             }
+            EventKind::RunRetrying {
+                attempt,
+                wait,
+                until,
+            } => warn!(
+                phase = "end",
+                event = "run_retry",
+                attempt,
+                "transient failure: the whole run is tried again in {} (try {attempt}; retry_for ends at {})",
+                crate::config::duration::format(*wait),
+                until.strftime("%Y-%m-%d %H:%M:%S UTC")
+            ),
             EventKind::HookStarted {
                 phase,
                 index,
@@ -513,6 +525,15 @@ pub fn text(ev: &RunEvent) -> Option<String> {
             }
             s
         }
+        EventKind::RunRetrying {
+            attempt,
+            wait,
+            until,
+        } => format!(
+            "warning: transient failure: the whole run is tried again in {} (try {attempt}; retry_for ends at {})",
+            crate::config::duration::format(*wait),
+            until.strftime("%Y-%m-%d %H:%M:%S UTC")
+        ),
         EventKind::HookStarted {
             phase,
             index,

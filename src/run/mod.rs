@@ -23,6 +23,7 @@ mod acquire;
 pub mod active;
 mod held;
 mod hooks;
+pub mod retry;
 pub mod log;
 pub mod outcome;
 pub mod runlock;
@@ -74,12 +75,31 @@ impl RunContext {
     }
 }
 
-/// Runs the job of `plan` once. `cancel` stops it (waiting or syncing) and releases its locks.
+/// Runs the job of `plan` once, or, with `retry_for`, again after each transient failure while
+/// the window lasts (each try its own run; the last one's outcome is returned). `cancel` stops
+/// it (waiting, syncing or pausing between tries) and releases its locks.
 pub fn run_job(
     plan: &JobPlan,
     ctx: &RunContext,
     opts: RunOptions,
     cancel: &AtomicBool,
+) -> RunOutcome {
+    let mut tries = retry::Tries::new(plan.job.retry, opts.dry_run);
+    loop {
+        let outcome = run_once(plan, ctx, opts, cancel, &tries);
+        match tries.take_next() {
+            Some(wait) if retry::pause(wait, cancel) => tries.attempt += 1,
+            _ => return outcome,
+        }
+    }
+}
+
+fn run_once(
+    plan: &JobPlan,
+    ctx: &RunContext,
+    opts: RunOptions,
+    cancel: &AtomicBool,
+    tries: &retry::Tries,
 ) -> RunOutcome {
     let started = Instant::now();
     let run_id = new_run_id();
@@ -132,6 +152,13 @@ pub fn run_job(
         waited: run.waited,
         duration: started.elapsed(),
     };
+    if let Some((wait, until)) = tries.decide(&outcome, cancel) {
+        events.emit(EventKind::RunRetrying {
+            attempt: tries.attempt + 1,
+            wait,
+            until,
+        });
+    }
     events.emit(EventKind::Finished {
         outcome: outcome.status().as_str(),
         message: outcome.message(),

@@ -84,6 +84,8 @@ impl Decoder {
         // `dumps` (config/dumps.rs).
         let dumps = self.dumps(f.get("dumps"), &path, host.is_some());
         ok &= dumps.is_some();
+        // `retry_for`, `retry_wait` (config/retry.rs).
+        let retry = self.retry(&f, &path);
         self.check_self_waiting(&path, &entries);
         self.check_private_tmp(&path, &entries);
         let sync_place = match &host {
@@ -126,6 +128,7 @@ impl Decoder {
             retention,
             hooks: hooks?,
             dumps: dumps?,
+            retry,
         })
     }
 
