@@ -14,6 +14,7 @@ bm_need_tools() {
   command -v systemd-analyze >/dev/null || missing+=(systemd)
   command -v sqlite3 >/dev/null || missing+=(sqlite3)       # dumps: the sqlite dump test
   ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || missing+=(postgresql)   # dumps: a real server
+  command -v promtool >/dev/null || missing+=(prometheus)   # metrics: promtool check metrics
   [ ${#missing[@]} -eq 0 ] && return 0
   local sudo=()
   [ "$(id -u)" = 0 ] || sudo=(sudo)

@@ -12,6 +12,7 @@ pub mod exit;
 pub mod hooks;
 pub mod lock;
 pub mod logging;
+pub mod metrics;
 pub mod plan;
 pub mod retention;
 pub mod rsync;

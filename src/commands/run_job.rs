@@ -70,6 +70,9 @@ pub fn run(path: &Path, id: &str, mut opts: RunOptions, format: LogFormat) -> i3
     // The run is over; give its last history write a moment (another writer may hold the db).
     history.close(HISTORY_CLOSE);
     logs.close(HISTORY_CLOSE);
+    if let Some(p) = &plan.config.metrics_textfile {
+        crate::metrics::textfile::refresh(path, &plan, p);
+    }
     if terminal {
         let syncs: Vec<(String, String)> = job
             .job

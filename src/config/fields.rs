@@ -140,6 +140,7 @@ pub static TOP: Section = Section {
         f("include", Ty::StrList, Some("[jobs.d/*.yaml]"), "Glob patterns, relative to the main file's directory, of drop-in files that add jobs. Each drop-in holds only a `jobs:` list."),
         f("shutdown_timeout", Ty::Duration, Some("30s"), "On SIGTERM the daemon cancels running jobs (rsync gets SIGTERM, then SIGKILL) and waits this long for them to release their locks before exiting."),
         f("history_keep", Ty::Duration, Some("400d"), "How long finished runs stay in the run history (`state_dir/history.sqlite`, shown by `backupmanager history`). Older ones are removed at daemon start and once a day; a run in progress never is."),
+        f("metrics_textfile", Ty::AbsPath, None, "Write Prometheus metrics (`backupmanager_job_last_success_timestamp_seconds`, `..._runs_total`, ...; see the README) to this file for node_exporter's textfile collector, e.g. `/var/lib/prometheus/node-exporter/backupmanager.prom`. Rewritten atomically at the end of every run (`run-job` included) and when the daemon starts. The name must end in `.prom` for the collector to read it. Default: not written."),
         f("jobs", Ty::List(&JOB), Some("[]"), "The jobs."),
     ],
 };

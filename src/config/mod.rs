@@ -51,6 +51,9 @@ pub struct Config {
     pub shutdown_timeout: Duration,
     /// How long finished runs stay in the run history.
     pub history_keep: Duration,
+    /// Where the Prometheus metrics are written after every run (node_exporter's textfile
+    /// collector); `None`: not written.
+    pub metrics_textfile: Option<PathBuf>,
     pub jobs: Vec<Job>,
 }
 

@@ -24,6 +24,7 @@
 //! waits, and on what). At start and once a day the history is swept and trimmed.
 
 pub mod notify;
+mod metrics;
 mod observe;
 pub mod pidfile;
 mod reload;
@@ -205,6 +206,7 @@ pub fn run(config_path: &Path, notifier: Notifier) -> i32 {
         pid.path().display()
     );
     d.start();
+    d.refresh_metrics();
     let code = d.main_loop(&rx);
     handle.close();
     code
@@ -476,6 +478,7 @@ impl Daemon {
         });
         self.save_state();
         self.publish();
+        self.refresh_metrics();
     }
 
     /// The next slot of any enabled job, and whose it is.

@@ -399,6 +399,9 @@ impl ConfigBuilder {
     pub fn shutdown_timeout(self, d: &str) -> Self {
         self.set("shutdown_timeout", d)
     }
+    pub fn metrics_textfile(self, p: impl AsRef<Path>) -> Self {
+        self.set("metrics_textfile", text(p))
+    }
     pub fn history_keep(self, d: &str) -> Self {
         self.set("history_keep", d)
     }

@@ -148,6 +148,9 @@ impl Decoder {
             .get("history_keep")
             .and_then(|n| self.positive_duration(n, "history_keep"))
             .unwrap_or_else(|| fields::default_duration(&fields::TOP, "history_keep"));
+        let metrics_textfile = top
+            .get("metrics_textfile")
+            .and_then(|n| self.abs_path(n, "metrics_textfile"));
         let timezone = match top.get("timezone") {
             None => Some(Zone::system()),
             Some(n) => self.timezone(n),
@@ -226,6 +229,7 @@ impl Decoder {
             timezone: timezone?,
             shutdown_timeout,
             history_keep,
+            metrics_textfile,
             jobs,
         })
     }

@@ -12,6 +12,7 @@
 pub mod query;
 pub mod record;
 pub mod schema;
+pub mod totals;
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
