@@ -68,18 +68,32 @@ fn an_sqlite_dump_is_synced_and_restores_to_the_same_data() {
     let j = JobBuilder::new("sq")
         .yaml(
             "dumps",
-            &format!("[{{type: sqlite, database: {}, to: {}}}]", t.s("live.db"), t.s("src/app.db")),
+            &format!(
+                "[{{type: sqlite, database: {}, to: {}}}]",
+                t.s("live.db"),
+                t.s("src/app.db")
+            ),
         )
         .sync(t.p("src/"), t.p("dst"), &["-a"]);
     let (code, bm) = run(&t, "sq", j);
     assert_eq!(code, OK, "{}", bm.log());
     let copy = t.p("dst/app.db");
-    assert_eq!(sqlite(&copy, "SELECT count(*), max(v) FROM t;"), "500|row 99\n");
+    assert_eq!(
+        sqlite(&copy, "SELECT count(*), max(v) FROM t;"),
+        "500|row 99\n"
+    );
     assert_eq!(sqlite(&copy, ".dump"), sqlite(&db, ".dump"));
     assert!(leftovers(&t.p("src")).is_empty());
-    let mode = fs::metadata(t.p("src/app.db")).unwrap().permissions().mode();
+    let mode = fs::metadata(t.p("src/app.db"))
+        .unwrap()
+        .permissions()
+        .mode();
     assert_eq!(mode & 0o077, 0, "a dump is private to its owner: {mode:o}");
-    assert!(bm.saw("dump hook 0 starting: sqlite dump to"), "{}", bm.log());
+    assert!(
+        bm.saw("dump hook 0 starting: sqlite dump to"),
+        "{}",
+        bm.log()
+    );
 }
 
 #[test]
@@ -99,9 +113,19 @@ fn a_failed_dump_fails_the_run_keeps_the_previous_dump_and_leaves_no_partial_fil
     let (code, bm) = run(&t, "bad", j);
     assert_eq!(code, FAILED, "{}", bm.log());
     assert!(bm.saw("run failed: dump 0 (sqlite dump to"), "{}", bm.log());
-    assert_eq!(fs::read_to_string(t.p("src/app.db")).unwrap(), "previous dump");
-    assert!(leftovers(&t.p("src")).is_empty(), "{:?}", leftovers(&t.p("src")));
-    assert!(!t.p("no-such.db").exists(), "a mistyped database is not created");
+    assert_eq!(
+        fs::read_to_string(t.p("src/app.db")).unwrap(),
+        "previous dump"
+    );
+    assert!(
+        leftovers(&t.p("src")).is_empty(),
+        "{:?}",
+        leftovers(&t.p("src"))
+    );
+    assert!(
+        !t.p("no-such.db").exists(),
+        "a mistyped database is not created"
+    );
     assert!(!t.p("dst").exists(), "no sync after a failed dump");
 }
 
@@ -200,7 +224,18 @@ impl Postgres {
     fn psql(&self, db: &str, sql: &str) -> String {
         ok(
             Command::new(self.bin.join("psql"))
-                .args(["-X", "-q", "-A", "-t", "-v", "ON_ERROR_STOP=1", "-h", "127.0.0.1", "-U", "postgres"])
+                .args([
+                    "-X",
+                    "-q",
+                    "-A",
+                    "-t",
+                    "-v",
+                    "ON_ERROR_STOP=1",
+                    "-h",
+                    "127.0.0.1",
+                    "-U",
+                    "postgres",
+                ])
                 .args(["-p", &self.port.to_string(), "-d", db, "-c", sql])
                 .output()
                 .unwrap(),
@@ -259,7 +294,16 @@ fn a_postgresql_dump_of_a_live_server_restores_to_the_same_data() {
     pg.psql("postgres", "CREATE DATABASE restored");
     ok(
         Command::new(bin.join("psql"))
-            .args(["-X", "-q", "-v", "ON_ERROR_STOP=1", "-h", "127.0.0.1", "-U", "postgres"])
+            .args([
+                "-X",
+                "-q",
+                "-v",
+                "ON_ERROR_STOP=1",
+                "-h",
+                "127.0.0.1",
+                "-U",
+                "postgres",
+            ])
             .args(["-p", &port, "-d", "restored", "-f"])
             .arg(t.p("dst/app.sql"))
             .output()

@@ -82,13 +82,20 @@ fn hooks_run_in_order_with_the_run_environment_while_the_lock_is_held() {
     assert_eq!(code, OK, "{}", bm.log());
     let rows = recorded(&t);
     let names: Vec<&str> = rows.iter().map(|r| r[0].as_str()).collect();
-    assert_eq!(names, ["before", "after after_success", "finally"], "{rows:?}");
+    assert_eq!(
+        names,
+        ["before", "after after_success", "finally"],
+        "{rows:?}"
+    );
     let run_id = &rows[0][5];
     assert!(!run_id.is_empty());
     for row in &rows {
         assert_eq!(row[1], "hooked");
         assert_eq!(&row[5], run_id, "one run id for every hook");
-        assert_eq!(row[7], "lock=yes", "the lock is held while hooks run: {row:?}");
+        assert_eq!(
+            row[7], "lock=yes",
+            "the lock is held while hooks run: {row:?}"
+        );
     }
     // before: no outcome yet, nothing synced; after: success, exit 0, synced.
     assert_eq!(rows[0][2..5], ["before", "", ""]);
@@ -99,13 +106,25 @@ fn hooks_run_in_order_with_the_run_environment_while_the_lock_is_held() {
     // The lock is gone after the run; the log file hooks were told about is this run's.
     assert!(!t.p("lock").exists());
     let log_file = PathBuf::from(&rows[0][9]);
-    assert!(log_file.ends_with(format!("logs/hooked/{run_id}.log")), "{log_file:?}");
+    assert!(
+        log_file.ends_with(format!("logs/hooked/{run_id}.log")),
+        "{log_file:?}"
+    );
     let text = fs::read_to_string(&log_file).unwrap();
-    assert!(text.contains("before hook 0: hook output from before"), "{text}");
+    assert!(
+        text.contains("before hook 0: hook output from before"),
+        "{text}"
+    );
     assert!(text.contains("finally hook 0 done (exit 0)"), "{text}");
     // And the journal side (the JSON log) has the output with its hook field.
-    let ev = bm.event("hook output from finally").expect(&bm.log());
-    assert_eq!(ev["fields"]["hook"].as_str().or(ev["hook"].as_str()), Some("finally[0]"), "{ev}");
+    let ev = bm
+        .event("hook output from finally")
+        .unwrap_or_else(|| panic!("{}", bm.log()));
+    assert_eq!(
+        ev["fields"]["hook"].as_str().or(ev["hook"].as_str()),
+        Some("finally[0]"),
+        "{ev}"
+    );
 }
 
 #[test]
@@ -127,7 +146,11 @@ fn a_failing_before_hook_fails_the_run_without_syncing_and_after_failure_sees_wh
     assert_eq!(rows[0][3..5], ["failed", "1"]);
     assert!(rows[0][6].contains("exited with code 3"), "{:?}", rows[0]);
     assert!(bm.saw("run failed: before hook 0 (sh -c"), "{}", bm.log());
-    assert!(bm.saw("no database"), "the hook's stderr is logged: {}", bm.log());
+    assert!(
+        bm.saw("no database"),
+        "the hook's stderr is logged: {}",
+        bm.log()
+    );
     assert!(!t.p("lock").exists());
 }
 
@@ -162,8 +185,14 @@ fn exit_75_from_a_before_hook_skips_the_run() {
     let names: Vec<&str> = rows.iter().map(|r| r[0].as_str()).collect();
     assert_eq!(names, ["finally"], "{rows:?}");
     assert_eq!(rows[0][3..5], ["skipped", "0"]);
-    let end = bm.event("run skipped").expect(&bm.log());
-    assert_eq!(end["fields"]["result"].as_str().or(end["result"].as_str()), Some("skipped"), "{end}");
+    let end = bm
+        .event("run skipped")
+        .unwrap_or_else(|| panic!("{}", bm.log()));
+    assert_eq!(
+        end["fields"]["result"].as_str().or(end["result"].as_str()),
+        Some("skipped"),
+        "{end}"
+    );
     // The history has it as skipped, not failed.
     let out = std::process::Command::new(BIN)
         .args(["--config", &t.s("bm.yaml"), "history", "--format", "json"])
@@ -186,12 +215,25 @@ fn a_hook_past_its_timeout_is_stopped_with_everything_it_started() {
     let started = std::time::Instant::now();
     let (code, bm) = run(&t, "slow", job(&t, "slow", &hooks));
     assert_eq!(code, FAILED, "{}", bm.log());
-    assert!(started.elapsed() < Duration::from_secs(300), "stopped long before its sleep ends");
-    assert!(bm.saw("did not finish within 1s and was stopped"), "{}", bm.log());
-    let pid: u32 = fs::read_to_string(&pidfile).unwrap().trim().parse().unwrap();
-    wait_until(Duration::from_secs(10), "the hook's background child is gone", || {
-        !pid_alive(pid)
-    });
+    assert!(
+        started.elapsed() < Duration::from_secs(300),
+        "stopped long before its sleep ends"
+    );
+    assert!(
+        bm.saw("did not finish within 1s and was stopped"),
+        "{}",
+        bm.log()
+    );
+    let pid: u32 = fs::read_to_string(&pidfile)
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    wait_until(
+        Duration::from_secs(10),
+        "the hook's background child is gone",
+        || !pid_alive(pid),
+    );
     assert!(!t.p("dst/f").exists());
     assert!(!t.p("lock").exists());
 }

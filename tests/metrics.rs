@@ -78,13 +78,22 @@ fn the_textfile_passes_promtool_and_keeps_the_last_success_through_a_failure() {
     let success = s["backupmanager_job_last_success_timestamp_seconds{job=\"mirror\"}"];
     assert!(success > 1.7e9, "{first}");
     assert_eq!(s["backupmanager_job_last_run_success{job=\"mirror\"}"], 1.0);
-    assert_eq!(s["backupmanager_job_runs_total{job=\"mirror\",outcome=\"success\"}"], 1.0);
-    assert_eq!(s["backupmanager_job_runs_total{job=\"mirror\",outcome=\"failed\"}"], 0.0);
+    assert_eq!(
+        s["backupmanager_job_runs_total{job=\"mirror\",outcome=\"success\"}"],
+        1.0
+    );
+    assert_eq!(
+        s["backupmanager_job_runs_total{job=\"mirror\",outcome=\"failed\"}"],
+        0.0
+    );
     assert_eq!(s["backupmanager_job_restore_points{job=\"snap\"}"], 1.0);
     assert!(!s.contains_key("backupmanager_job_restore_points{job=\"mirror\"}"));
     assert_eq!(s["backupmanager_job_running{job=\"mirror\"}"], 0.0);
     assert!(s["backupmanager_job_next_run_timestamp_seconds{job=\"mirror\"}"] > success);
-    assert!(first.contains("backupmanager_build_info{version=\""), "{first}");
+    assert!(
+        first.contains("backupmanager_build_info{version=\""),
+        "{first}"
+    );
     // No temporary file is left next to it.
     let names: Vec<String> = fs::read_dir(t.p("prom"))
         .unwrap()
@@ -105,6 +114,12 @@ fn the_textfile_passes_promtool_and_keeps_the_last_success_through_a_failure() {
     );
     assert_eq!(s["backupmanager_job_last_run_success{job=\"mirror\"}"], 0.0);
     assert!(s["backupmanager_job_last_run_timestamp_seconds{job=\"mirror\"}"] > success);
-    assert_eq!(s["backupmanager_job_runs_total{job=\"mirror\",outcome=\"failed\"}"], 1.0);
-    assert_eq!(s["backupmanager_job_runs_total{job=\"mirror\",outcome=\"success\"}"], 1.0);
+    assert_eq!(
+        s["backupmanager_job_runs_total{job=\"mirror\",outcome=\"failed\"}"],
+        1.0
+    );
+    assert_eq!(
+        s["backupmanager_job_runs_total{job=\"mirror\",outcome=\"success\"}"],
+        1.0
+    );
 }

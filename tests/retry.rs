@@ -4,7 +4,6 @@
 mod support;
 
 use std::fs;
-use std::time::Duration;
 
 use serde_json::Value;
 use support::*;
@@ -20,10 +19,22 @@ fn tmp() -> Scratch {
 
 fn history(t: &Scratch) -> Vec<Value> {
     let out = std::process::Command::new(BIN)
-        .args(["--config", &t.s("bm.yaml"), "history", "--format", "json", "-n", "0"])
+        .args([
+            "--config",
+            &t.s("bm.yaml"),
+            "history",
+            "--format",
+            "json",
+            "-n",
+            "0",
+        ])
         .output()
         .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     serde_json::from_slice(&out.stdout).unwrap()
 }
 
@@ -52,7 +63,10 @@ fn a_run_is_retried_across_an_sshd_stopped_then_started() {
     assert_eq!(bm.wait(LONG), OK, "{}", bm.log());
     assert_eq!(fs::read_to_string(t.p("dst/f")).unwrap(), "data");
     let runs = history(&t);
-    let outcomes: Vec<&str> = runs.iter().map(|r| r["outcome"].as_str().unwrap()).collect();
+    let outcomes: Vec<&str> = runs
+        .iter()
+        .map(|r| r["outcome"].as_str().unwrap())
+        .collect();
     assert!(outcomes.len() >= 3, "{runs:#?}");
     // Newest first: the success, then the failed tries.
     assert_eq!(outcomes[0], "success", "{runs:#?}");

@@ -51,7 +51,12 @@ pub struct Dump {
 
 impl Decoder {
     /// The job's `dumps:` list (empty when absent); `None` when an entry is wrong.
-    pub(super) fn dumps(&mut self, node: Option<&Node>, path: &str, has_host: bool) -> Option<Vec<Dump>> {
+    pub(super) fn dumps(
+        &mut self,
+        node: Option<&Node>,
+        path: &str,
+        has_host: bool,
+    ) -> Option<Vec<Dump>> {
         let Some(node) = node else {
             return Some(Vec::new());
         };
@@ -79,7 +84,9 @@ impl Decoder {
         let database = f
             .get("database")
             .and_then(|n| self.nonempty(n, &format!("{path}.database")));
-        let run = f.get("run").and_then(|n| self.argv(n, &format!("{path}.run")));
+        let run = f
+            .get("run")
+            .and_then(|n| self.argv(n, &format!("{path}.run")));
         let needs_db = |me: &mut Decoder, what: &str| {
             if f.get("database").is_none() {
                 me.err(
@@ -126,20 +133,32 @@ impl Decoder {
                 | DumpKind::Sqlite { database },
             ),
             Some(n),
-        ) =
-            (&kind, f.get("database"))
+        ) = (&kind, f.get("database"))
         {
             if database.starts_with('-') {
-                self.err(n.span.clone(), &format!("{path}.database"), "a database name must not start with `-`");
+                self.err(
+                    n.span.clone(),
+                    &format!("{path}.database"),
+                    "a database name must not start with `-`",
+                );
                 return None;
             }
         }
         let options = match f.get("options") {
-            Some(n) if matches!(kind, Some(DumpKind::Postgresql { .. } | DumpKind::Mysql { .. })) => {
+            Some(n)
+                if matches!(
+                    kind,
+                    Some(DumpKind::Postgresql { .. } | DumpKind::Mysql { .. })
+                ) =>
+            {
                 self.argv(n, &format!("{path}.options"))?
             }
             Some(n) => {
-                self.err(n.span.clone(), &format!("{path}.options"), "`options` applies to `postgresql` and `mysql` dumps only");
+                self.err(
+                    n.span.clone(),
+                    &format!("{path}.options"),
+                    "`options` applies to `postgresql` and `mysql` dumps only",
+                );
                 return None;
             }
             None => Vec::new(),
@@ -151,17 +170,27 @@ impl Decoder {
                     .help = Some("the absolute path the finished dump is written to, e.g. `to: /var/backups/app.sql`".into());
                 None
             }
-            Some(n) => self.abs_path(n, &format!("{path}.to")).map(|p| p.display().to_string()),
+            Some(n) => self
+                .abs_path(n, &format!("{path}.to"))
+                .map(|p| p.display().to_string()),
         };
         if let (Some(to), Some(n), Some(DumpKind::Sqlite { .. })) = (&to, to_node, &kind) {
             // sqlite3's `.backup FILE` takes FILE in single quotes, which cannot hold one.
             if to.contains(['\'', '\n']) {
-                self.err(n.span.clone(), &format!("{path}.to"), "an sqlite dump's path cannot contain `'` or a newline");
+                self.err(
+                    n.span.clone(),
+                    &format!("{path}.to"),
+                    "an sqlite dump's path cannot contain `'` or a newline",
+                );
                 return None;
             }
         }
         if to.as_deref().is_some_and(|t| t.ends_with('/')) {
-            self.err(to_node?.span.clone(), &format!("{path}.to"), "`to` names a file, not a directory");
+            self.err(
+                to_node?.span.clone(),
+                &format!("{path}.to"),
+                "`to` names a file, not a directory",
+            );
             return None;
         }
         let place = match f.get("where") {
@@ -170,12 +199,20 @@ impl Decoder {
                 Some("local") => HookPlace::Local,
                 Some("remote") if has_host => HookPlace::Remote,
                 Some("remote") => {
-                    self.err(n.span.clone(), &format!("{path}.where"), "`where: remote` needs the job's `host`; this job has none");
+                    self.err(
+                        n.span.clone(),
+                        &format!("{path}.where"),
+                        "`where: remote` needs the job's `host`; this job has none",
+                    );
                     return None;
                 }
                 Some(other) => {
-                    self.err(n.span.clone(), &format!("{path}.where"), format!("unknown where `{other}`"))
-                        .help = Some("use `local` (this host) or `remote` (the job's host)".into());
+                    self.err(
+                        n.span.clone(),
+                        &format!("{path}.where"),
+                        format!("unknown where `{other}`"),
+                    )
+                    .help = Some("use `local` (this host) or `remote` (the job's host)".into());
                     return None;
                 }
                 None => return None,

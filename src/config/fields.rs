@@ -289,7 +289,9 @@ pub static DUMP: Section = Section {
 
 /// Every section, for generators.
 pub fn sections() -> [&'static Section; 9] {
-    [&TOP, &JOB, &LOCK, &BLOCKER, &SYNC, &RETENTION, &HOOKS, &HOOK, &DUMP]
+    [
+        &TOP, &JOB, &LOCK, &BLOCKER, &SYNC, &RETENTION, &HOOKS, &HOOK, &DUMP,
+    ]
 }
 
 #[cfg(test)]

@@ -83,7 +83,12 @@ pub const PHASES: [&str; 4] = ["before", "after_success", "after_failure", "fina
 impl Decoder {
     /// The job's `hooks:` block (empty when absent); `None` when something in it is wrong
     /// (already reported). `has_host`: whether `where: remote` has a host to run on.
-    pub(super) fn hooks(&mut self, node: Option<&Node>, path: &str, has_host: bool) -> Option<Hooks> {
+    pub(super) fn hooks(
+        &mut self,
+        node: Option<&Node>,
+        path: &str,
+        has_host: bool,
+    ) -> Option<Hooks> {
         let Some(node) = node else {
             return Some(Hooks::default());
         };

@@ -16,8 +16,8 @@ pub mod duration;
 pub mod fields;
 pub mod hooks;
 pub mod reference;
-pub mod retry;
 pub mod retention;
+pub mod retry;
 pub mod words;
 pub mod yaml;
 

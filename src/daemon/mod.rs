@@ -23,8 +23,8 @@
 //! metrics and notifications attach here) and keeps what the status line needs (which run
 //! waits, and on what). At start and once a day the history is swept and trimmed.
 
-pub mod notify;
 mod metrics;
+pub mod notify;
 mod observe;
 pub mod pidfile;
 mod reload;

@@ -138,7 +138,8 @@ impl Runner<'_> {
                     .run_script(&remote_script(dump, &vars), dump.timeout)
                     .map_err(|e| DumpError::Run(e.into()))
                     .and_then(|out| {
-                        for (s, b) in [(Stream::Stdout, &out.stdout), (Stream::Stderr, &out.stderr)] {
+                        for (s, b) in [(Stream::Stdout, &out.stdout), (Stream::Stderr, &out.stderr)]
+                        {
                             for l in String::from_utf8_lossy(b).lines() {
                                 emit(s, l);
                             }
@@ -268,23 +269,51 @@ mod tests {
     #[test]
     fn argument_vectors() {
         assert_eq!(partial_path("/a/b.sql"), "/a/.b.sql.bm-partial");
-        let d = dump(DumpKind::Postgresql { database: "app".into() }, &["--format=custom"]);
+        let d = dump(
+            DumpKind::Postgresql {
+                database: "app".into(),
+            },
+            &["--format=custom"],
+        );
         assert_eq!(
             argv(&d, "/t"),
             ["pg_dump", "--format=custom", "--file=/t", "--dbname=app"]
         );
-        let d = dump(DumpKind::Mysql { database: "app".into() }, &["--single-transaction"]);
+        let d = dump(
+            DumpKind::Mysql {
+                database: "app".into(),
+            },
+            &["--single-transaction"],
+        );
         assert_eq!(
             argv(&d, "/t"),
-            ["mysqldump", "--single-transaction", "--result-file=/t", "app"]
+            [
+                "mysqldump",
+                "--single-transaction",
+                "--result-file=/t",
+                "app"
+            ]
         );
-        let d = dump(DumpKind::Sqlite { database: "/db".into() }, &[]);
-        assert_eq!(argv(&d, "/t"), ["sqlite3", "-readonly", "/db", ".backup '/t'"]);
+        let d = dump(
+            DumpKind::Sqlite {
+                database: "/db".into(),
+            },
+            &[],
+        );
+        assert_eq!(
+            argv(&d, "/t"),
+            ["sqlite3", "-readonly", "/db", ".backup '/t'"]
+        );
     }
 
     #[test]
     fn remote_script_quotes_and_cleans_up() {
-        let d = dump(DumpKind::Command { argv: vec!["/bin/echo".into(), "$(x)".into()] }, &[]);
+        let d = dump(
+            DumpKind::Command {
+                argv: vec!["/bin/echo".into(), "$(x)".into()],
+            },
+            &[],
+        );
         let s = remote_script(&d, &[]);
         assert_eq!(
             s,

@@ -309,7 +309,10 @@ mod tests {
             &HookCommand::Run(vec!["/bin/echo".into(), "a b".into(), "$(id)".into()]),
             &env.vars("after_failure"),
         );
-        assert!(s.contains("BACKUPMANAGER_ERROR='it'\\''s $HOME; `x`'; export BACKUPMANAGER_ERROR;"), "{s}");
+        assert!(
+            s.contains("BACKUPMANAGER_ERROR='it'\\''s $HOME; `x`'; export BACKUPMANAGER_ERROR;"),
+            "{s}"
+        );
         assert!(s.ends_with("exec /bin/echo 'a b' '$(id)'"), "{s}");
         let s = remote_script(&HookCommand::Shell("echo ok | logger".into()), &[]);
         assert_eq!(s, "exec /bin/sh -c 'echo ok | logger'");

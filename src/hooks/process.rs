@@ -269,7 +269,14 @@ mod tests {
     #[test]
     fn cancel_stops_it() {
         let cancel = AtomicBool::new(true);
-        let r = run(sh("sleep 600"), Duration::from_secs(600), &cancel, None, |_, _| {}).unwrap();
+        let r = run(
+            sh("sleep 600"),
+            Duration::from_secs(600),
+            &cancel,
+            None,
+            |_, _| {},
+        )
+        .unwrap();
         assert!(matches!(r, Ended::Cancelled), "{r:?}");
     }
 }

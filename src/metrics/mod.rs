@@ -74,7 +74,11 @@ pub fn render(
         "gauge",
         "The backupmanager build: always 1, with the version and git commit as labels.",
         vec![(
-            format!("version=\"{}\",commit=\"{}\"", escape(version), escape(commit)),
+            format!(
+                "version=\"{}\",commit=\"{}\"",
+                escape(version),
+                escape(commit)
+            ),
             1.0,
         )],
     );

@@ -68,7 +68,11 @@ impl Run<'_> {
             Err(e) => e.status(),
         };
         env.outcome = Some(status.as_str().to_string());
-        env.error = result.as_ref().err().map(ToString::to_string).unwrap_or_default();
+        env.error = result
+            .as_ref()
+            .err()
+            .map(ToString::to_string)
+            .unwrap_or_default();
         env.exit_code = Some(crate::exit::of_run(status));
         env.restore_point = self.restore_points.last().cloned();
         // Once cancelled, the remaining hooks run briefly, and not cancelled at once.
@@ -91,7 +95,11 @@ impl Run<'_> {
         } else {
             cap
         };
-        let cancel = if cap.is_some() { &not_cancelled } else { cancel };
+        let cancel = if cap.is_some() {
+            &not_cancelled
+        } else {
+            cancel
+        };
         runner.after("finally", &hooks.finally, &env, cancel, cap);
         result
     }

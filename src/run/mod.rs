@@ -23,9 +23,9 @@ mod acquire;
 pub mod active;
 mod held;
 mod hooks;
-pub mod retry;
 pub mod log;
 pub mod outcome;
+pub mod retry;
 pub mod runlock;
 pub mod runlog;
 pub mod timeout;
@@ -205,8 +205,7 @@ impl Run<'_> {
         let mut held = self.acquire(no_wait, deadline)?;
         let (heartbeat, lease) = (self.plan.job.lock_heartbeat, self.plan.job.stale_after);
         let cancel = self.cancel;
-        let (result, lost) =
-            held.with_heartbeat(heartbeat, lease, cancel, || self.run_hooked());
+        let (result, lost) = held.with_heartbeat(heartbeat, lease, cancel, || self.run_hooked());
         // Release before reporting, so the outcome is only sent once no lock of ours remains.
         held.release();
         if lost {

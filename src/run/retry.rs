@@ -43,7 +43,9 @@ impl Tries {
             until: policy.map(|p| {
                 (
                     Instant::now() + p.window,
-                    jiff::Timestamp::now() + jiff::SignedDuration::try_from(p.window).unwrap_or(jiff::SignedDuration::MAX),
+                    jiff::Timestamp::now()
+                        + jiff::SignedDuration::try_from(p.window)
+                            .unwrap_or(jiff::SignedDuration::MAX),
                 )
             }),
             attempt: 1,

@@ -65,7 +65,12 @@ impl Decoder {
         self.diags.last_mut().expect("just pushed")
     }
 
-    pub(super) fn warn(&mut self, span: Span, path: &str, msg: impl Into<String>) -> &mut Diagnostic {
+    pub(super) fn warn(
+        &mut self,
+        span: Span,
+        path: &str,
+        msg: impl Into<String>,
+    ) -> &mut Diagnostic {
         self.diags.push(Diagnostic::warning(span, path, msg));
         self.diags.last_mut().expect("just pushed")
     }
