@@ -13,6 +13,7 @@ pub mod hooks;
 pub mod lock;
 pub mod logging;
 pub mod metrics;
+pub mod notify;
 pub mod plan;
 pub mod retention;
 pub mod rsync;

@@ -211,6 +211,10 @@ const SCHEMA_BLIND: &[(&str, &str)] = &[
     ),
     ("unbalanced_quote", "shell word syntax inside a string"),
     (
+        "notify",
+        "one service per entry, URL syntax and notify_on words inside strings",
+    ),
+    (
         "hooks",
         "`run` xor `shell`, `where: remote` needing the job's host, `on_error` only on before hooks",
     ),

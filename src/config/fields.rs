@@ -28,6 +28,8 @@ pub enum Ty {
     Enum(&'static [&'static str]),
     /// A list of strings.
     StrList,
+    /// A mapping of free names to strings (HTTP headers).
+    StrMap,
     /// A list of mappings with these keys.
     List(&'static Section),
     /// A mapping with these keys.
@@ -141,6 +143,8 @@ pub static TOP: Section = Section {
         f("shutdown_timeout", Ty::Duration, Some("30s"), "On SIGTERM the daemon cancels running jobs (rsync gets SIGTERM, then SIGKILL) and waits this long for them to release their locks before exiting."),
         f("history_keep", Ty::Duration, Some("400d"), "How long finished runs stay in the run history (`state_dir/history.sqlite`, shown by `backupmanager history`). Older ones are removed at daemon start and once a day; a run in progress never is."),
         f("metrics_textfile", Ty::AbsPath, None, "Write Prometheus metrics (`backupmanager_job_last_success_timestamp_seconds`, `..._runs_total`, ...; see the README) to this file for node_exporter's textfile collector, e.g. `/var/lib/prometheus/node-exporter/backupmanager.prom`. Rewritten atomically at the end of every run (`run-job` included) and when the daemon starts. The name must end in `.prom` for the collector to read it. Default: not written."),
+        f("notify", Ty::List(&NOTIFY), Some("[]"), "Default notifications for jobs that set no `notify` of their own (see below)."),
+        f("notify_on", Ty::StrList, Some("[failure, recovered, overdue]"), "Default `notify_on` for jobs that set none."),
         f("jobs", Ty::List(&JOB), Some("[]"), "The jobs."),
     ],
 };
@@ -181,6 +185,8 @@ pub static JOB: Section = Section {
         f("hooks", Ty::Map(&HOOKS), None, "Commands run around the syncs while the job's locks are held: `before`, `after_success`, `after_failure`, `finally` (see below)."),
         f("retry_for", Ty::Duration, None, "Retry a run that failed for a transient reason (the host unreachable or refusing ssh, a lock host down, an rsync exit code that `retries` also retries, a remote hook or dump that could not reach the host) as a whole, until this long after the first try began. Each try is its own run in the history. Default: off. Blocked, cancelled, timed-out and other failed runs are not retried."),
         f("retry_wait", Ty::Duration, Some("5m"), "With `retry_for`: the pause between a transiently failed try and the next one."),
+        f("notify", Ty::List(&NOTIFY), Some("the top-level notify"), "Where to tell about this job's runs (see below). Sent after the locks are released, off the run's path: a failed notification is a warning in the log and never fails or delays the run."),
+        f("notify_on", Ty::StrList, Some("the top-level notify_on"), "Which events ntfy and webhook destinations are told about: `start`, `success`, `warning` (a success with warnings: vanished files, a failed after hook, a failed prune), `failure` (failed or blocked), `recovered` (the first success after a failure, from the history), `overdue` (no success for `alert_after`, checked by the daemon). Healthchecks and Uptime Kuma are heartbeat monitors and always get start (Healthchecks), success and failure."),
         f("dumps", Ty::List(&DUMP), Some("[]"), "Database dumps written after the `before` hooks and before the syncs, in order (see below). A failing dump fails the run."),
     ],
 };
@@ -287,10 +293,85 @@ pub static DUMP: Section = Section {
     ],
 };
 
+pub static NOTIFY: Section = Section {
+    name: "notify",
+    what: "a notify entry",
+    doc: "One destination: exactly one of `healthchecks`, `ntfy`, `uptime_kuma`, `webhook`. Requests use HTTPS with the system's CA store (`/etc/ssl/certs`, so an internal CA added with `update-ca-certificates` works; `SSL_CERT_FILE` or `SSL_CERT_DIR` in the service's environment replace it), a 10 s timeout, and run on a thread of their own. URLs, tokens and header values are secrets: logs, status and errors name only the service and the URL's host.",
+    fields: &[
+        f("healthchecks", Ty::Map(&HEALTHCHECKS), None, "Healthchecks.io (or self-hosted): pinged at start (`/start`), on success, and on failure (`/fail`, body: the error), each with `rid` so it measures the run's duration."),
+        f("ntfy", Ty::Map(&NTFY), None, "An ntfy topic: one message per event in `notify_on`."),
+        f("uptime_kuma", Ty::Map(&UPTIME_KUMA), None, "An Uptime Kuma push monitor: `status=up` on success, `status=down` on failure, with the message and duration."),
+        f("webhook", Ty::Map(&WEBHOOK), None, "Any URL: a JSON run summary (`job`, `run_id`, `event`, `outcome`, `message`, `error_kind`, `duration_seconds`, `host`) for each event in `notify_on`."),
+    ],
+};
+
+pub static HEALTHCHECKS: Section = Section {
+    name: "healthchecks",
+    what: "a healthchecks block",
+    doc: "A Healthchecks check.",
+    fields: &[req(
+        "ping_url",
+        Ty::Str,
+        "The check's ping URL, e.g. `https://hc-ping.com/UUID` (a secret).",
+    )],
+};
+
+pub static NTFY: Section = Section {
+    name: "ntfy",
+    what: "an ntfy block",
+    doc: "An ntfy server and topic.",
+    fields: &[
+        req("server", Ty::Str, "The server's URL, e.g. `https://ntfy.sh`."),
+        req("topic", Ty::Str, "The topic (a secret on public servers: anyone who knows it can read it)."),
+        f("token_file", Ty::AbsPath, None, "A file holding an access token (sent as `Authorization: Bearer`), read at each send. Keep it mode 0600."),
+    ],
+};
+
+pub static UPTIME_KUMA: Section = Section {
+    name: "uptime kuma",
+    what: "an uptime_kuma block",
+    doc: "An Uptime Kuma push monitor.",
+    fields: &[req("push_url", Ty::Str, "The monitor's push URL, e.g. `https://kuma.example/api/push/KEY` (a secret; any query it carries is replaced).")],
+};
+
+pub static WEBHOOK: Section = Section {
+    name: "webhook",
+    what: "a webhook block",
+    doc: "A URL that receives a JSON run summary.",
+    fields: &[
+        req("url", Ty::Str, "Where to send it (a secret)."),
+        f(
+            "method",
+            Ty::Enum(&["POST", "PUT"]),
+            Some("POST"),
+            "The HTTP method.",
+        ),
+        f(
+            "headers",
+            Ty::StrMap,
+            None,
+            "Extra headers, e.g. `{Authorization: \"Bearer ...\"}` (secrets).",
+        ),
+    ],
+};
+
 /// Every section, for generators.
-pub fn sections() -> [&'static Section; 9] {
+pub fn sections() -> [&'static Section; 14] {
     [
-        &TOP, &JOB, &LOCK, &BLOCKER, &SYNC, &RETENTION, &HOOKS, &HOOK, &DUMP,
+        &TOP,
+        &JOB,
+        &LOCK,
+        &BLOCKER,
+        &SYNC,
+        &RETENTION,
+        &HOOKS,
+        &HOOK,
+        &DUMP,
+        &NOTIFY,
+        &HEALTHCHECKS,
+        &NTFY,
+        &UPTIME_KUMA,
+        &WEBHOOK,
     ]
 }
 

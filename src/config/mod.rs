@@ -15,6 +15,7 @@ pub mod dumps;
 pub mod duration;
 pub mod fields;
 pub mod hooks;
+pub mod notify;
 pub mod reference;
 pub mod retention;
 pub mod retry;
@@ -54,12 +55,26 @@ pub struct Config {
     /// Where the Prometheus metrics are written after every run (node_exporter's textfile
     /// collector); `None`: not written.
     pub metrics_textfile: Option<PathBuf>,
+    /// Default notifications for jobs without their own `notify` / `notify_on`.
+    pub notify: Vec<notify::Destination>,
+    pub notify_on: Vec<notify::NotifyOn>,
     pub jobs: Vec<Job>,
 }
 
 impl Config {
     pub fn job(&self, id: &str) -> Option<&Job> {
         self.jobs.iter().find(|j| j.id == id)
+    }
+
+    /// Where and when `job`'s runs are notified: its own settings, else the top level's.
+    pub fn notify_for(&self, job: &Job) -> notify::Notify {
+        notify::Notify {
+            destinations: job.notify.clone().unwrap_or_else(|| self.notify.clone()),
+            on: job
+                .notify_on
+                .clone()
+                .unwrap_or_else(|| self.notify_on.clone()),
+        }
     }
 }
 
@@ -120,6 +135,10 @@ pub struct Job {
     pub dumps: Vec<dumps::Dump>,
     /// Whole-run retries after a transient failure; `None`: off.
     pub retry: Option<retry::Retry>,
+    /// `notify` / `notify_on` as the job wrote them (`None`: the top level's); see
+    /// [`Config::notify_for`].
+    pub notify: Option<Vec<notify::Destination>>,
+    pub notify_on: Option<Vec<notify::NotifyOn>>,
 }
 
 /// How a job stores what it copies at its destination.

@@ -69,6 +69,9 @@ fn ty_schema(ty: Ty) -> Value {
         Ty::Int(lo, hi) => json!({"type": "integer", "minimum": lo, "maximum": hi}),
         Ty::Enum(words) => json!({"type": "string", "enum": words}),
         Ty::StrList => json!({"type": ["array", "null"], "items": {"type": "string"}}),
+        Ty::StrMap => {
+            json!({"type": ["object", "null"], "additionalProperties": {"type": "string"}})
+        }
         Ty::List(section) => json!({"type": ["array", "null"], "items": object_schema(section)}),
         Ty::Map(section) => {
             let mut o = object_schema(section);
@@ -103,6 +106,7 @@ fn ty_words(ty: Ty) -> String {
             .collect::<Vec<_>>()
             .join(" or "),
         Ty::StrList => "list of strings".into(),
+        Ty::StrMap => "mapping of names to strings".into(),
         Ty::List(s) => format!("list of {} entries", s.name),
         Ty::Map(s) => format!("mapping (see {})", title(s.name)),
         Ty::Count => "count (integer >= 1) or `all`".into(),
@@ -231,6 +235,7 @@ mod tests {
             include_str!("hooks.rs"),
             include_str!("dumps.rs"),
             include_str!("retry.rs"),
+            include_str!("notify.rs"),
         ]
         .concat();
         for section in fields::sections().iter().copied().chain([&fields::DROPIN]) {
@@ -249,8 +254,9 @@ mod tests {
     #[test]
     fn schema_forbids_unknown_keys_everywhere() {
         let s = json_schema().to_string();
-        // Six sections, plus `hooks` and its hook entry inlined once per phase (4), and `dumps`.
-        assert_eq!(s.matches("\"additionalProperties\":false").count(), 12);
+        // Six sections, plus `hooks` and its hook entry inlined once per phase (4), `dumps`,
+        // and `notify` with its four services, at the top level and in a job (2 x 5).
+        assert_eq!(s.matches("\"additionalProperties\":false").count(), 22);
         assert!(s.contains("\"required\":[\"id\",\"syncs\"]"));
     }
 }

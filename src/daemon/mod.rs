@@ -103,6 +103,9 @@ struct Daemon {
     /// The live state's fixed part (pid, config, dirs); `runs` is filled from `running`.
     live: Live,
     publisher: Publisher,
+    /// Notifications (`notify:`): an observer of runs, and told when a job is overdue.
+    alerts: Arc<crate::notify::Notifier>,
+    next_overdue_check: Instant,
 }
 
 /// Runs the daemon until SIGTERM/SIGINT. Returns the process exit code.
@@ -168,6 +171,7 @@ pub fn run(config_path: &Path, notifier: Notifier) -> i32 {
     // The history stays in the state_dir the daemon started with (like state.json).
     let history = Arc::new(Recorder::start(&config.state_dir));
     let run_logs = Arc::new(crate::run::runlog::RunLogs::start(&config.state_dir));
+    let alerts = Arc::new(crate::notify::Notifier::start(Arc::clone(&config)));
     let me = std::process::id();
     let live = Live {
         pid: me,
@@ -187,7 +191,11 @@ pub fn run(config_path: &Path, notifier: Notifier) -> i32 {
         config,
         plan,
         ctx,
-        observers: vec![history.clone() as Arc<dyn Observer>, run_logs],
+        observers: vec![
+            history.clone() as Arc<dyn Observer>,
+            run_logs,
+            alerts.clone(),
+        ],
         history,
         state,
         running: HashMap::new(),
@@ -196,6 +204,8 @@ pub fn run(config_path: &Path, notifier: Notifier) -> i32 {
         last_status: String::new(),
         live,
         publisher,
+        alerts,
+        next_overdue_check: Instant::now(),
     };
     info!(
         phase = "start",
@@ -208,6 +218,7 @@ pub fn run(config_path: &Path, notifier: Notifier) -> i32 {
     d.start();
     d.refresh_metrics();
     let code = d.main_loop(&rx);
+    d.alerts.close(Duration::from_secs(10));
     handle.close();
     code
 }
@@ -269,6 +280,7 @@ impl Daemon {
                     next_watchdog = Instant::now() + iv;
                 }
             }
+            self.check_overdue();
             let now = Timestamp::now();
             let mut sleep = MAX_SLEEP;
             if stopping.is_none() {

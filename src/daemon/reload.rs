@@ -93,6 +93,7 @@ impl Daemon {
                 }
                 self.config = Arc::clone(&plan.config);
                 self.plan = plan;
+                self.alerts.set_config(Arc::clone(&self.config));
                 info!(
                     phase = "reload",
                     "configuration reloaded: {} job(s); added: [{}]; removed: [{}]",

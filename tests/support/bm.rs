@@ -59,11 +59,16 @@ impl Bm {
         let mut dirs = vec![dir.to_path_buf()];
         dirs.extend(std::env::split_paths(&path));
         let path = std::env::join_paths(dirs).unwrap();
-        Bm::start_env(cfg, args, "info", false, Some(path))
+        Bm::start_env(cfg, args, "info", false, &[("PATH", path)])
+    }
+
+    /// As [`Bm::spawn`], with these variables set in its environment.
+    pub fn spawn_env(cfg: &Path, args: &[&str], env: &[(&str, std::ffi::OsString)]) -> Bm {
+        Bm::start_env(cfg, args, "info", false, env)
     }
 
     fn start(cfg: &Path, args: &[&str], level: &str, stdout_too: bool) -> Bm {
-        Bm::start_env(cfg, args, level, stdout_too, None)
+        Bm::start_env(cfg, args, level, stdout_too, &[])
     }
 
     fn start_env(
@@ -71,7 +76,7 @@ impl Bm {
         args: &[&str],
         level: &str,
         stdout_too: bool,
-        path: Option<std::ffi::OsString>,
+        env: &[(&str, std::ffi::OsString)],
     ) -> Bm {
         let n = LOG_SEQ.fetch_add(1, Ordering::SeqCst);
         let log = cfg.with_file_name(format!("bm.{n}.log"));
@@ -82,8 +87,8 @@ impl Bm {
             Stdio::null()
         };
         let mut cmd = Command::new(BIN);
-        if let Some(p) = path {
-            cmd.env("PATH", p);
+        for (k, v) in env {
+            cmd.env(k, v);
         }
         let child = cmd
             .arg("--config")

@@ -18,6 +18,7 @@ use std::time::{Duration, Instant};
 pub mod bm;
 pub mod builder;
 pub mod files;
+pub mod http;
 pub mod master;
 pub mod netns;
 pub mod procfs;
@@ -31,6 +32,8 @@ pub use bm::{Bm, BIN, BLOCKED, FAILED, LONG, OK};
 pub use builder::{Blocker, ConfigBuilder, JobBuilder, LockFile, Remote, SyncEntry};
 #[allow(unused_imports)]
 pub use files::{big_file, set_mtime_ago};
+#[allow(unused_imports)]
+pub use http::HttpRecorder;
 #[allow(unused_imports)]
 pub use master::Master;
 #[allow(unused_imports)]

@@ -86,6 +86,9 @@ impl Decoder {
         ok &= dumps.is_some();
         // `retry_for`, `retry_wait` (config/retry.rs).
         let retry = self.retry(&f, &path);
+        // `notify`, `notify_on` (config/notify.rs).
+        let (notify, notify_on) = self.notify(f.get("notify"), f.get("notify_on"), &path);
+        ok &= !matches!(notify, Some(None)) && !matches!(notify_on, Some(None));
         self.check_self_waiting(&path, &entries);
         self.check_private_tmp(&path, &entries);
         let sync_place = match &host {
@@ -129,6 +132,8 @@ impl Decoder {
             hooks: hooks?,
             dumps: dumps?,
             retry,
+            notify: notify.flatten(),
+            notify_on: notify_on.flatten(),
         })
     }
 

@@ -156,6 +156,8 @@ impl Decoder {
         let metrics_textfile = top
             .get("metrics_textfile")
             .and_then(|n| self.abs_path(n, "metrics_textfile"));
+        // `notify`, `notify_on` (config/notify.rs): the jobs' defaults.
+        let (notify, notify_on) = self.notify(top.get("notify"), top.get("notify_on"), "");
         let timezone = match top.get("timezone") {
             None => Some(Zone::system()),
             Some(n) => self.timezone(n),
@@ -235,6 +237,10 @@ impl Decoder {
             shutdown_timeout,
             history_keep,
             metrics_textfile,
+            notify: notify.flatten().unwrap_or_default(),
+            notify_on: notify_on
+                .flatten()
+                .unwrap_or_else(|| super::notify::NotifyOn::DEFAULT.to_vec()),
             jobs,
         })
     }
