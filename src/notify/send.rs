@@ -125,8 +125,9 @@ pub fn redact(text: &str, secrets: &[String]) -> String {
     t
 }
 
-/// The agent every notification uses: 10 s timeout, HTTP errors as errors, certificates
-/// checked against the platform's store (which honours `SSL_CERT_FILE` / `SSL_CERT_DIR`).
+/// The agent every notification uses: 10 s timeout, HTTP errors as errors, no redirects,
+/// certificates checked against the platform's store (which honours `SSL_CERT_FILE` /
+/// `SSL_CERT_DIR`).
 pub fn agent() -> ureq::Agent {
     let tls = ureq::tls::TlsConfig::builder()
         .root_certs(ureq::tls::RootCerts::PlatformVerifier)
@@ -134,6 +135,8 @@ pub fn agent() -> ureq::Agent {
     ureq::Agent::config_builder()
         .timeout_global(Some(TIMEOUT))
         .http_status_as_error(true)
+        // A redirect would carry the body (and maybe a token) to a place nobody configured.
+        .max_redirects(0)
         .tls_config(tls)
         .user_agent(concat!("backupmanager/", env!("CARGO_PKG_VERSION")))
         .build()
