@@ -266,3 +266,27 @@ fn remote_hooks_run_on_the_jobs_host_with_each_word_quoted() {
     assert!(bm.saw("remote says finally"), "{}", bm.log());
     assert!(bm.saw("finally hook 0 exited with code 4"), "{}", bm.log());
 }
+
+#[test]
+fn the_jobs_timeout_stops_a_hook_and_finally_still_runs() {
+    let t = tmp();
+    let rec = recorder(&t);
+    let r = rec.display();
+    let hooks = format!(
+        "{{before: [{{run: [/bin/sleep, '600']}}], after_failure: [{{run: [{r}, after_failure]}}], \
+         finally: [{{run: [{r}, finally]}}]}}"
+    );
+    let (code, bm) = run(&t, "stopped", job(&t, "stopped", &hooks).timeout("2s"));
+    assert_eq!(code, FAILED, "{}", bm.log());
+    assert!(
+        bm.saw("did not finish within its timeout of 2s and was stopped (before hook 0 (/bin/sleep 600) was running)"),
+        "{}",
+        bm.log()
+    );
+    let rows = recorded(&t);
+    let names: Vec<&str> = rows.iter().map(|r| r[0].as_str()).collect();
+    assert_eq!(names, ["after_failure", "finally"], "{rows:?}");
+    assert_eq!(rows[1][3], "cancelled", "{rows:?}");
+    assert!(!t.p("dst/f").exists());
+    assert!(!t.p("lock").exists());
+}

@@ -395,7 +395,10 @@ fn the_daemon_reports_an_overdue_job_and_writes_the_metrics_file_at_start() {
         .metrics_textfile(&prom)
         .job(
             JobBuilder::new("nj")
-                .yaml("notify", &format!("[{{webhook: {{url: '{}/hook/HOOKSECRET'}}}}]", rec.url()))
+                .yaml(
+                    "notify",
+                    &format!("[{{webhook: {{url: '{}/hook/HOOKSECRET'}}}}]", rec.url()),
+                )
                 .yaml("notify_on", "[overdue]")
                 .sync(t.p("src/"), t.p("dst"), &["-a"]),
         )
@@ -404,18 +407,31 @@ fn the_daemon_reports_an_overdue_job_and_writes_the_metrics_file_at_start() {
     fs::remove_dir_all(t.p("src")).unwrap();
     let (code, bm) = run(&cfg, &[]);
     assert_eq!(code, FAILED, "{}", bm.log());
-    assert!(webhook_events(&rec).is_empty(), "failure is not in notify_on");
+    assert!(
+        webhook_events(&rec).is_empty(),
+        "failure is not in notify_on"
+    );
     fs::remove_file(&prom).unwrap();
     let daemon = Bm::spawn(&cfg, &["daemon"]);
     wait_until(Duration::from_secs(60), "the overdue notification", || {
         !webhook_events(&rec).is_empty()
     });
     assert_eq!(webhook_events(&rec), ["overdue"]);
-    let body: serde_json::Value =
-        serde_json::from_str(&rec.requests()[0].body).unwrap();
-    assert!(body["message"].as_str().unwrap().contains("never succeeded"), "{body}");
-    wait_until(Duration::from_secs(30), "the metrics file", || prom.exists());
+    let body: serde_json::Value = serde_json::from_str(&rec.requests()[0].body).unwrap();
+    assert!(
+        body["message"]
+            .as_str()
+            .unwrap()
+            .contains("never succeeded"),
+        "{body}"
+    );
+    wait_until(Duration::from_secs(30), "the metrics file", || {
+        prom.exists()
+    });
     let text = fs::read_to_string(&prom).unwrap();
-    assert!(text.contains("backupmanager_job_runs_total{job=\"nj\",outcome=\"failed\"} 1"), "{text}");
+    assert!(
+        text.contains("backupmanager_job_runs_total{job=\"nj\",outcome=\"failed\"} 1"),
+        "{text}"
+    );
     drop(daemon);
 }

@@ -136,7 +136,7 @@ impl Runner<'_> {
             let result = match (remote, self.remote) {
                 (true, Some(t)) => t
                     .run_script(&remote_script(dump, &vars), dump.timeout)
-                    .map_err(|e| DumpError::Run(e.into()))
+                    .map_err(|e| DumpError::Run(super::timed_out(e, dump.timeout)))
                     .and_then(|out| {
                         for (s, b) in [(Stream::Stdout, &out.stdout), (Stream::Stderr, &out.stderr)]
                         {

@@ -256,6 +256,14 @@ fn run_local(
     }
 }
 
+/// ssh's own timeout is the hook's (not a transport failure to retry); others pass through.
+pub fn timed_out(e: TransportError, limit: Duration) -> HookError {
+    match e {
+        TransportError::Timeout { .. } => HookError::TimedOut { limit },
+        e => HookError::Transport(e),
+    }
+}
+
 /// The script a remote hook runs in the login shell: the variables exported, then the
 /// command by `exec` (every word through [`shell_quote`]).
 pub fn remote_script(command: &HookCommand, vars: &[(&'static str, String)]) -> String {
@@ -282,7 +290,9 @@ fn run_remote(
     timeout: Duration,
     mut on_line: impl FnMut(Stream, &str),
 ) -> Result<(), HookError> {
-    let out = t.run_script(&remote_script(command, vars), timeout)?;
+    let out = t
+        .run_script(&remote_script(command, vars), timeout)
+        .map_err(|e| timed_out(e, timeout))?;
     for (stream, bytes) in [(Stream::Stdout, &out.stdout), (Stream::Stderr, &out.stderr)] {
         for line in String::from_utf8_lossy(bytes).lines() {
             on_line(stream, line);

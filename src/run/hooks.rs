@@ -42,10 +42,12 @@ impl Run<'_> {
             )),
             ..HookEnv::default()
         };
+        // A hook or dump stopped because the run was cancelled makes the run cancelled, not
+        // failed (the job's `timeout` then turns it into TimedOut).
         let result = match runner.before(&hooks.before, &env, self.cancel) {
-            Before::Go if self.cancelled() => Err(RunError::Cancelled),
+            Before::Go | Before::Abort { .. } if self.cancelled() => Err(RunError::Cancelled),
             Before::Go => match runner.dumps(dumps, &env, self.cancel) {
-                Ok(()) if self.cancelled() => Err(RunError::Cancelled),
+                _ if self.cancelled() => Err(RunError::Cancelled),
                 Ok(()) => self.run_engine(false),
                 Err((index, source)) => Err(RunError::Dump {
                     index,

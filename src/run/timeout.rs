@@ -41,6 +41,13 @@ impl Observer for Doing {
                 format!("sync {index}'s snapshot had been committed")
             }
             EventKind::Pruned { .. } | EventKind::PruneFailed { .. } => "pruning".into(),
+            // after_failure and finally hooks run once the run has failed or was stopped: they
+            // must not hide what the run was doing when its timeout passed.
+            EventKind::HookStarted { phase, .. }
+                if matches!(*phase, "after_failure" | "finally") =>
+            {
+                return
+            }
             EventKind::HookStarted {
                 phase,
                 index,
