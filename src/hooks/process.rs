@@ -16,7 +16,7 @@ use nix::sys::signal::{killpg, Signal};
 use nix::unistd::Pid;
 
 use crate::rsync::Stream;
-use crate::sys::child::{die_with_parent, wait_group_gone};
+use crate::sys::child::{die_with_parent, exit_notice, wait_group_gone};
 
 /// Between SIGTERM and SIGKILL when a hook is stopped.
 pub const GRACE: Duration = Duration::from_secs(3);
@@ -62,6 +62,8 @@ pub fn run(
         reader(e, Stream::Stderr, tx.clone());
     }
     drop(tx);
+    // Woken the moment the hook exits (no polling interval added to every hook).
+    let exited = exit_notice(child.child.id());
     let deadline = Instant::now() + timeout;
     let mut pipes_open = true;
     loop {
@@ -85,7 +87,12 @@ pub fn run(
                 Err(mpsc::RecvTimeoutError::Timeout) => {}
             }
         } else {
-            std::thread::sleep(Duration::from_millis(20));
+            let left = deadline.saturating_duration_since(Instant::now());
+            if let Err(mpsc::RecvTimeoutError::Disconnected) =
+                exited.recv_timeout(left.min(Duration::from_millis(50)))
+            {
+                std::thread::sleep(Duration::from_millis(1));
+            }
         }
         if child.exited_unreaped() {
             // Whatever it left in its group (a background job holding the pipes) ends with it.

@@ -1,6 +1,6 @@
 //! `metrics_textfile:`: the metrics written to a file for node_exporter's textfile collector
 //! (Debian: `/var/lib/prometheus/node-exporter/`), rewritten atomically (a temporary file in
-//! the same directory, flushed, renamed) so the collector never reads half a file. `run-job`
+//! the same directory, renamed) so the collector never reads half a file. `run-job`
 //! rewrites it after its run, the daemon at start and after every run.
 //!
 //! A failure to write is a warning in the log; it never fails a run or the daemon.
@@ -8,7 +8,7 @@
 //! Must not: be read by anything of ours (the history is the record; this is a view of it).
 
 use std::collections::BTreeMap;
-use std::fs::{self, File, OpenOptions};
+use std::fs::{self, OpenOptions};
 use std::io::Write;
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::Path;
@@ -34,9 +34,10 @@ pub fn write_atomic(path: &Path, text: &str) -> std::io::Result<()> {
             .mode(0o644)
             .open(&tmp)?;
         f.write_all(text.as_bytes())?;
-        f.sync_all()?;
-        fs::rename(&tmp, path)?;
-        File::open(dir)?.sync_all()
+        // No fsync: readers need only the rename's atomicity (old or new file, never half),
+        // and a file rewritten after every run need not survive a crash; the fsyncs were most
+        // of this writer's cost.
+        fs::rename(&tmp, path)
     })();
     if result.is_err() {
         let _ = fs::remove_file(&tmp);
