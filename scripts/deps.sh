@@ -21,6 +21,11 @@ bm_need_tools() {
   command -v python3 >/dev/null || missing+=(python3)      # rrsync is a Python script
   command -v etcd >/dev/null || missing+=(etcd-server)      # tests/etcd.rs: a 3-member cluster
   command -v etcdctl >/dev/null || missing+=(etcd-client)
+  command -v sqlite3 >/dev/null || missing+=(sqlite3)       # dumps: the sqlite dump test
+  ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || missing+=(postgresql)   # dumps: a real server
+  command -v promtool >/dev/null || missing+=(prometheus)   # metrics: promtool check metrics
+  command -v socat >/dev/null || missing+=(socat)           # notify: a TLS terminator for the HTTPS test
+  command -v openssl >/dev/null || missing+=(openssl)       # notify: the test CA
   [ ${#missing[@]} -eq 0 ] && return 0
   local sudo=()
   [ "$(id -u)" = 0 ] || sudo=(sudo)

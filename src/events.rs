@@ -156,6 +156,38 @@ pub enum EventKind {
         duration: Duration,
         syncs: Vec<SyncReport>,
     },
+    /// This run failed transiently and the whole run is tried again (`retry_for`) after
+    /// `wait`, as try number `attempt`; no try starts after `until`.
+    RunRetrying {
+        attempt: u32,
+        wait: Duration,
+        until: jiff::Timestamp,
+    },
+    /// A hook began. `phase` is `before`, `after_success`, `after_failure` or `finally`;
+    /// `index` its place in that list; `command` a readable form of what it runs.
+    HookStarted {
+        phase: &'static str,
+        index: usize,
+        command: String,
+        remote: bool,
+    },
+    /// One line a hook printed.
+    HookOutput {
+        phase: &'static str,
+        index: usize,
+        stream: Stream,
+        line: String,
+    },
+    /// A hook ended. `error` is `None` when it exited 0; `fatal` when its failure fails the
+    /// run (a `before` hook with `on_error: abort`), otherwise the failure is a warning.
+    HookDone {
+        phase: &'static str,
+        index: usize,
+        exit_code: Option<i32>,
+        duration: Duration,
+        error: Option<String>,
+        fatal: bool,
+    },
 }
 
 /// What started a run.

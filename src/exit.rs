@@ -17,7 +17,7 @@ pub const INTERRUPTED: i32 = 130;
 pub fn of_run(status: crate::run::RunStatus) -> i32 {
     use crate::run::RunStatus;
     match status {
-        RunStatus::Success => OK,
+        RunStatus::Success | RunStatus::Skipped => OK,
         RunStatus::Blocked => BLOCKED,
         RunStatus::Failed | RunStatus::Cancelled => FAILED,
     }

@@ -66,6 +66,10 @@ pub struct JobPlan {
     pub archives: Vec<crate::archive::ArchiveSeries>,
     /// The job's keys and slots in etcd, when `lock_backend` uses etcd.
     pub etcd: Option<EtcdSpec>,
+    /// The job's host, for `where: remote` hooks.
+    pub remote: Option<Arc<dyn Transport>>,
+    /// Where the run log files are (`BACKUPMANAGER_LOG_FILE` for hooks).
+    pub state_dir: std::path::PathBuf,
 }
 
 /// What a job holds and waits for in etcd (see [`crate::lock::etcd`]).
@@ -297,6 +301,8 @@ fn build_job(config: &Config, job: &Job) -> Result<JobPlan, BuildError> {
         series,
         archives,
         etcd: None,
+        remote,
+        state_dir: config.state_dir.clone(),
     })
 }
 

@@ -238,6 +238,14 @@ const SCHEMA_BLIND: &[(&str, &str)] = &[
         "slots",
         "which backend can hold slots, and slot names used across keys",
     ),
+    (
+        "notify",
+        "one service per entry, URL syntax and notify_on words inside strings",
+    ),
+    (
+        "hooks",
+        "`run` xor `shell`, `where: remote` needing the job's host, `on_error` only on before hooks",
+    ),
 ];
 
 /// Not YAML at all, or YAML no parser should expand: the YAML parser rejects them before any

@@ -66,10 +66,23 @@ pub fn run(path: &Path, id: &str, mut opts: RunOptions, format: LogFormat) -> i3
     ctx.observers.push(history.clone());
     let logs = Arc::new(RunLogs::start(&state_dir));
     ctx.observers.push(logs.clone());
+    // Notifications: a worker thread only when this job has somewhere to send them.
+    let alerts = (!plan.config.notify_for(&job.job).destinations.is_empty())
+        .then(|| Arc::new(crate::notify::Notifier::start(Arc::clone(&plan.config))));
+    if let Some(a) = &alerts {
+        ctx.observers.push(a.clone());
+    }
     let outcome = run::run_job(job, &ctx, opts, &cancel);
     // The run is over; give its last history write a moment (another writer may hold the db).
     history.close(HISTORY_CLOSE);
     logs.close(HISTORY_CLOSE);
+    // Pending notifications: each request gives up after 10 s.
+    if let Some(a) = &alerts {
+        a.close(HISTORY_CLOSE);
+    }
+    if let Some(p) = &plan.config.metrics_textfile {
+        crate::metrics::textfile::refresh(path, &plan, p);
+    }
     if terminal {
         let syncs: Vec<(String, String)> = job
             .job

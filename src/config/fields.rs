@@ -28,6 +28,8 @@ pub enum Ty {
     Enum(&'static [&'static str]),
     /// A list of strings.
     StrList,
+    /// A mapping of free names to strings (HTTP headers).
+    StrMap,
     /// A list of mappings with these keys.
     List(&'static Section),
     /// A mapping with these keys.
@@ -142,6 +144,9 @@ pub static TOP: Section = Section {
         f("include", Ty::StrList, Some("[jobs.d/*.yaml]"), "Glob patterns, relative to the main file's directory, of drop-in files that add jobs. Each drop-in holds only a `jobs:` list."),
         f("shutdown_timeout", Ty::Duration, Some("30s"), "On SIGTERM the daemon cancels running jobs (rsync gets SIGTERM, then SIGKILL) and waits this long for them to release their locks before exiting."),
         f("history_keep", Ty::Duration, Some("400d"), "How long finished runs stay in the run history (`state_dir/history.sqlite`, shown by `backupmanager history`). Older ones are removed at daemon start and once a day; a run in progress never is."),
+        f("metrics_textfile", Ty::AbsPath, None, "Write Prometheus metrics (`backupmanager_job_last_success_timestamp_seconds`, `..._runs_total`, ...; see the README) to this file for node_exporter's textfile collector, e.g. `/var/lib/prometheus/node-exporter/backupmanager.prom`. Rewritten atomically at the end of every run (`run-job` included) and when the daemon starts. The name must end in `.prom` for the collector to read it. Default: not written."),
+        f("notify", Ty::List(&NOTIFY), Some("[]"), "Default notifications for jobs that set no `notify` of their own (see below)."),
+        f("notify_on", Ty::StrList, Some("[failure, recovered, overdue]"), "Default `notify_on` for jobs that set none."),
         f("jobs", Ty::List(&JOB), Some("[]"), "The jobs."),
         f("http", Ty::Map(&HTTP), None, "Serve a read-only status page and JSON API (see below). Absent: no listener at all. `http: {}` listens on the default unix socket."),
         f("lock_backend", Ty::Enum(&["files", "etcd", "both"]), Some("files"), "Where `lock_files`, `blocks_on` and slots live. `files`: lock files, local or over SSH. `etcd`: keys in the etcd cluster of `etcd:` (each entry's key is `<host>:<path>`, so the same YAML means the same locks; a remote entry opens no SSH connection). `both` (migration): etcd first, then the lock files; released in reverse. Slots need `etcd` or `both`."),
@@ -212,6 +217,12 @@ pub static JOB: Section = Section {
         f("direction", Ty::Enum(&["push", "pull"]), Some("push"), "`push`: each sync's `source` is on this host and its `dest` on `host`. `pull`: each `source` is an absolute path on `host` and each `dest` an absolute path here, so the backup server holds the key and the client's key can be read-only (`backupmanager gate` on the client). Needs `host`. A pull source may hold only letters, digits, spaces and `/ . _ - + , : @ % = ~ #` (it crosses the client's command line). Snapshot series, lock files and blockers work as for push; the remote empty-source guard lists the source first."),
         f("archive", Ty::Map(&ARCHIVE), None, "How a `mode: archive` job cuts chains and compresses (see below; every key has a default). Only allowed with `mode: archive`."),
         f("uses_slots", Ty::StrList, Some("[]"), "Slots (top-level `slots:`) this job holds while it runs, taken before its locks. Needs `lock_backend: etcd` or `both`."),
+        f("hooks", Ty::Map(&HOOKS), None, "Commands run around the syncs while the job's locks are held: `before`, `after_success`, `after_failure`, `finally` (see below)."),
+        f("retry_for", Ty::Duration, None, "Retry a run that failed for a transient reason (the host unreachable or refusing ssh, a lock host down, an rsync exit code that `retries` also retries, a remote hook or dump that could not reach the host) as a whole, until this long after the first try began. Each try is its own run in the history. Default: off. Blocked, cancelled, timed-out and other failed runs are not retried."),
+        f("retry_wait", Ty::Duration, Some("5m"), "With `retry_for`: the pause between a transiently failed try and the next one."),
+        f("notify", Ty::List(&NOTIFY), Some("the top-level notify"), "Where to tell about this job's runs (see below). Sent after the locks are released, off the run's path: a failed notification is a warning in the log and never fails or delays the run."),
+        f("notify_on", Ty::StrList, Some("the top-level notify_on"), "Which events ntfy and webhook destinations are told about: `start`, `success`, `warning` (a success with warnings: vanished files, a failed after hook, a failed prune), `failure` (failed or blocked), `recovered` (the first success after a failure, from the history), `overdue` (no success for `alert_after`, checked by the daemon). Healthchecks and Uptime Kuma are heartbeat monitors and always get start (Healthchecks), success and failure."),
+        f("dumps", Ty::List(&DUMP), Some("[]"), "Database dumps written after the `before` hooks and before the syncs, in order (see below). A failing dump fails the run."),
     ],
 };
 
@@ -288,9 +299,129 @@ pub static SYNC: Section = Section {
     ],
 };
 
+pub static HOOKS: Section = Section {
+    name: "hooks",
+    what: "the hooks block",
+    doc: "Commands a job runs around its syncs. Order: own locks → blockers → `before` → syncs → `after_success` or `after_failure` → `finally` → locks released. Each list runs in order. A dry run (`run-job --dry-run`) runs no hooks and no dumps. Hooks see `BACKUPMANAGER_JOB`, `BACKUPMANAGER_RUN_ID`, `BACKUPMANAGER_PHASE`, `BACKUPMANAGER_OUTCOME` (after and finally: `success`, `failed`, `cancelled`, `skipped`), `BACKUPMANAGER_ERROR` (the run's error, empty on success), `BACKUPMANAGER_EXIT_CODE` (what `run-job` will exit with), `BACKUPMANAGER_LOG_FILE` (this run's log file) and, after a snapshot, `BACKUPMANAGER_RESTORE_POINT` (the newest snapshot this run made). Their output goes to the run log and the journal. A `before` hook that exits 75 skips the run (outcome `skipped`, exit 0: no syncs, no after hooks, `finally` still runs). A failing `before` hook fails the run unless `on_error: continue`; a failing after or finally hook is a warning and never changes the outcome.",
+    fields: &[
+        f("before", Ty::List(&HOOK), Some("[]"), "After the locks are taken and the blockers are gone, before the first sync."),
+        f("after_success", Ty::List(&HOOK), Some("[]"), "After every sync succeeded."),
+        f("after_failure", Ty::List(&HOOK), Some("[]"), "After the run failed (a before hook, a sync, or a lock). Not run when the run was blocked before it took its locks."),
+        f("finally", Ty::List(&HOOK), Some("[]"), "Last, whatever happened, once the locks were taken."),
+    ],
+};
+
+pub static HOOK: Section = Section {
+    name: "hook",
+    what: "a hook",
+    doc: "One hook command: exactly one of `run` and `shell`.",
+    fields: &[
+        f("run", Ty::StrList, None, "The program and its arguments, started without a shell (nothing is expanded), e.g. `[/usr/local/bin/dump-db, --fast]`."),
+        f("shell", Ty::Str, None, "A script given to `/bin/sh -c`: pipes, redirections and variables work. The only place backupmanager uses a shell."),
+        f("where", Ty::Enum(&["local", "remote"]), Some("local"), "`local`: on this host. `remote`: on the job's `host`, over the job's ssh connection (each word quoted for the remote POSIX shell; the environment is passed with `env`). A remote hook must not exit 255, which is ssh's own failure code."),
+        f("timeout", Ty::Duration, Some("1h"), "A hook still running after this long is stopped (its whole process group gets SIGTERM, then SIGKILL) and counts as failed. Remote: the ssh session is ended."),
+        f("on_error", Ty::Enum(&["abort", "continue"]), Some("abort"), "`before` hooks only. `abort`: a failing hook fails the run without syncing (`after_failure` and `finally` still run). `continue`: a warning; the run goes on."),
+    ],
+};
+
+pub static DUMP: Section = Section {
+    name: "dump",
+    what: "a dump entry",
+    doc: "A database dump written before the syncs, so they copy a consistent file instead of a live database. The dump is written to a hidden temporary file next to `to` (`.NAME.bm-partial`) and renamed to `to` only when complete: a failed or stopped dump leaves the previous one in place and no partial file. Output goes to the run log like a hook's. Types: `sqlite` runs `sqlite3 DATABASE \".backup TMP\"` (the online backup API: consistent while the database is in use); `postgresql` runs `pg_dump OPTIONS --file=TMP --dbname=DATABASE` (connection settings in `options` or the usual `PG*` variables and `~/.pgpass`); `mysql` runs `mysqldump OPTIONS --result-file=TMP DATABASE` (e.g. `options: [--single-transaction, --defaults-extra-file=/etc/backupmanager/my.cnf]` for InnoDB tables; MariaDB's `mysqldump` is the same program); `command` runs `run` and writes its standard output.",
+    fields: &[
+        req("type", Ty::Enum(&["sqlite", "postgresql", "mysql", "command"]), "What to dump and with which program (`sqlite3`, `pg_dump`, `mysqldump`, or `run`)."),
+        f("database", Ty::Str, None, "`sqlite`: the database file. `postgresql`, `mysql`: the database name (or, for `pg_dump`, a connection string)."),
+        f("run", Ty::StrList, None, "`command` only: the program and its arguments, started without a shell; its standard output is the dump."),
+        f("options", Ty::StrList, Some("[]"), "`postgresql` and `mysql` only: extra arguments before the database, e.g. `[--host=127.0.0.1, --port=5432, --username=backup, --format=custom]`."),
+        req("to", Ty::AbsPath, "Absolute path of the finished dump (on the job's host with `where: remote`). Put it inside a sync's source so the syncs copy it."),
+        f("where", Ty::Enum(&["local", "remote"]), Some("local"), "`local`: dump on this host. `remote`: on the job's `host`, over its ssh connection."),
+        f("timeout", Ty::Duration, Some("1h"), "A dump still running after this long is stopped (its process group killed; remote: the ssh session ended) and the run fails."),
+    ],
+};
+
+pub static NOTIFY: Section = Section {
+    name: "notify",
+    what: "a notify entry",
+    doc: "One destination: exactly one of `healthchecks`, `ntfy`, `uptime_kuma`, `webhook`. Requests use HTTPS with the system's CA store (`/etc/ssl/certs`, so an internal CA added with `update-ca-certificates` works; `SSL_CERT_FILE` or `SSL_CERT_DIR` in the service's environment replace it), a 10 s timeout, and run on a thread of their own. URLs, tokens and header values are secrets: logs, status and errors name only the service and the URL's host.",
+    fields: &[
+        f("healthchecks", Ty::Map(&HEALTHCHECKS), None, "Healthchecks.io (or self-hosted): pinged at start (`/start`), on success, and on failure (`/fail`, body: the error), each with `rid` so it measures the run's duration."),
+        f("ntfy", Ty::Map(&NTFY), None, "An ntfy topic: one message per event in `notify_on`."),
+        f("uptime_kuma", Ty::Map(&UPTIME_KUMA), None, "An Uptime Kuma push monitor: `status=up` on success, `status=down` on failure, with the message and duration."),
+        f("webhook", Ty::Map(&WEBHOOK), None, "Any URL: a JSON run summary (`job`, `run_id`, `event`, `outcome`, `message`, `error_kind`, `duration_seconds`, `host`) for each event in `notify_on`."),
+    ],
+};
+
+pub static HEALTHCHECKS: Section = Section {
+    name: "healthchecks",
+    what: "a healthchecks block",
+    doc: "A Healthchecks check.",
+    fields: &[req(
+        "ping_url",
+        Ty::Str,
+        "The check's ping URL, e.g. `https://hc-ping.com/UUID` (a secret).",
+    )],
+};
+
+pub static NTFY: Section = Section {
+    name: "ntfy",
+    what: "an ntfy block",
+    doc: "An ntfy server and topic.",
+    fields: &[
+        req("server", Ty::Str, "The server's URL, e.g. `https://ntfy.sh`."),
+        req("topic", Ty::Str, "The topic (a secret on public servers: anyone who knows it can read it)."),
+        f("token_file", Ty::AbsPath, None, "A file holding an access token (sent as `Authorization: Bearer`), read at each send. Keep it mode 0600."),
+    ],
+};
+
+pub static UPTIME_KUMA: Section = Section {
+    name: "uptime kuma",
+    what: "an uptime_kuma block",
+    doc: "An Uptime Kuma push monitor.",
+    fields: &[req("push_url", Ty::Str, "The monitor's push URL, e.g. `https://kuma.example/api/push/KEY` (a secret; any query it carries is replaced).")],
+};
+
+pub static WEBHOOK: Section = Section {
+    name: "webhook",
+    what: "a webhook block",
+    doc: "A URL that receives a JSON run summary.",
+    fields: &[
+        req("url", Ty::Str, "Where to send it (a secret)."),
+        f(
+            "method",
+            Ty::Enum(&["POST", "PUT"]),
+            Some("POST"),
+            "The HTTP method.",
+        ),
+        f(
+            "headers",
+            Ty::StrMap,
+            None,
+            "Extra headers, e.g. `{Authorization: \"Bearer ...\"}` (secrets).",
+        ),
+    ],
+};
+
 /// Every section, for generators.
-pub fn sections() -> [&'static Section; 9] {
-    [&TOP, &JOB, &LOCK, &BLOCKER, &SYNC, &RETENTION, &HTTP, &ARCHIVE, &ETCD]
+pub fn sections() -> [&'static Section; 17] {
+    [
+        &TOP,
+        &JOB,
+        &LOCK,
+        &BLOCKER,
+        &SYNC,
+        &RETENTION,
+        &HTTP,
+        &ARCHIVE,
+        &ETCD,
+        &HOOKS,
+        &HOOK,
+        &DUMP,
+        &NOTIFY,
+        &HEALTHCHECKS,
+        &NTFY,
+        &UPTIME_KUMA,
+        &WEBHOOK,
+    ]
 }
 
 #[cfg(test)]

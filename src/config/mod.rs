@@ -13,11 +13,15 @@ pub mod archive;
 pub mod coord;
 pub mod decode;
 pub mod diag;
+pub mod dumps;
 pub mod duration;
 pub mod fields;
 pub mod http;
+pub mod hooks;
+pub mod notify;
 pub mod reference;
 pub mod retention;
+pub mod retry;
 pub mod words;
 pub mod yaml;
 
@@ -51,6 +55,12 @@ pub struct Config {
     pub shutdown_timeout: Duration,
     /// How long finished runs stay in the run history.
     pub history_keep: Duration,
+    /// Where the Prometheus metrics are written after every run (node_exporter's textfile
+    /// collector); `None`: not written.
+    pub metrics_textfile: Option<PathBuf>,
+    /// Default notifications for jobs without their own `notify` / `notify_on`.
+    pub notify: Vec<notify::Destination>,
+    pub notify_on: Vec<notify::NotifyOn>,
     pub jobs: Vec<Job>,
     /// The read-only web status page and API; `None`: no listener.
     pub http: Option<http::Http>,
@@ -61,6 +71,17 @@ pub struct Config {
 impl Config {
     pub fn job(&self, id: &str) -> Option<&Job> {
         self.jobs.iter().find(|j| j.id == id)
+    }
+
+    /// Where and when `job`'s runs are notified: its own settings, else the top level's.
+    pub fn notify_for(&self, job: &Job) -> notify::Notify {
+        notify::Notify {
+            destinations: job.notify.clone().unwrap_or_else(|| self.notify.clone()),
+            on: job
+                .notify_on
+                .clone()
+                .unwrap_or_else(|| self.notify_on.clone()),
+        }
     }
 }
 
@@ -121,6 +142,16 @@ pub struct Job {
     pub direction: Direction,
     /// Slots (top-level `slots:`) the job holds while it runs.
     pub uses_slots: Vec<coord::SlotUse>,
+    /// Commands run around the syncs (empty lists when the job has no `hooks:`).
+    pub hooks: hooks::Hooks,
+    /// Database dumps written before the syncs.
+    pub dumps: Vec<dumps::Dump>,
+    /// Whole-run retries after a transient failure; `None`: off.
+    pub retry: Option<retry::Retry>,
+    /// `notify` / `notify_on` as the job wrote them (`None`: the top level's); see
+    /// [`Config::notify_for`].
+    pub notify: Option<Vec<notify::Destination>>,
+    pub notify_on: Option<Vec<notify::NotifyOn>>,
 }
 
 /// How an archive-mode job cuts its chains and compresses (`archive:`).

@@ -69,6 +69,9 @@ fn ty_schema(ty: Ty) -> Value {
         Ty::Int(lo, hi) => json!({"type": "integer", "minimum": lo, "maximum": hi}),
         Ty::Enum(words) => json!({"type": "string", "enum": words}),
         Ty::StrList => json!({"type": ["array", "null"], "items": {"type": "string"}}),
+        Ty::StrMap => {
+            json!({"type": ["object", "null"], "additionalProperties": {"type": "string"}})
+        }
         Ty::List(section) => json!({"type": ["array", "null"], "items": object_schema(section)}),
         Ty::Map(section) => {
             let mut o = object_schema(section);
@@ -107,6 +110,7 @@ fn ty_words(ty: Ty) -> String {
             .collect::<Vec<_>>()
             .join(" or "),
         Ty::StrList => "list of strings".into(),
+        Ty::StrMap => "mapping of names to strings".into(),
         Ty::List(s) => format!("list of {} entries", s.name),
         Ty::Map(s) => format!("mapping (see {})", title(s.name)),
         Ty::Count => "count (integer >= 1) or `all`".into(),
@@ -237,6 +241,10 @@ mod tests {
             include_str!("retention.rs"),
             include_str!("http.rs"),
             include_str!("archive.rs"),
+            include_str!("hooks.rs"),
+            include_str!("dumps.rs"),
+            include_str!("retry.rs"),
+            include_str!("notify.rs"),
         ]
         .concat();
         for section in fields::sections().iter().copied().chain([&fields::DROPIN]) {
@@ -255,7 +263,9 @@ mod tests {
     #[test]
     fn schema_forbids_unknown_keys_everywhere() {
         let s = json_schema().to_string();
-        assert_eq!(s.matches("\"additionalProperties\":false").count(), 9);
+        // Nine sections (top, job, lock, blocker, sync, retention, http, archive, etcd), plus `hooks` and its hook entry inlined once per phase (4), `dumps`,
+        // and `notify` with its four services, at the top level and in a job (2 x 5).
+        assert_eq!(s.matches("\"additionalProperties\":false").count(), 25);
         assert!(s.contains("\"required\":[\"id\",\"syncs\"]"));
     }
 }

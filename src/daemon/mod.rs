@@ -23,6 +23,7 @@
 //! metrics and notifications attach here) and keeps what the status line needs (which run
 //! waits, and on what). At start and once a day the history is swept and trimmed.
 
+mod metrics;
 pub mod notify;
 mod observe;
 pub mod pidfile;
@@ -108,6 +109,9 @@ struct Daemon {
     publisher: Publisher,
     /// The web status page (`http:`): what it reads, and its sockets.
     web: Option<(Arc<crate::web::Feed>, crate::web::Server)>,
+    /// Notifications (`notify:`): an observer of runs, and told when a job is overdue.
+    alerts: Arc<crate::notify::Notifier>,
+    next_overdue_check: Instant,
 }
 
 /// Runs the daemon until SIGTERM/SIGINT. Returns the process exit code.
@@ -173,6 +177,7 @@ pub fn run(config_path: &Path, notifier: Notifier) -> i32 {
     // The history stays in the state_dir the daemon started with (like state.json).
     let history = Arc::new(Recorder::start(&config.state_dir));
     let run_logs = Arc::new(RunLogs::start(&config.state_dir));
+    let alerts = Arc::new(crate::notify::Notifier::start(Arc::clone(&config)));
     let me = std::process::id();
     let live = Live {
         pid: me,
@@ -202,6 +207,7 @@ pub fn run(config_path: &Path, notifier: Notifier) -> i32 {
         observers: vec![
             history.clone() as Arc<dyn Observer>,
             run_logs.clone() as Arc<dyn Observer>,
+            alerts.clone(),
         ],
         history,
         run_logs,
@@ -213,6 +219,8 @@ pub fn run(config_path: &Path, notifier: Notifier) -> i32 {
         live,
         publisher,
         web,
+        alerts,
+        next_overdue_check: Instant::now(),
     };
     info!(
         phase = "start",
@@ -223,7 +231,9 @@ pub fn run(config_path: &Path, notifier: Notifier) -> i32 {
         pid.path().display()
     );
     d.start();
+    d.refresh_metrics();
     let code = d.main_loop(&rx);
+    d.alerts.close(Duration::from_secs(10));
     handle.close();
     code
 }
@@ -301,6 +311,7 @@ impl Daemon {
                     next_watchdog = Instant::now() + iv;
                 }
             }
+            self.check_overdue();
             let now = Timestamp::now();
             let mut sleep = MAX_SLEEP;
             if stopping.is_none() {
@@ -515,6 +526,7 @@ impl Daemon {
         });
         self.save_state();
         self.publish();
+        self.refresh_metrics();
     }
 
     /// The next slot of any enabled job, and whose it is.

@@ -104,6 +104,7 @@ impl Daemon {
                 if let Some((feed, _)) = &self.web {
                     feed.set_config(Arc::clone(&self.config));
                 }
+                self.alerts.set_config(Arc::clone(&self.config));
                 info!(
                     phase = "reload",
                     "configuration reloaded: {} job(s); added: [{}]; removed: [{}]",

@@ -298,12 +298,93 @@ impl Observer for LogObserver {
                         duration_ms = ms,
                         "run blocked: {message}"
                     ),
+                    "skipped" => info!(
+                        phase = "end",
+                        event = "run_end",
+                        result = "skipped",
+                        duration_ms = ms,
+                        "run {message}"
+                    ),
                     _ => warn!(
                         phase = "end",
                         event = "run_end",
                         result = "cancelled",
                         duration_ms = ms,
                         "run cancelled"
+                    ),
+                }
+            }
+            EventKind::RunRetrying {
+                attempt,
+                wait,
+                until,
+            } => warn!(
+                phase = "end",
+                event = "run_retry",
+                attempt,
+                "transient failure: the whole run is tried again in {} (try {attempt}; retry_for ends at {})",
+                crate::config::duration::format(*wait),
+                until.strftime("%Y-%m-%d %H:%M:%S UTC")
+            ),
+            EventKind::HookStarted {
+                phase,
+                index,
+                command,
+                remote,
+            } => info!(
+                phase = "hook",
+                event = "hook_started",
+                hook = format!("{phase}[{index}]"),
+                "{phase} hook {index} starting{}: {command}",
+                if *remote { " on the job's host" } else { "" }
+            ),
+            EventKind::HookOutput {
+                phase,
+                index,
+                stream,
+                line,
+            } => {
+                let hook = format!("{phase}[{index}]");
+                match stream {
+                    Stream::Stdout => info!(phase = "hook", hook, channel = "stdout", "{line}"),
+                    Stream::Stderr => info!(phase = "hook", hook, channel = "stderr", "{line}"),
+                }
+            }
+            EventKind::HookDone {
+                phase,
+                index,
+                exit_code,
+                duration,
+                error,
+                fatal,
+            } => {
+                let hook = format!("{phase}[{index}]");
+                let ms = duration.as_millis() as u64;
+                match (error, fatal) {
+                    (None, _) => info!(
+                        phase = "hook",
+                        event = "hook_done",
+                        hook,
+                        exit_code,
+                        duration_ms = ms,
+                        "{phase} hook {index} done (exit {})",
+                        exit_code.unwrap_or(0)
+                    ),
+                    (Some(e), true) => error!(
+                        phase = "hook",
+                        event = "hook_failed",
+                        hook,
+                        exit_code,
+                        duration_ms = ms,
+                        "{phase} hook {index} {e}; the run fails"
+                    ),
+                    (Some(e), false) => warn!(
+                        phase = "hook",
+                        event = "hook_failed",
+                        hook,
+                        exit_code,
+                        duration_ms = ms,
+                        "{phase} hook {index} {e}"
                     ),
                 }
             }
@@ -444,6 +525,48 @@ pub fn text(ev: &RunEvent) -> Option<String> {
             }
             s
         }
+        EventKind::RunRetrying {
+            attempt,
+            wait,
+            until,
+        } => format!(
+            "warning: transient failure: the whole run is tried again in {} (try {attempt}; retry_for ends at {})",
+            crate::config::duration::format(*wait),
+            until.strftime("%Y-%m-%d %H:%M:%S UTC")
+        ),
+        EventKind::HookStarted {
+            phase,
+            index,
+            command,
+            remote,
+        } => format!(
+            "{phase} hook {index} starting{}: {command}",
+            if *remote { " on the job's host" } else { "" }
+        ),
+        EventKind::HookOutput {
+            phase,
+            index,
+            stream,
+            line,
+        } => match stream {
+            Stream::Stdout => format!("{phase} hook {index}: {line}"),
+            Stream::Stderr => format!("{phase} hook {index} (stderr): {line}"),
+        },
+        EventKind::HookDone {
+            phase,
+            index,
+            exit_code,
+            error,
+            fatal,
+            ..
+        } => match (error, fatal) {
+            (None, _) => format!(
+                "{phase} hook {index} done (exit {})",
+                exit_code.unwrap_or(0)
+            ),
+            (Some(e), true) => format!("error: {phase} hook {index} {e}; the run fails"),
+            (Some(e), false) => format!("warning: {phase} hook {index} {e}"),
+        },
     })
 }
 

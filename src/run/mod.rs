@@ -8,6 +8,7 @@
 //!
 //! Submodules, one job each: [`runlock`] (the per-job kernel lock), [`acquire`] (the lock pass
 //! and waiting), [`wait`] (jitter, inotify), [`held`] (the release guard and the heartbeat),
+//! [`hooks`] (the hook phases around the syncs),
 //! [`outcome`] (typed results), [`active`] (runs in progress in this process), [`log`] (the
 //! log observer), [`runlog`] (the per-run log file).
 //!
@@ -22,8 +23,10 @@ mod acquire;
 pub mod active;
 mod etcd;
 mod held;
+mod hooks;
 pub mod log;
 pub mod outcome;
+pub mod retry;
 pub mod runlock;
 pub mod runlog;
 pub mod timeout;
@@ -73,12 +76,31 @@ impl RunContext {
     }
 }
 
-/// Runs the job of `plan` once. `cancel` stops it (waiting or syncing) and releases its locks.
+/// Runs the job of `plan` once, or, with `retry_for`, again after each transient failure while
+/// the window lasts (each try its own run; the last one's outcome is returned). `cancel` stops
+/// it (waiting, syncing or pausing between tries) and releases its locks.
 pub fn run_job(
     plan: &JobPlan,
     ctx: &RunContext,
     opts: RunOptions,
     cancel: &AtomicBool,
+) -> RunOutcome {
+    let mut tries = retry::Tries::new(plan.job.retry, opts.dry_run);
+    loop {
+        let outcome = run_once(plan, ctx, opts, cancel, &tries);
+        match tries.take_next() {
+            Some(wait) if retry::pause(wait, cancel) => tries.attempt += 1,
+            _ => return outcome,
+        }
+    }
+}
+
+fn run_once(
+    plan: &JobPlan,
+    ctx: &RunContext,
+    opts: RunOptions,
+    cancel: &AtomicBool,
+    tries: &retry::Tries,
 ) -> RunOutcome {
     let started = Instant::now();
     let run_id = new_run_id();
@@ -131,6 +153,13 @@ pub fn run_job(
         waited: run.waited,
         duration: started.elapsed(),
     };
+    if let Some((wait, until)) = tries.decide(&outcome, cancel) {
+        events.emit(EventKind::RunRetrying {
+            attempt: tries.attempt + 1,
+            wait,
+            until,
+        });
+    }
     events.emit(EventKind::Finished {
         outcome: outcome.status().as_str(),
         message: outcome.message(),
@@ -180,7 +209,7 @@ impl Run<'_> {
         let (heartbeat, lease) = (self.plan.job.lock_heartbeat, self.plan.job.stale_after);
         let cancel = self.cancel;
         let mut engine =
-            || held.with_heartbeat(heartbeat, lease, cancel, || self.run_engine(false));
+            || held.with_heartbeat(heartbeat, lease, cancel, || self.run_hooked());
         let ((result, lost), lease_lost) = match &etcd {
             Some(e) => e.with_lease(cancel, engine),
             None => (engine(), None),

@@ -52,6 +52,8 @@ pub enum RunStatus {
     Blocked,
     /// Stopped from outside (signal, daemon shutdown).
     Cancelled,
+    /// A `before` hook exited 75: the run did not sync, on purpose.
+    Skipped,
 }
 
 impl RunStatus {
@@ -61,6 +63,7 @@ impl RunStatus {
             RunStatus::Failed => "failed",
             RunStatus::Blocked => "blocked",
             RunStatus::Cancelled => "cancelled",
+            RunStatus::Skipped => "skipped",
         }
     }
 }
@@ -83,6 +86,10 @@ pub enum ErrorKind {
     Io,
     /// The job's `timeout` passed.
     Timeout,
+    /// A hook failed (a `before` hook with `on_error: abort`).
+    Hook,
+    /// A `before` hook asked to skip the run.
+    Skipped,
 }
 
 impl ErrorKind {
@@ -97,6 +104,8 @@ impl ErrorKind {
             ErrorKind::Cancelled => "cancelled".into(),
             ErrorKind::Io => "io".into(),
             ErrorKind::Timeout => "timeout".into(),
+            ErrorKind::Hook => "hook".into(),
+            ErrorKind::Skipped => "skipped".into(),
         }
     }
 }
@@ -171,6 +180,25 @@ pub enum RunError {
         limit: std::time::Duration,
         doing: String,
     },
+    /// A `before` hook failed with `on_error: abort`; no sync ran.
+    #[error("before hook {index} ({command}) {source}")]
+    Hook {
+        index: usize,
+        command: String,
+        #[source]
+        source: crate::hooks::HookError,
+    },
+    /// A dump failed; no sync ran.
+    #[error("dump {index} ({what}) failed: {source}")]
+    Dump {
+        index: usize,
+        what: String,
+        #[source]
+        source: crate::hooks::dump::DumpError,
+    },
+    /// A `before` hook exited 75.
+    #[error("skipped: before hook {index} ({command}) exited 75")]
+    Skipped { index: usize, command: String },
 }
 
 impl RunError {
@@ -202,6 +230,11 @@ impl RunError {
             },
             RunError::Cancelled => ErrorKind::Cancelled,
             RunError::TimedOut { .. } => ErrorKind::Timeout,
+            RunError::Hook { source, .. } if source.is_transport() => ErrorKind::Transport,
+            RunError::Hook { .. } => ErrorKind::Hook,
+            RunError::Dump { source, .. } if source.is_transport() => ErrorKind::Transport,
+            RunError::Dump { .. } => ErrorKind::Hook,
+            RunError::Skipped { .. } => ErrorKind::Skipped,
         }
     }
 
@@ -209,6 +242,7 @@ impl RunError {
         match self.kind() {
             ErrorKind::Blocked => RunStatus::Blocked,
             ErrorKind::Cancelled => RunStatus::Cancelled,
+            ErrorKind::Skipped => RunStatus::Skipped,
             _ => RunStatus::Failed,
         }
     }

@@ -41,6 +41,19 @@ impl Observer for Doing {
                 format!("sync {index}'s snapshot had been committed")
             }
             EventKind::Pruned { .. } | EventKind::PruneFailed { .. } => "pruning".into(),
+            // after_failure and finally hooks run once the run has failed or was stopped: they
+            // must not hide what the run was doing when its timeout passed.
+            EventKind::HookStarted { phase, .. }
+                if matches!(*phase, "after_failure" | "finally") =>
+            {
+                return
+            }
+            EventKind::HookStarted {
+                phase,
+                index,
+                command,
+                ..
+            } => format!("{phase} hook {index} ({command}) was running"),
             _ => return,
         };
         *self.0.lock().unwrap_or_else(|e| e.into_inner()) = what;

@@ -53,7 +53,31 @@ impl Bm {
         Bm::start(cfg, args, "debug", true)
     }
 
+    /// As [`Bm::spawn`], with `dir` first on its `PATH` (a particular version of a tool).
+    pub fn spawn_with_path(cfg: &Path, args: &[&str], dir: &Path) -> Bm {
+        let path = std::env::var_os("PATH").unwrap_or_default();
+        let mut dirs = vec![dir.to_path_buf()];
+        dirs.extend(std::env::split_paths(&path));
+        let path = std::env::join_paths(dirs).unwrap();
+        Bm::start_env(cfg, args, "info", false, &[("PATH", path)])
+    }
+
+    /// As [`Bm::spawn`], with these variables set in its environment.
+    pub fn spawn_env(cfg: &Path, args: &[&str], env: &[(&str, std::ffi::OsString)]) -> Bm {
+        Bm::start_env(cfg, args, "info", false, env)
+    }
+
     fn start(cfg: &Path, args: &[&str], level: &str, stdout_too: bool) -> Bm {
+        Bm::start_env(cfg, args, level, stdout_too, &[])
+    }
+
+    fn start_env(
+        cfg: &Path,
+        args: &[&str],
+        level: &str,
+        stdout_too: bool,
+        env: &[(&str, std::ffi::OsString)],
+    ) -> Bm {
         let n = LOG_SEQ.fetch_add(1, Ordering::SeqCst);
         let log = cfg.with_file_name(format!("bm.{n}.log"));
         let file = fs::File::create(&log).unwrap();
@@ -62,7 +86,11 @@ impl Bm {
         } else {
             Stdio::null()
         };
-        let child = Command::new(BIN)
+        let mut cmd = Command::new(BIN);
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        let child = cmd
             .arg("--config")
             .arg(cfg)
             .args(["--log-format", "json", "--log-level", level])

@@ -250,6 +250,12 @@ impl JobBuilder {
             Value::Sequence(names.iter().map(|n| Value::from(*n)).collect()),
         )
     }
+    /// Any other job key, from YAML text (`hooks`, ...).
+    pub fn yaml(self, key: &str, yaml: &str) -> Self {
+        let v: Value = serde_yaml_ng::from_str(yaml)
+            .unwrap_or_else(|e| panic!("test YAML for `{key}` ({e}):\n{yaml}"));
+        self.set(key, v)
+    }
     /// `host`, `port`, `user`: the syncs' destination host, inherited by remote entries.
     pub fn remote(mut self, r: &Remote) -> Self {
         r.put(&mut self.settings);
@@ -421,6 +427,9 @@ impl ConfigBuilder {
     }
     pub fn shutdown_timeout(self, d: &str) -> Self {
         self.set("shutdown_timeout", d)
+    }
+    pub fn metrics_textfile(self, p: impl AsRef<Path>) -> Self {
+        self.set("metrics_textfile", text(p))
     }
     pub fn history_keep(self, d: &str) -> Self {
         self.set("history_keep", d)

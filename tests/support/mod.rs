@@ -25,6 +25,7 @@ pub mod curl;
 pub mod etcd;
 pub mod files;
 pub mod gate;
+pub mod http;
 pub mod master;
 pub mod netns;
 pub mod procfs;
@@ -38,6 +39,8 @@ pub use bm::{Bm, BIN, BLOCKED, FAILED, LONG, OK};
 pub use builder::{Blocker, ConfigBuilder, JobBuilder, LockFile, Remote, SyncEntry};
 #[allow(unused_imports)]
 pub use files::{big_file, set_mtime_ago};
+#[allow(unused_imports)]
+pub use http::HttpRecorder;
 #[allow(unused_imports)]
 pub use master::Master;
 #[allow(unused_imports)]

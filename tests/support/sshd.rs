@@ -281,6 +281,22 @@ impl Sshd {
         stop_sshd_child(child);
     }
 
+    /// Stops the listener and its sessions, keeping keys, config and port: connections are
+    /// refused until [`Sshd::resume`].
+    pub fn pause(&mut self) {
+        self.kill_listener();
+    }
+
+    /// Starts the listener again on the same port (panics with its log if it cannot).
+    pub fn resume(&mut self) {
+        assert!(self.child.is_none(), "sshd is running");
+        let child = self.spawn();
+        self.child = Some(child);
+        if let Err(log) = self.wait_listening() {
+            panic!("sshd did not come back on port {}:\n{log}", self.port);
+        }
+    }
+
     /// Close our ControlMaster, stop sshd and its sessions, remove the directory.
     pub fn stop(&mut self) {
         if self.child.is_some() {

@@ -92,6 +92,17 @@ impl Decoder {
                 ok &= self.refuse_archive_pull(&f, &path);
             }
         }
+        // `hooks` (config/hooks.rs).
+        let hooks = self.hooks(f.get("hooks"), &path, host.is_some());
+        ok &= hooks.is_some();
+        // `dumps` (config/dumps.rs).
+        let dumps = self.dumps(f.get("dumps"), &path, host.is_some());
+        ok &= dumps.is_some();
+        // `retry_for`, `retry_wait` (config/retry.rs).
+        let retry = self.retry(&f, &path);
+        // `notify`, `notify_on` (config/notify.rs).
+        let (notify, notify_on) = self.notify(f.get("notify"), f.get("notify_on"), &path);
+        ok &= !matches!(notify, Some(None)) && !matches!(notify_on, Some(None));
         self.check_self_waiting(&path, &entries);
         self.check_private_tmp(&path, &entries);
         let sync_place = match &host {
@@ -137,6 +148,11 @@ impl Decoder {
             archive,
             direction,
             uses_slots,
+            hooks: hooks?,
+            dumps: dumps?,
+            retry,
+            notify: notify.flatten(),
+            notify_on: notify_on.flatten(),
         })
     }
 

@@ -70,7 +70,12 @@ impl Decoder {
         self.diags.last_mut().expect("just pushed")
     }
 
-    fn warn(&mut self, span: Span, path: &str, msg: impl Into<String>) -> &mut Diagnostic {
+    pub(super) fn warn(
+        &mut self,
+        span: Span,
+        path: &str,
+        msg: impl Into<String>,
+    ) -> &mut Diagnostic {
         self.diags.push(Diagnostic::warning(span, path, msg));
         self.diags.last_mut().expect("just pushed")
     }
@@ -154,6 +159,11 @@ impl Decoder {
             .and_then(|n| self.positive_duration(n, "history_keep"))
             .unwrap_or_else(|| fields::default_duration(&fields::TOP, "history_keep"));
         let coord = self.coordination(&top);
+        let metrics_textfile = top
+            .get("metrics_textfile")
+            .and_then(|n| self.abs_path(n, "metrics_textfile"));
+        // `notify`, `notify_on` (config/notify.rs): the jobs' defaults.
+        let (notify, notify_on) = self.notify(top.get("notify"), top.get("notify_on"), "");
         let timezone = match top.get("timezone") {
             None => Some(Zone::system()),
             Some(n) => self.timezone(n),
@@ -239,6 +249,11 @@ impl Decoder {
             timezone: timezone?,
             shutdown_timeout,
             history_keep,
+            metrics_textfile,
+            notify: notify.flatten().unwrap_or_default(),
+            notify_on: notify_on
+                .flatten()
+                .unwrap_or_else(|| super::notify::NotifyOn::DEFAULT.to_vec()),
             jobs,
             http,
             coord,

@@ -13,6 +13,7 @@ pub mod page;
 pub mod query;
 pub mod record;
 pub mod schema;
+pub mod totals;
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;

@@ -23,6 +23,8 @@ enum Msg {
     Maintain {
         keep: Duration,
     },
+    /// Run this once everything handed in before is written (metrics after a run).
+    Then(Box<dyn FnOnce() + Send>),
 }
 
 /// Records the events of the runs it observes into `<state_dir>/history.sqlite`.
@@ -56,6 +58,12 @@ impl Recorder {
     /// Asks the writer to mark dead runs interrupted and trim runs older than `keep`.
     pub fn maintain(&self, keep: Duration) {
         self.send(Msg::Maintain { keep });
+    }
+
+    /// Runs `f` on the writer thread once everything handed in before it is written (so a
+    /// reader `f` starts sees the run that just ended).
+    pub fn then(&self, f: impl FnOnce() + Send + 'static) {
+        self.send(Msg::Then(Box::new(f)));
     }
 
     /// Lets the writer finish what it was handed, waiting at most `timeout`.
@@ -136,6 +144,13 @@ impl Writer {
     }
 
     fn handle(&mut self, msg: Msg) -> Result<(), HistoryError> {
+        let msg = match msg {
+            Msg::Then(f) => {
+                f();
+                return Ok(());
+            }
+            m => m,
+        };
         if let Msg::Event(ev) = &msg {
             if let EventKind::Started { dry_run: true, .. } = ev.kind {
                 self.dry.insert(ev.run_id.clone());
@@ -154,6 +169,11 @@ impl Writer {
         let db = self.db.as_ref().expect("opened above");
         match msg {
             Msg::Event(ev) => db.record(&ev, &self.me),
+            // Handled above, before the database is opened.
+            Msg::Then(f) => {
+                f();
+                Ok(())
+            }
             Msg::Maintain { keep } => {
                 let n = db.sweep_interrupted()?;
                 if n > 0 {

@@ -1,0 +1,109 @@
+//! `metrics_textfile:`: the metrics written to a file for node_exporter's textfile collector
+//! (Debian: `/var/lib/prometheus/node-exporter/`), rewritten atomically (a temporary file in
+//! the same directory, renamed) so the collector never reads half a file. `run-job`
+//! rewrites it after its run, the daemon at start and after every run.
+//!
+//! A failure to write is a warning in the log; it never fails a run or the daemon.
+//!
+//! Must not: be read by anything of ours (the history is the record; this is a view of it).
+
+use std::collections::BTreeMap;
+use std::fs::{self, OpenOptions};
+use std::io::Write;
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::Path;
+
+use crate::plan::Plan;
+use crate::store::history::{History, HistoryError};
+use crate::store::{live, status};
+
+/// Writes `text` to `path` atomically (mode 0644: the collector runs as another user).
+pub fn write_atomic(path: &Path, text: &str) -> std::io::Result<()> {
+    let dir = path.parent().unwrap_or(Path::new("/"));
+    let name = path
+        .file_name()
+        .ok_or_else(|| std::io::Error::other("the path names no file"))?
+        .to_string_lossy();
+    // node_exporter reads only `*.prom`: a temporary name without that suffix is never read.
+    let tmp = dir.join(format!(".{name}.{}.tmp", std::process::id()));
+    let result = (|| {
+        let mut f = OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .mode(0o644)
+            .open(&tmp)?;
+        f.write_all(text.as_bytes())?;
+        // No fsync: readers need only the rename's atomicity (old or new file, never half),
+        // and a file rewritten after every run need not survive a crash; the fsyncs were most
+        // of this writer's cost.
+        fs::rename(&tmp, path)
+    })();
+    if result.is_err() {
+        let _ = fs::remove_file(&tmp);
+    }
+    result
+}
+
+/// Renders the metrics of `plan`'s jobs now (status snapshot, history, restore point counts)
+/// and writes them to `path`. Errors are logged as warnings.
+pub fn refresh(config_path: &Path, plan: &Plan, path: &Path) {
+    let text = render_for(config_path, plan);
+    if let Err(e) = write_atomic(path, &text) {
+        tracing::warn!(
+            path = %path.display(),
+            "cannot write metrics_textfile {}: {e}",
+            path.display()
+        );
+    }
+}
+
+/// The metrics text for `plan`'s jobs, as [`refresh`] writes it (and `/metrics` can serve it).
+pub fn render_for(config_path: &Path, plan: &Plan) -> String {
+    let config = &plan.config;
+    let live = live::find(config_path);
+    let snap = status::snapshot(
+        config_path,
+        Some(config),
+        None,
+        live.as_ref(),
+        jiff::Timestamp::now(),
+        &[],
+    );
+    let state_dir = live
+        .as_ref()
+        .map_or(config.state_dir.clone(), |l| l.state_dir.clone());
+    let mut history = BTreeMap::new();
+    match History::open_existing(&state_dir) {
+        Ok(h) => {
+            for j in &config.jobs {
+                if let Some(jh) = super::job_history(&h, &j.id) {
+                    history.insert(j.id.clone(), jh);
+                }
+            }
+        }
+        Err(HistoryError::Missing { .. }) => {}
+        Err(e) => tracing::warn!("metrics: cannot read the run history: {e}"),
+    }
+    let mut points = BTreeMap::new();
+    for jp in &plan.jobs {
+        if jp.series.is_empty() {
+            continue;
+        }
+        let mut n = 0;
+        let mut ok = true;
+        for s in &jp.series {
+            match s.list() {
+                Ok(l) => n += l.len(),
+                Err(e) => {
+                    tracing::warn!(job_id = %jp.job.id, "metrics: cannot count restore points: {e}");
+                    ok = false;
+                }
+            }
+        }
+        if ok {
+            points.insert(jp.job.id.clone(), n);
+        }
+    }
+    super::render(&snap, &history, &points)
+}
