@@ -218,6 +218,27 @@ fn the_api_over_a_unix_socket_and_loopback_tcp_matches_its_documented_shapes() {
         400
     );
 
+    // /metrics: Prometheus text that promtool accepts, one sample per job per family.
+    let m = get("/metrics");
+    assert_eq!(m.status, 200, "{}", m.body);
+    assert!(m.headers["content-type"].starts_with("text/plain; version=0.0.4"));
+    for id in ["good", "bad"] {
+        assert!(
+            m.body.contains(&format!(
+                "backupmanager_job_last_run_timestamp_seconds{{job=\"{id}\"}}"
+            )),
+            "{}",
+            m.body
+        );
+    }
+    assert!(
+        m.body
+            .contains("backupmanager_job_last_success_timestamp_seconds{job=\"good\"}"),
+        "{}",
+        m.body
+    );
+    promtool_check(&m.body);
+
     // /healthz, the pages, HEAD, 404, 405.
     let h = get("/healthz");
     assert_eq!((h.status, h.body.as_str()), (200, "ok\n"));
@@ -583,4 +604,25 @@ fn under_load_a_scheduled_run_starts_on_time_and_memory_stays_bounded() {
         "slot {slot} started {late:?} late under load"
     );
     drop(d);
+}
+
+/// `promtool check metrics` on `text` (Debian package `prometheus`): panics with its complaint.
+fn promtool_check(text: &str) {
+    use std::io::Write;
+    use std::process::Stdio;
+    let mut c = std::process::Command::new("promtool")
+        .args(["check", "metrics"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("promtool (Debian package `prometheus`; scripts/deps.sh installs it)");
+    c.stdin.take().unwrap().write_all(text.as_bytes()).unwrap();
+    let out = c.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "promtool check metrics failed:\n{}{}\n{text}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
 }

@@ -8,13 +8,23 @@ use std::sync::Arc;
 use super::Daemon;
 
 impl Daemon {
+    /// Rewrites `metrics_textfile` and recounts the restore points the web page's `/metrics`
+    /// serves, on the history writer's thread.
     pub(super) fn refresh_metrics(&self) {
-        let Some(path) = self.config.metrics_textfile.clone() else {
+        let path = self.config.metrics_textfile.clone();
+        let feed = self.web.as_ref().map(|(feed, _)| Arc::clone(feed));
+        if path.is_none() && feed.is_none() {
             return;
-        };
+        }
         let (config_path, plan) = (self.config_path.clone(), Arc::clone(&self.plan));
-        self.history
-            .then(move || crate::metrics::textfile::refresh(&config_path, &plan, &path));
+        self.history.then(move || {
+            if let Some(path) = path {
+                crate::metrics::textfile::refresh(&config_path, &plan, &path);
+            }
+            if let Some(feed) = feed {
+                feed.set_restore_points(crate::metrics::textfile::restore_points(&plan));
+            }
+        });
     }
 }
 

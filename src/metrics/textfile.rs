@@ -58,7 +58,7 @@ pub fn refresh(config_path: &Path, plan: &Plan, path: &Path) {
     }
 }
 
-/// The metrics text for `plan`'s jobs, as [`refresh`] writes it (and `/metrics` can serve it).
+/// The metrics text for `plan`'s jobs, as [`refresh`] writes it.
 pub fn render_for(config_path: &Path, plan: &Plan) -> String {
     let config = &plan.config;
     let live = live::find(config_path);
@@ -73,37 +73,57 @@ pub fn render_for(config_path: &Path, plan: &Plan) -> String {
     let state_dir = live
         .as_ref()
         .map_or(config.state_dir.clone(), |l| l.state_dir.clone());
+    let history = histories(&state_dir, config.jobs.iter().map(|j| j.id.as_str()));
+    super::render(&snap, &history, &restore_points(plan))
+}
+
+/// Each job's counters from the run history in `state_dir` (none when it cannot be read).
+pub fn histories<'a>(
+    state_dir: &Path,
+    jobs: impl Iterator<Item = &'a str>,
+) -> BTreeMap<String, super::JobHistory> {
     let mut history = BTreeMap::new();
-    match History::open_existing(&state_dir) {
+    match History::open_existing(state_dir) {
         Ok(h) => {
-            for j in &config.jobs {
-                if let Some(jh) = super::job_history(&h, &j.id) {
-                    history.insert(j.id.clone(), jh);
+            for id in jobs {
+                if let Some(jh) = super::job_history(&h, id) {
+                    history.insert(id.to_string(), jh);
                 }
             }
         }
         Err(HistoryError::Missing { .. }) => {}
         Err(e) => tracing::warn!("metrics: cannot read the run history: {e}"),
     }
+    history
+}
+
+/// How many restore points each snapshot or archive job has (listing its series, remotely over
+/// ssh for a remote one: never on a thread that must answer quickly). A job whose series cannot
+/// be listed is left out.
+pub fn restore_points(plan: &Plan) -> BTreeMap<String, usize> {
     let mut points = BTreeMap::new();
     for jp in &plan.jobs {
-        if jp.series.is_empty() {
+        if jp.series.is_empty() && jp.archives.is_empty() {
             continue;
         }
         let mut n = 0;
         let mut ok = true;
-        for s in &jp.series {
-            match s.list() {
-                Ok(l) => n += l.len(),
-                Err(e) => {
-                    tracing::warn!(job_id = %jp.job.id, "metrics: cannot count restore points: {e}");
-                    ok = false;
-                }
+        let mut count = |listed: Result<usize, String>| match listed {
+            Ok(k) => n += k,
+            Err(e) => {
+                tracing::warn!(job_id = %jp.job.id, "metrics: cannot count restore points: {e}");
+                ok = false;
             }
+        };
+        for s in &jp.series {
+            count(s.list().map(|l| l.len()).map_err(|e| e.to_string()));
+        }
+        for a in &jp.archives {
+            count(a.list().map(|l| l.len()).map_err(|e| e.to_string()));
         }
         if ok {
             points.insert(jp.job.id.clone(), n);
         }
     }
-    super::render(&snap, &history, &points)
+    points
 }

@@ -208,8 +208,7 @@ impl Run<'_> {
         let mut held = self.acquire(no_wait, deadline)?;
         let (heartbeat, lease) = (self.plan.job.lock_heartbeat, self.plan.job.stale_after);
         let cancel = self.cancel;
-        let mut engine =
-            || held.with_heartbeat(heartbeat, lease, cancel, || self.run_hooked());
+        let mut engine = || held.with_heartbeat(heartbeat, lease, cancel, || self.run_hooked());
         let ((result, lost), lease_lost) = match &etcd {
             Some(e) => e.with_lease(cancel, engine),
             None => (engine(), None),

@@ -55,12 +55,29 @@ pub fn respond(ctx: &Ctx, req: &Request) -> Response {
         ["api", "v1", "jobs", id, "runs"] => runs(ctx, id, q),
         ["api", "v1", "runs", id] => run(ctx, id),
         ["api", "v1", "runs", id, "log"] => log(ctx, id, q),
-        // `/metrics` (Prometheus text, issue 15) is routed here once its renderer lands.
+        ["metrics"] => metrics(ctx),
         [""] => pages::dashboard(ctx),
         ["jobs", id] => pages::job(ctx, id),
         ["runs", id] => pages::run(ctx, id),
         _ => not_found("no such page"),
     }
+}
+
+/// Prometheus text: the same families as `metrics_textfile`, from the shared status snapshot,
+/// the run history, and the restore points the daemon counted after the last run.
+fn metrics(ctx: &Ctx) -> Response {
+    let snap = ctx.feed.status();
+    let (config, live) = (ctx.feed.config(), ctx.feed.live());
+    let history = crate::metrics::textfile::histories(
+        &live.state_dir,
+        config.jobs.iter().map(|j| j.id.as_str()),
+    );
+    let text = crate::metrics::render(&snap.status, &history, &ctx.feed.restore_points());
+    Response::new(
+        200,
+        "text/plain; version=0.0.4; charset=utf-8",
+        text.into_bytes(),
+    )
 }
 
 pub fn json<T: Serialize + ?Sized>(status: u16, v: &T) -> Response {

@@ -79,6 +79,9 @@ pub struct Feed {
     cache: Mutex<Option<(Instant, Snapshot)>>,
     /// A background refresh of `cache` is under way.
     refreshing: AtomicBool,
+    /// Restore points per job, as the daemon last counted them (after each run, on the
+    /// history writer's thread: listing a remote series takes ssh, never a request's time).
+    restore_points: Mutex<Arc<std::collections::BTreeMap<String, usize>>>,
 }
 
 impl Feed {
@@ -88,7 +91,25 @@ impl Feed {
             live: Mutex::new(Arc::new(live)),
             cache: Mutex::new(None),
             refreshing: AtomicBool::new(false),
+            restore_points: Mutex::new(Arc::default()),
         }
+    }
+
+    /// The daemon: restore points counted after a run.
+    pub fn set_restore_points(&self, points: std::collections::BTreeMap<String, usize>) {
+        *self
+            .restore_points
+            .lock()
+            .unwrap_or_else(|e| e.into_inner()) = Arc::new(points);
+    }
+
+    pub fn restore_points(&self) -> Arc<std::collections::BTreeMap<String, usize>> {
+        Arc::clone(
+            &self
+                .restore_points
+                .lock()
+                .unwrap_or_else(|e| e.into_inner()),
+        )
     }
 
     /// The daemon: a reload's new config.

@@ -21,8 +21,8 @@ use super::{Config, Job, Loaded, Zone, DEFAULT_INCLUDE};
 
 const REMOTE_ONLY: &[&str] = &["user", "host", "port"];
 
-mod direction;
 mod coord;
+mod direction;
 mod entries;
 mod job;
 mod relations;
