@@ -355,12 +355,21 @@ fn a_member_cut_off_stops_its_clients_before_their_lease_expires() {
     let key = format!("{PREFIX}/locks/backup_a:/locks/backup_a");
     // a: ~40 s of rsync through m2 only; b: a short one through m0 and m1.
     let (ttl, cut_ep) = (5, vec![cluster.cut_endpoint()]);
-    let a = host_on("a", &cut_ep, "etcd", "5s", &[], |j| j.lock(lock()), 5 << 20);
+    let lease = format!("{ttl}s");
+    let a = host_on(
+        "a",
+        &cut_ep,
+        "etcd",
+        &lease,
+        &[],
+        |j| j.lock(lock()),
+        5 << 20,
+    );
     let b = host_on(
         "b",
         &cluster.hub_endpoints(),
         "etcd",
-        "5s",
+        &lease,
         &[],
         |j| j.lock(lock()),
         64 * 1024,
