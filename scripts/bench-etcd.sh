@@ -9,7 +9,10 @@
 #   - hand-off: a blocker released (etcdctl del / ssh rm) → the waiting run's "sync 0
 #     starting", R_HAND times each: etcd (watch) vs a remote lock file (polling, wait_time 2s)
 #     vs a remote lock file on a host that runs backupmanager (`watch-lock` over ssh; a second
-#     sshd whose sessions find this build on their PATH).
+#     sshd whose sessions find this build on their PATH);
+#   - 50 contenders for 3 slots: 50 run-jobs (own configs, one slot `into_a: 3`) started at
+#     once vs the same 50 without the slot: throughput (runs/s), fairness (each run's wait
+#     from the common start to its rsync; max / median), every contender ran (no starvation), never more than 3 rsyncs at once.
 # Writes docs/bench-etcd.md (generated; notes by hand go to docs/bench-notes.md).
 
 etcd_free_port() {
@@ -134,7 +137,50 @@ PY
   handoff file "echo held > '$E/remote-blocker.lock'" "rm -f '$E/remote-blocker.lock'"
   handoff watch "echo held > '$E/remote-blocker.lock'" "rm -f '$E/remote-blocker.lock'"
 
-  python3 - "$W/hf-etcdlock.json" "$E/handoff-etcd.txt" "$E/handoff-file.txt" "$E/handoff-watch.txt" > "$ROOT/docs/bench-etcd.md" <<'PY'
+  # 50 contenders for 3 slots: 50 hosts (one config, state and pid_file_dir each) start the
+  # same 1-file job at once; every run needs slot into_a (3 places). Peer: the same 50 runs
+  # with no slot. Per round: wall time from the first start to the last exit (throughput),
+  # each run's wait (its first log line → "sync 0 starting"), exit codes (no starvation: all
+  # 50 must succeed and copy), and the most rsyncs open at once. A run's wait is from the
+  # common start to its "sync 0 starting" (process start included: the peer shows that part).
+  local N_CONT=50 R_SLOT=${R_SLOT:-3} r k
+  [ "$QUICK" = 1 ] && R_SLOT=2
+  for k in $(seq 0 $((N_CONT - 1))); do
+    cat > "$E/slot$k.yaml" <<CFG
+cron_schedule: '0 3 * * *'
+pid_file_dir: $E/run-slot$k
+state_dir: $E/state-slot$k
+lock_backend: etcd
+etcd: {endpoints: $eplist, prefix: /bmbench, lease_ttl: 10s}
+slots: {into_a: 3}
+jobs:
+  - id: j
+    uses_slots: [into_a]
+    syncs: [{source: $E/src/, dest: $E/dst/slot$k/}]
+CFG
+    sed -e '/^slots:/d' -e '/uses_slots:/d' -e 's/^lock_backend: etcd/lock_backend: files/' \
+      -e "s/slot$k/free$k/g" "$E/slot$k.yaml" > "$E/free$k.yaml"
+  done
+  contend() { # CASE ROUND → $E/contend-CASE-ROUND/{N.log,N.rc,wall}
+    local c=$1 d=$E/contend-$1-$2 k t0 t1 pids=()
+    rm -rf "$d"; mkdir -p "$d"
+    t0=$(date +%s.%N)
+    for k in $(seq 0 $((N_CONT - 1))); do
+      ( "$BM" --config "$E/$c$k.yaml" --log-format json run-job j 2> "$d/$k.log"; echo $? > "$d/$k.rc" ) &
+      pids+=("$!")
+    done
+    wait "${pids[@]}"  # only these: etcd and sshd are background jobs too
+    t1=$(date +%s.%N)
+    echo "$t0 $t1" > "$d/wall"
+  }
+  for r in $(seq 1 "$R_SLOT"); do
+    log "50 contenders for 3 slots, round $r"
+    contend slot "$r"
+    contend free "$r"
+  done
+  "${ETCDCTL[@]}" get --prefix --keys-only /bmbench/slots/ > "$E/slots-left.txt"
+
+  python3 - "$W/hf-etcdlock.json" "$E/handoff-etcd.txt" "$E/handoff-file.txt" "$E/handoff-watch.txt" "$E" "$N_CONT" "$R_SLOT" > "$ROOT/docs/bench-etcd.md" <<'PY'
 import json, statistics, sys
 hf = json.load(open(sys.argv[1]))["results"]
 med = {r["command"]: statistics.median(r["times"]) for r in hf}
@@ -151,6 +197,47 @@ print("|---|---|---|---|---|")
 for label, f in [("etcd key deleted (watch)", sys.argv[2]), ("remote lock file removed over ssh (polling, wait_time 2s)", sys.argv[3]), ("remote lock file removed over ssh (watch-lock on the holding host, wait_time 300s)", sys.argv[4])]:
     v = [float(x) for x in open(f) if x.strip()]
     print(f"| {label} | {statistics.median(v):.0f} ms | {min(v):.0f} ms | {max(v):.0f} ms | {len(v)} |")
+import datetime, glob, os
+E, n, rounds = sys.argv[5], int(sys.argv[6]), int(sys.argv[7])
+def ts(e):
+    return datetime.datetime.fromisoformat(e["timestamp"].replace("Z", "+00:00")).timestamp()
+def contenders(case, r):
+    d = f"{E}/contend-{case}-{r}"
+    t0, t1 = map(float, open(f"{d}/wall").read().split())
+    waits, spans, ok = [], [], 0
+    for k in range(n):
+        rc = open(f"{d}/{k}.rc").read().strip()
+        ev = []
+        for line in open(f"{d}/{k}.log"):
+            try:
+                ev.append(json.loads(line))
+            except ValueError:
+                pass
+        start = next((ts(e) for e in ev if e.get("event") == "sync_started"), None)
+        done = next((ts(e) for e in ev if e.get("event") == "sync_done"), None)
+        if rc == "0" and start is not None and done is not None:
+            ok += 1
+            waits.append(start - t0)
+            spans.append((start, done))
+    pts = sorted([(s, 1) for s, _ in spans] + [(e, -1) for _, e in spans], key=lambda p: (p[0], p[1]))
+    cur = top = 0
+    for _, dlt in pts:
+        cur += dlt
+        top = max(top, cur)
+    return t1 - t0, ok, waits, top
+print()
+print(f"| {n} contenders, 1-file job, started at once | round | wall | runs/s | ran (exit 0 and copied) | wait (start → rsync) median | max | max/median | most rsyncs at once |")
+print("|---|---|---|---|---|---|---|---|---|")
+thr = {"slot": [], "free": []}
+for r in range(1, rounds + 1):
+    for case, label in [("slot", "slot into_a: 3 (etcd)"), ("free", "no slot (peer)")]:
+        wall, ok, waits, top = contenders(case, r)
+        thr[case].append(n / wall)
+        med = statistics.median(waits) if waits else float("nan")
+        mx = max(waits) if waits else float("nan")
+        print(f"| {label} | {r} | {wall:.2f} s | {n / wall:.1f} | {ok}/{n} | {med * 1000:.0f} ms | {mx * 1000:.0f} ms | {mx / med:.1f} | {top} |")
+print()
+print(f"Throughput with the slot vs without (median over rounds): {statistics.median(thr['slot']) / statistics.median(thr['free']):.2f}×. Slot keys left in etcd after the rounds: {sum(1 for l in open(E + '/slots-left.txt') if l.strip())}.")
 PY
   cat "$ROOT/docs/bench-etcd.md"
   # ssh ControlMaster processes the runs left (scripts/bench's cleanup looks under $W/run*).

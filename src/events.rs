@@ -188,6 +188,11 @@ pub enum EventKind {
         error: Option<String>,
         fatal: bool,
     },
+    /// rsync was stopped because the run was cancelled (signal, `timeout`, a lost lock); sent
+    /// once its process group is gone, so a log shows when copying really ended.
+    SyncStopped {
+        index: usize,
+    },
 }
 
 /// What started a run.

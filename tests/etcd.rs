@@ -4,7 +4,9 @@
 //! → done). Checked: no overlap per lock, never more than N per slot, every job finishes; a
 //! holder killed with -9 frees its lock within the lease TTL; with the leader killed and a
 //! second member stopped (no quorum) the holder stops its rsync and a waiter waits naming etcd,
-//! then proceeds once quorum is back; `both` mode excludes a files-only job.
+//! then proceeds once quorum is back; a member cut off (network namespaces, `etcd_netns`) stops
+//! the run that talks only to it before its lease expires, and a run on the healthy side takes
+//! the lock only after that; `both` mode excludes a files-only job.
 //!
 //! Needs etcd-server and etcd-client (scripts/deps.sh installs them); the tests panic with
 //! instructions when they are missing.
@@ -37,6 +39,27 @@ fn host(
     job: impl FnOnce(JobBuilder) -> JobBuilder,
     payload: usize,
 ) -> Host {
+    host_on(
+        name,
+        &cluster.endpoints(),
+        backend,
+        ttl,
+        slots,
+        job,
+        payload,
+    )
+}
+
+/// As [`host`], with these etcd endpoints.
+fn host_on(
+    name: &str,
+    endpoints: &[String],
+    backend: &str,
+    ttl: &str,
+    slots: &[(&str, u32)],
+    job: impl FnOnce(JobBuilder) -> JobBuilder,
+    payload: usize,
+) -> Host {
     let dir = Scratch::short(&format!("bm-etcd-{name}."));
     big_file(&dir.p("src/payload.bin"), payload);
     let j = job(JobBuilder::new("push").retries(0).sync(
@@ -44,11 +67,9 @@ fn host(
         dir.p("dest"),
         &["-a", BWLIMIT, "--whole-file"],
     ));
-    let mut c = ConfigBuilder::in_scratch(&dir).lock_backend(backend).etcd(
-        &cluster.endpoints(),
-        ttl,
-        PREFIX,
-    );
+    let mut c = ConfigBuilder::in_scratch(&dir)
+        .lock_backend(backend)
+        .etcd(endpoints, ttl, PREFIX);
     if !slots.is_empty() {
         c = c.slots(slots);
     }
@@ -68,7 +89,12 @@ fn intervals(bm: &Bm, open_end: Timestamp) -> Vec<(Timestamp, Timestamp)> {
         let ev = field(&e, "event");
         if ev == "sync_started" {
             open = Some(ts);
-        } else if open.is_some() && (ev == "sync_done" || ev == "sync_retry" || ev == "run_end") {
+        } else if open.is_some()
+            && matches!(
+                ev.as_str(),
+                "sync_done" | "sync_retry" | "sync_stopped" | "run_end"
+            )
+        {
             out.push((open.take().unwrap(), ts));
         }
     }
@@ -308,6 +334,115 @@ fn without_quorum_the_holder_stops_and_a_waiter_waits_naming_etcd() {
         ra.log(),
         rb.log()
     );
+}
+
+/// The holder talks only to m2; m2's namespace is cut off mid-rsync. The lease is observed on
+/// the healthy side: the last read that still saw the holder's key bounds the lease's expiry
+/// from below, so "stopped before that read" means stopped while the lease still lived.
+#[test]
+fn a_member_cut_off_stops_its_clients_before_their_lease_expires() {
+    use support::etcd_netns::SplitCluster;
+    let cluster = match SplitCluster::start() {
+        Ok(c) => c,
+        Err(support::netns::Unavailable(why)) => {
+            let msg = format!("SKIPPED: cannot create network namespaces ({why})");
+            assert!(std::env::var_os("CI").is_none(), "{msg} (CI is set)");
+            eprintln!("{msg}");
+            return;
+        }
+    };
+    let lock = || LockFile::remote("/locks/backup_a").on(&Remote::new("root", "backup_a", 22));
+    let key = format!("{PREFIX}/locks/backup_a:/locks/backup_a");
+    // a: ~40 s of rsync through m2 only; b: a short one through m0 and m1.
+    let (ttl, cut_ep) = (5, vec![cluster.cut_endpoint()]);
+    let lease = format!("{ttl}s");
+    let a = host_on(
+        "a",
+        &cut_ep,
+        "etcd",
+        &lease,
+        &[],
+        |j| j.lock(lock()),
+        5 << 20,
+    );
+    let b = host_on(
+        "b",
+        &cluster.hub_endpoints(),
+        "etcd",
+        &lease,
+        &[],
+        |j| j.lock(lock()),
+        64 * 1024,
+    );
+    let mut ra = Bm::run_job_in_netns(&cluster.cut, &a.cfg, "push", &[]);
+    wait_until(LONG, "a's rsync to start", || ra.saw("sync 0 starting"));
+    let mut rb = Bm::run_job_in_netns(&cluster.hub, &b.cfg, "push", &[]);
+    wait_until(LONG, "b to wait for a", || {
+        rb.saw("on etcd is held by job push")
+    });
+    let leader = cluster.leader_name();
+    // a's record (b later puts its own under the same key).
+    let held = cluster
+        .hub_get(&key)
+        .flatten()
+        .expect("a's key on the hub side");
+    let cut_at = Timestamp::now();
+    cluster.set_link(false);
+    // Until a's record is gone: the last instant before a read that still saw it.
+    let mut alive_at = cut_at;
+    wait_until(LONG, "a's key to expire on the healthy side", || {
+        let before = Timestamp::now();
+        let v = cluster.hub_get(&key);
+        if v.as_ref().is_some_and(|v| v.as_ref() == Some(&held)) {
+            alive_at = before;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+        v.is_some_and(|v| v.as_ref() != Some(&held))
+    });
+    let ctx = |ra: &Bm, rb: &Bm| {
+        format!(
+            "leader before the cut: {leader}; cut at {cut_at}, key last seen at {alive_at}\n\
+             a:\n{}\n----\nb:\n{}\n----\n{}",
+            ra.log(),
+            rb.log(),
+            cluster.logs()
+        )
+    };
+    assert!(
+        alive_at.duration_since(cut_at) < jiff::SignedDuration::from_secs(3 * ttl),
+        "the lease outlived the cut by far more than its {ttl} s TTL: {}",
+        ctx(&ra, &rb)
+    );
+    // a stopped its rsync while its lease was still alive, and failed naming etcd.
+    let code = ra.wait(LONG);
+    assert_eq!(code, FAILED, "a did not fail: {}", ctx(&ra, &rb));
+    assert!(
+        ra.saw("etcd lease of this run was lost"),
+        "{}",
+        ctx(&ra, &rb)
+    );
+    let ia = intervals(&ra, Timestamp::now());
+    assert_eq!(ia.len(), 1, "a ran rsync once: {ia:?}");
+    assert!(
+        ia[0].1 < alive_at,
+        "a's rsync ran until {} although its key (lease) was still seen at {alive_at}: {}",
+        ia[0].1,
+        ctx(&ra, &rb)
+    );
+    // b took the lock only once the lease had expired, and finished.
+    let code = rb.wait(LONG);
+    assert_eq!(code, OK, "b did not finish: {}", ctx(&ra, &rb));
+    let ib = intervals(&rb, Timestamp::now());
+    assert_eq!(ib.len(), 1, "b ran rsync once: {ib:?}");
+    assert!(
+        ib[0].0 > alive_at,
+        "b's rsync began while a's key existed: {}",
+        ctx(&ra, &rb)
+    );
+    let all = [ia, ib].concat();
+    assert_eq!(max_concurrent(&all), 1, "a and b copied at once: {all:?}");
+    assert!(b.dir.p("dest/payload.bin").is_file());
+    cluster.set_link(true);
 }
 
 #[test]

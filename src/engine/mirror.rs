@@ -135,7 +135,10 @@ pub fn run_with_retries(
         };
         let res = match rsync::run(cmd, on_line, ctx.cancel) {
             Ok(r) => r,
-            Err(rsync::RsyncError::Cancelled { .. }) => return Err(EngineError::Cancelled),
+            Err(rsync::RsyncError::Cancelled { .. }) => {
+                ctx.events.emit(EventKind::SyncStopped { index });
+                return Err(EngineError::Cancelled);
+            }
             Err(source) => return Err(EngineError::Rsync { index, source }),
         };
         let report = SyncReport {

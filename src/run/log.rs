@@ -203,6 +203,12 @@ impl Observer for LogObserver {
                 exit_code = 24,
                 "sync {index}: some source files vanished during the transfer (normal for live data)"
             ),
+            EventKind::SyncStopped { index } => warn!(
+                phase = "sync",
+                event = "sync_stopped",
+                sync = index,
+                "sync {index} stopped: the run was cancelled and rsync has ended"
+            ),
             EventKind::SyncRetry {
                 index,
                 exit_code,
@@ -467,6 +473,9 @@ pub fn text(ev: &RunEvent) -> Option<String> {
                 Stream::Stderr => format!("warning: sync {index} (rsync): {line}"),
             }
         }
+        EventKind::SyncStopped { index } => format!(
+            "warning: sync {index} stopped: the run was cancelled and rsync has ended"
+        ),
         EventKind::SyncVanished { index } => format!(
             "warning: sync {index}: some source files vanished during the transfer (normal for live data)"
         ),

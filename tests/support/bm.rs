@@ -59,16 +59,24 @@ impl Bm {
         let mut dirs = vec![dir.to_path_buf()];
         dirs.extend(std::env::split_paths(&path));
         let path = std::env::join_paths(dirs).unwrap();
-        Bm::start_env(cfg, args, "info", false, &[("PATH", path)])
+        Bm::start_env(cfg, args, "info", false, &[("PATH", path)], None)
     }
 
     /// As [`Bm::spawn`], with these variables set in its environment.
     pub fn spawn_env(cfg: &Path, args: &[&str], env: &[(&str, std::ffi::OsString)]) -> Bm {
-        Bm::start_env(cfg, args, "info", false, env)
+        Bm::start_env(cfg, args, "info", false, env, None)
+    }
+
+    /// `run-job JOB ARGS` as [`Bm::run_job`], inside network namespace `ns` (`ip netns exec`
+    /// execs, so the pid is still backupmanager's).
+    pub fn run_job_in_netns(ns: &str, cfg: &Path, job: &str, args: &[&str]) -> Bm {
+        let mut all = vec!["run-job", job];
+        all.extend_from_slice(args);
+        Bm::start_env(cfg, &all, "info", false, &[], Some(ns))
     }
 
     fn start(cfg: &Path, args: &[&str], level: &str, stdout_too: bool) -> Bm {
-        Bm::start_env(cfg, args, level, stdout_too, &[])
+        Bm::start_env(cfg, args, level, stdout_too, &[], None)
     }
 
     fn start_env(
@@ -77,6 +85,7 @@ impl Bm {
         level: &str,
         stdout_too: bool,
         env: &[(&str, std::ffi::OsString)],
+        netns: Option<&str>,
     ) -> Bm {
         let n = LOG_SEQ.fetch_add(1, Ordering::SeqCst);
         let log = cfg.with_file_name(format!("bm.{n}.log"));
@@ -86,7 +95,14 @@ impl Bm {
         } else {
             Stdio::null()
         };
-        let mut cmd = Command::new(BIN);
+        let mut cmd = match netns {
+            Some(ns) => {
+                let mut c = Command::new("ip");
+                c.args(["netns", "exec", ns, BIN]);
+                c
+            }
+            None => Command::new(BIN),
+        };
         for (k, v) in env {
             cmd.env(k, v);
         }

@@ -2,7 +2,7 @@
 //! - [`scratch`]: scratch directories (the only way tests make one), removed on drop;
 //! - [`builder`]: typed config builders writing properly quoted YAML (no `format!` YAML);
 //! - [`procfs`]: the one `/proc/PID/stat` parser (alive, children, process groups, names);
-//! - [`etcd`]: a real etcd cluster on 127.0.0.1;
+//! - [`etcd`]: a real etcd cluster on 127.0.0.1; [`etcd_netns`]: one split over two namespaces;
 //! - [`sshd`]: a private sshd on 127.0.0.1; [`netns`]: fake hosts in network namespaces;
 //! - [`curl`]: HTTP requests with curl (TCP or unix socket); [`browser`]: a headless Chromium driven over the DevTools pipe;
 //! - [`gate`]: an sshd whose key is restricted by `backupmanager gate`, with its syslog;
@@ -23,6 +23,7 @@ pub mod browser;
 pub mod builder;
 pub mod curl;
 pub mod etcd;
+pub mod etcd_netns;
 pub mod files;
 pub mod gate;
 pub mod http;

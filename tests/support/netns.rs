@@ -34,7 +34,8 @@ use super::require_root_tools;
 use super::scratch::Scratch;
 use super::sshd::{keygen, pubkey_fields, stop_sshd_child, SSHD};
 
-const PREFIX: &str = "bmc-";
+/// Names of beds (directories in /tmp and namespaces); [`cleanup_leftovers`] owns every name with it.
+pub const PREFIX: &str = "bmc-";
 
 /// Why a bed could not be built: namespaces are not available here (not a test failure by
 /// itself; see [`Bed::new_or_skip`]).
@@ -65,7 +66,8 @@ pub struct Bed {
     children: Vec<Child>,
 }
 
-fn ip(args: &[&str]) -> Result<(), String> {
+/// `ip ARGS`; the error names the command and what `ip` said.
+pub fn ip(args: &[&str]) -> Result<(), String> {
     let out = Command::new("ip")
         .args(args)
         .stdin(Stdio::null())
@@ -109,7 +111,7 @@ fn netns_pids(ns: &str) -> Vec<i32> {
 }
 
 /// Kills every process inside `ns` (TERM, then KILL), then deletes it.
-fn destroy_ns(ns: &str) {
+pub fn destroy_ns(ns: &str) {
     for sig in [Signal::SIGTERM, Signal::SIGKILL] {
         let pids = netns_pids(ns);
         if pids.is_empty() {
@@ -503,7 +505,7 @@ impl Bed {
 }
 
 /// The child gets SIGKILL if the test thread that started it dies without running Drop.
-fn die_with_parent(c: &mut Command) {
+pub fn die_with_parent(c: &mut Command) {
     let parent = nix::unistd::getpid();
     // SAFETY: only async-signal-safe syscalls.
     unsafe {
