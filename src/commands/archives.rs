@@ -15,10 +15,9 @@ use super::terminal::human_bytes;
 use crate::archive::restore as chainops;
 use crate::archive::{ArchiveError, ArchiveSeries};
 use crate::cli::Format;
-use crate::engine::{archive_prune, prune::Verdict};
+use crate::engine::archive_prune;
 use crate::exit;
 use crate::plan::{JobPlan, Plan};
-use crate::run::runlock;
 
 #[derive(Serialize)]
 struct Listed {
@@ -97,43 +96,21 @@ pub fn list(job: &JobPlan, format: Format) -> i32 {
     exit::OK
 }
 
-#[derive(Serialize)]
-struct Pruned<'a> {
-    sync: usize,
-    series: String,
-    #[serde(flatten)]
-    verdict: &'a Verdict,
-}
-
 /// `prune JOB` for archives.
 pub fn prune(plan: &Plan, job: &JobPlan, dry_run: bool, format: Format) -> i32 {
-    let id = &job.job.id;
     let policy = job
         .job
         .retention
         .clone()
         .expect("archive jobs have a policy");
-    let _run_lock = if dry_run {
-        None
-    } else {
-        match runlock::try_take(&job.runtime, id, "prune") {
-            Ok(Some(f)) => Some(f),
-            Ok(None) => {
-                eprintln!(
-                    "error: a run of job `{id}` is in progress on this host; it prunes by itself when it succeeds, or try again later"
-                );
-                return exit::BLOCKED;
-            }
-            Err(e) => {
-                eprintln!("error: {e}");
-                return exit::FAILED;
-            }
-        }
+    let _run_lock = match super::pruned::run_lock(job, dry_run) {
+        Ok(l) => l,
+        Err(code) => return code,
     };
     let tz = &plan.config.timezone.tz;
     let now = jiff::Timestamp::now();
     let mut code = exit::OK;
-    let mut rows: Vec<(usize, String, Verdict)> = Vec::new();
+    let mut rows: Vec<super::pruned::Row> = Vec::new();
     for (sync, series) in job.archives.iter().enumerate() {
         match archive_prune::prune(series, &policy, tz, now, dry_run) {
             Ok(v) => rows.extend(v.into_iter().map(|v| (sync, series.where_(), v))),
@@ -143,51 +120,18 @@ pub fn prune(plan: &Plan, job: &JobPlan, dry_run: bool, format: Format) -> i32 {
             }
         }
     }
-    match format {
-        Format::Json => {
-            let out: Vec<Pruned> = rows
-                .iter()
-                .map(|(sync, series, verdict)| Pruned {
-                    sync: *sync,
-                    series: series.clone(),
-                    verdict,
-                })
-                .collect();
+    super::pruned::print(&rows, dry_run, format, super::pruned::Reasons::Kept);
+    if format == Format::Text {
+        let parents_only = rows.iter().any(|(_, _, v)| {
+            v.keep
+                && v.reasons
+                    .iter()
+                    .all(|r| r.starts_with(archive_prune::PARENT_OF))
+        });
+        if parents_only {
             println!(
-                "{}",
-                serde_json::to_string_pretty(&out).expect("prune serializes")
-            );
-        }
-        Format::Text => {
-            let mut last = None;
-            for (sync, series, v) in &rows {
-                if last != Some(*sync) {
-                    println!("{series}{}", if dry_run { " (dry run)" } else { "" });
-                    last = Some(*sync);
-                }
-                let what = match (v.keep, dry_run) {
-                    (true, _) => "keep  ",
-                    (false, true) => "would remove",
-                    (false, false) => "removed",
-                };
-                let why = if v.keep {
-                    format!("kept: {}", v.reasons.join(", "))
-                } else {
-                    "remove".into()
-                };
-                println!("  {what}  {}  {}  {why}", v.id, v.time);
-            }
-            let parents_only = rows.iter().any(|(_, _, v)| {
-                v.keep
-                    && v.reasons
-                        .iter()
-                        .all(|r| r.starts_with(archive_prune::PARENT_OF))
-            });
-            if parents_only {
-                println!(
                     "note: some archives are kept only because newer ones depend on them; the next run starts a new chain so that they can age out"
                 );
-            }
         }
     }
     code

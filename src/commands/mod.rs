@@ -7,6 +7,7 @@ pub mod history;
 pub mod locks;
 pub mod logs;
 pub mod next;
+pub mod pruned;
 pub mod reference;
 pub mod run_job;
 pub mod snapshots;

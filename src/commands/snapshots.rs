@@ -17,7 +17,6 @@ use crate::engine::prune;
 use crate::exit;
 use crate::plan::{self, JobPlan, Plan};
 use crate::rsync::Stream;
-use crate::run::runlock;
 use crate::snapshot::{self, RestoreRequest};
 
 /// A plan and its snapshot-mode job, or the exit code after saying why not.
@@ -114,14 +113,6 @@ pub fn list(path: &Path, id: &str, format: Format) -> i32 {
     exit::OK
 }
 
-#[derive(Serialize)]
-struct Pruned<'a> {
-    sync: usize,
-    series: String,
-    #[serde(flatten)]
-    verdict: &'a prune::Verdict,
-}
-
 /// `prune JOB`: apply the retention policy now (or show what it would do).
 pub fn prune(path: &Path, id: &str, dry_run: bool, format: Format) -> i32 {
     let (plan, job) = match snapshot_job(path, id, "nothing was pruned") {
@@ -136,27 +127,14 @@ pub fn prune(path: &Path, id: &str, dry_run: bool, format: Format) -> i32 {
         .retention
         .clone()
         .expect("snapshot jobs have a policy");
-    let _run_lock = if dry_run {
-        None
-    } else {
-        match runlock::try_take(&job.runtime, &job.job.id, "prune") {
-            Ok(Some(f)) => Some(f),
-            Ok(None) => {
-                eprintln!(
-                    "error: a run of job `{id}` is in progress on this host; it prunes by itself when it succeeds, or try again later"
-                );
-                return exit::BLOCKED;
-            }
-            Err(e) => {
-                eprintln!("error: {e}");
-                return exit::FAILED;
-            }
-        }
+    let _run_lock = match super::pruned::run_lock(&job, dry_run) {
+        Ok(l) => l,
+        Err(code) => return code,
     };
     let tz = &plan.config.timezone.tz;
     let now = jiff::Timestamp::now();
     let mut code = exit::OK;
-    let mut rows: Vec<(usize, String, prune::Verdict)> = Vec::new();
+    let mut rows: Vec<super::pruned::Row> = Vec::new();
     for (sync, series) in job.series.iter().enumerate() {
         match prune::prune(series, &policy, tz, now, dry_run) {
             Ok(v) => rows.extend(v.into_iter().map(|v| (sync, series.where_(), v))),
@@ -166,37 +144,7 @@ pub fn prune(path: &Path, id: &str, dry_run: bool, format: Format) -> i32 {
             }
         }
     }
-    match format {
-        Format::Json => {
-            let out: Vec<Pruned> = rows
-                .iter()
-                .map(|(sync, series, verdict)| Pruned {
-                    sync: *sync,
-                    series: series.clone(),
-                    verdict,
-                })
-                .collect();
-            println!(
-                "{}",
-                serde_json::to_string_pretty(&out).expect("prune serializes")
-            );
-        }
-        Format::Text => {
-            let mut last = None;
-            for (sync, series, v) in &rows {
-                if last != Some(*sync) {
-                    println!("{series}{}", if dry_run { " (dry run)" } else { "" });
-                    last = Some(*sync);
-                }
-                let what = match (v.keep, dry_run) {
-                    (true, _) => "keep  ",
-                    (false, true) => "would remove",
-                    (false, false) => "removed",
-                };
-                println!("  {what}  {}  {}  {}", v.id, v.time, v.reasons.join(", "));
-            }
-        }
-    }
+    super::pruned::print(&rows, dry_run, format, super::pruned::Reasons::Plain);
     code
 }
 
