@@ -29,6 +29,10 @@ const TAIL: usize = 20;
 /// Between SIGTERM and SIGKILL on cancel or error.
 const GRACE: Duration = Duration::from_secs(2);
 
+/// How often the watcher looks at the cancel flag and the job-control gates while the
+/// pipeline runs.
+const POLL: Duration = Duration::from_millis(20);
+
 /// How one stage ended.
 #[derive(Debug, Clone)]
 pub struct StageEnd {
@@ -164,7 +168,9 @@ pub fn run(
                 if let Some(t) = &group.tracked {
                     t.continue_if_verified();
                 }
-                std::thread::sleep(Duration::from_millis(20));
+                // Woken at once when the pump is done (below), so the end of a short
+                // pipeline is not delayed by up to one poll interval.
+                std::thread::park_timeout(POLL);
             }
         });
         let r = match (sink, prev_out.take()) {
@@ -176,6 +182,7 @@ pub fn run(
             terminate(pgid);
         }
         done.store(true, Ordering::SeqCst);
+        watcher.thread().unpark();
         let _ = watcher.join();
         r
     });
