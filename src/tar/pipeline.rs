@@ -305,3 +305,49 @@ impl Drop for Group {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn argv(a: &[&str]) -> Vec<OsString> {
+        a.iter().map(OsString::from).collect()
+    }
+
+    #[test]
+    fn the_last_stage_output_reaches_the_sink_and_every_end_is_reported() {
+        let mut out = Vec::new();
+        let ends = run(
+            &[argv(&["printf", "a\\nb\\n"]), argv(&["cat"])],
+            Input::Null,
+            Some(&mut out),
+            &AtomicBool::new(false),
+        )
+        .unwrap();
+        assert_eq!(out, b"a\nb\n");
+        assert_eq!(ends.len(), 2);
+        assert!(ends.iter().all(|e| e.code == Some(0)), "{ends:?}");
+    }
+
+    #[test]
+    fn cancel_stops_a_running_pipeline() {
+        let cancel = AtomicBool::new(false);
+        let start = Instant::now();
+        let r = std::thread::scope(|s| {
+            s.spawn(|| {
+                std::thread::sleep(Duration::from_millis(200));
+                cancel.store(true, Ordering::SeqCst);
+            });
+            let mut out = Vec::new();
+            run(
+                &[argv(&["sleep", "60"]), argv(&["cat"])],
+                Input::Null,
+                Some(&mut out),
+                &cancel,
+            )
+        });
+        assert!(matches!(r, Err(PipelineError::Cancelled)), "{r:?}");
+        // Wide margin: only "not after sleep 60 ran out".
+        assert!(start.elapsed() < Duration::from_secs(30));
+    }
+}
