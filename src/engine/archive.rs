@@ -102,8 +102,10 @@ impl Archives {
         });
     }
 
-    /// What the next archive of sync `index` is, and why.
-    fn next(&self, index: usize) -> Result<(Next, u64), EngineError> {
+    /// What the next archive of sync `index` is, and why; the source's device; and for an
+    /// incremental, the size of its chain's level 0 (from the same listing: the series is
+    /// read once per run before the archive is written).
+    fn next(&self, index: usize) -> Result<(Next, u64, Option<u64>), EngineError> {
         let s = &self.syncs[index];
         let list = s.series.list().map_err(|e| Self::err(index, e))?;
         let device = std::fs::metadata(&s.sync.source)
@@ -125,7 +127,15 @@ impl Archives {
             kept_only_as_parents: archive_prune::kept_only_as_parents(&list, &verdicts),
             now,
         };
-        Ok((chain::decide(&self.settings, &seen), device))
+        let next = chain::decide(&self.settings, &seen);
+        let full_size = match &next {
+            Next::Incremental { parent, .. } => list
+                .iter()
+                .find(|m| m.stem.chain == parent.chain && m.stem.level == 0)
+                .map(|m| m.size),
+            Next::Full { .. } => None,
+        };
+        Ok((next, device, full_size))
     }
 }
 
@@ -155,7 +165,7 @@ impl Engine for Archives {
             dest: s.series.where_(),
             attempt: 1,
         });
-        let (next, device) = self.next(index)?;
+        let (next, device, full_size) = self.next(index)?;
         let parent = match &next {
             Next::Full { why, warn } => {
                 let verb = if ctx.dry_run {
@@ -218,24 +228,16 @@ impl Engine for Archives {
         for w in &made.warnings {
             Self::say(ctx, index, format!("warning: {w}"));
         }
-        if let Some(p) = &parent {
-            let list = s.series.list().map_err(|e| Self::err(index, e))?;
-            if let Some(full) = list
-                .iter()
-                .find(|m| m.stem.chain == p.chain && m.stem.level == 0)
-            {
-                if full.size >= CLOSE_TO_FULL_MIN
-                    && made.size as f64 >= CLOSE_TO_FULL * full.size as f64
-                {
-                    Self::say(
-                        ctx,
-                        index,
-                        format!(
-                            "warning: this incremental ({} bytes) is close to its level 0's size ({} bytes): most of the source changed, or tar saw every file as new (a changed device or restored files)",
-                            made.size, full.size
-                        ),
-                    );
-                }
+        if let Some(full) = full_size {
+            if full >= CLOSE_TO_FULL_MIN && made.size as f64 >= CLOSE_TO_FULL * full as f64 {
+                Self::say(
+                    ctx,
+                    index,
+                    format!(
+                        "warning: this incremental ({} bytes) is close to its level 0's size ({} bytes): most of the source changed, or tar saw every file as new (a changed device or restored files)",
+                        made.size, full
+                    ),
+                );
             }
         }
         let r = report(made.tar_exit);

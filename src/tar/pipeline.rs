@@ -29,6 +29,10 @@ const TAIL: usize = 20;
 /// Between SIGTERM and SIGKILL on cancel or error.
 const GRACE: Duration = Duration::from_secs(2);
 
+/// How often the watcher looks at the cancel flag and the job-control gates while the
+/// pipeline runs.
+const POLL: Duration = Duration::from_millis(20);
+
 /// How one stage ended.
 #[derive(Debug, Clone)]
 pub struct StageEnd {
@@ -164,7 +168,9 @@ pub fn run(
                 if let Some(t) = &group.tracked {
                     t.continue_if_verified();
                 }
-                std::thread::sleep(Duration::from_millis(20));
+                // Woken at once when the pump is done (below), so the end of a short
+                // pipeline is not delayed by up to one poll interval.
+                std::thread::park_timeout(POLL);
             }
         });
         let r = match (sink, prev_out.take()) {
@@ -176,6 +182,7 @@ pub fn run(
             terminate(pgid);
         }
         done.store(true, Ordering::SeqCst);
+        watcher.thread().unpark();
         let _ = watcher.join();
         r
     });
@@ -296,5 +303,51 @@ impl Drop for Group {
         if let Some(p) = self.pgid {
             wait_group_gone(p.as_raw(), Duration::from_secs(2));
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn argv(a: &[&str]) -> Vec<OsString> {
+        a.iter().map(OsString::from).collect()
+    }
+
+    #[test]
+    fn the_last_stage_output_reaches_the_sink_and_every_end_is_reported() {
+        let mut out = Vec::new();
+        let ends = run(
+            &[argv(&["printf", "a\\nb\\n"]), argv(&["cat"])],
+            Input::Null,
+            Some(&mut out),
+            &AtomicBool::new(false),
+        )
+        .unwrap();
+        assert_eq!(out, b"a\nb\n");
+        assert_eq!(ends.len(), 2);
+        assert!(ends.iter().all(|e| e.code == Some(0)), "{ends:?}");
+    }
+
+    #[test]
+    fn cancel_stops_a_running_pipeline() {
+        let cancel = AtomicBool::new(false);
+        let start = Instant::now();
+        let r = std::thread::scope(|s| {
+            s.spawn(|| {
+                std::thread::sleep(Duration::from_millis(200));
+                cancel.store(true, Ordering::SeqCst);
+            });
+            let mut out = Vec::new();
+            run(
+                &[argv(&["sleep", "60"]), argv(&["cat"])],
+                Input::Null,
+                Some(&mut out),
+                &cancel,
+            )
+        });
+        assert!(matches!(r, Err(PipelineError::Cancelled)), "{r:?}");
+        // Wide margin: only "not after sleep 60 ran out".
+        assert!(start.elapsed() < Duration::from_secs(30));
     }
 }
