@@ -248,26 +248,8 @@ fn create_remote(
         .as_mut()
         .and_then(|c| c.stdin.take())
         .expect("piped");
-    let mut sink = Hashing {
-        inner: stdin,
-        hasher: Sha256::new(),
-        size: 0,
-    };
-    let index = Index::new(p);
-    let (stages, args) = stages(source, &p.snar, &index, compression);
-    let ends = pipeline::run(&stages, pipeline::Input::Null, Some(&mut sink), cancel).map_err(
-        |e| match e {
-            pipeline::PipelineError::Cancelled => ArchiveError::Cancelled,
-            e => ArchiveError::Tar(format!("archiving {source}: {e}")),
-        },
-    )?;
-    let tar_exit = check_ends(&ends, source)?;
-    let Hashing {
-        inner,
-        hasher,
-        size,
-    } = sink;
-    drop(inner);
+    let (stdin, made) = stream(stdin, source, p, compression, cancel)?;
+    drop(stdin);
     up.finish()?;
     let snar_name = file_name(&p.snar_remote());
     let snar = fs::File::open(&p.snar).map_err(|e| ArchiveError::io(&p.snar, e))?;
@@ -278,26 +260,16 @@ fn create_remote(
     )?
     .finish()?;
     let _ = fs::remove_file(&p.snar);
-    let sha256 = hex(&hasher.finalize());
     let (there, there_size) = remote.sha256(&archive_name)?;
-    if there != sha256 || there_size != size {
+    if there != made.sha256 || there_size != made.size {
         return Err(ArchiveError::Tar(format!(
-            "{archive_name} on {}: sha256sum there says {there} ({there_size} bytes), the stream sent was {sha256} ({size} bytes)",
-            remote.where_()
+            "{archive_name} on {}: sha256sum there says {there} ({there_size} bytes), the stream sent was {} ({} bytes)",
+            remote.where_(),
+            made.sha256,
+            made.size
         )));
     }
-    Ok(Made {
-        sha256,
-        size,
-        files: index.count()?,
-        tar_exit,
-        tar_options: recorded_options(&args, p),
-        warnings: if tar_exit == 1 {
-            ends[0].stderr_tail.clone()
-        } else {
-            Vec::new()
-        },
-    })
+    Ok(made)
 }
 
 fn create_inner(
@@ -315,8 +287,27 @@ fn create_inner(
         .create_new(true)
         .open(&p.archive)
         .map_err(|e| ArchiveError::io(&p.archive, e))?;
+    let (file, made) = stream(file, source, p, compression, cancel)?;
+    file.sync_all()
+        .map_err(|e| ArchiveError::io(&p.archive, e))?;
+    fs::File::open(&p.snar)
+        .and_then(|f| f.sync_all())
+        .map_err(|e| ArchiveError::io(&p.snar, e))?;
+    Ok(made)
+}
+
+/// Runs tar and the compressor for `source` into `out`, hashing what is written: the part the
+/// local and the remote writers share. The caller makes `out` durable (local) or has the far
+/// side check it (remote).
+fn stream<W: Write>(
+    out: W,
+    source: &str,
+    p: &Pending,
+    compression: Compression,
+    cancel: &AtomicBool,
+) -> Result<(W, Made), ArchiveError> {
     let mut sink = Hashing {
-        inner: file,
+        inner: out,
         hasher: Sha256::new(),
         size: 0,
     };
@@ -329,24 +320,22 @@ fn create_inner(
         },
     )?;
     let tar_exit = check_ends(&ends, source)?;
-    let tar_end = &ends[0];
-    sink.inner
-        .sync_all()
-        .map_err(|e| ArchiveError::io(&p.archive, e))?;
-    fs::File::open(&p.snar)
-        .and_then(|f| f.sync_all())
-        .map_err(|e| ArchiveError::io(&p.snar, e))?;
-    let tar_options = recorded_options(&args, p);
-    Ok(Made {
-        sha256: hex(&sink.hasher.finalize()),
-        size: sink.size,
+    let Hashing {
+        inner,
+        hasher,
+        size,
+    } = sink;
+    let made = Made {
+        sha256: hex(&hasher.finalize()),
+        size,
         files: index.count()?,
         tar_exit,
-        tar_options,
+        tar_options: recorded_options(&args, p),
         warnings: if tar_exit == 1 {
-            tar_end.stderr_tail.clone()
+            ends[0].stderr_tail.clone()
         } else {
             Vec::new()
         },
-    })
+    };
+    Ok((inner, made))
 }

@@ -18,11 +18,14 @@ impl Daemon {
         }
         let (config_path, plan) = (self.config_path.clone(), Arc::clone(&self.plan));
         self.history.then(move || {
+            use crate::metrics::textfile;
+            // One count (listing a remote series is an ssh round trip) for both consumers.
+            let points = textfile::restore_points(&plan);
             if let Some(path) = path {
-                crate::metrics::textfile::refresh(&config_path, &plan, &path);
+                textfile::write(&path, &textfile::render_for(&config_path, &plan, &points));
             }
             if let Some(feed) = feed {
-                feed.set_restore_points(crate::metrics::textfile::restore_points(&plan));
+                feed.set_restore_points(points);
             }
         });
     }

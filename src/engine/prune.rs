@@ -96,6 +96,35 @@ pub fn prune(
     Ok(verdicts)
 }
 
+/// Reports the prune after a successful run of sync `index` (snapshot or archive series
+/// alike): what was kept and removed, or why pruning failed. A failure is said loudly and never
+/// fails the run: the backup itself succeeded and every restore point is still there.
+pub fn report<E: std::fmt::Display>(
+    events: &crate::events::Emitter,
+    index: usize,
+    series: String,
+    result: Result<Vec<Verdict>, E>,
+) {
+    use crate::events::EventKind;
+    match result {
+        Ok(verdicts) => events.emit(EventKind::Pruned {
+            index,
+            series,
+            kept: verdicts.iter().filter(|v| v.keep).count(),
+            removed: verdicts
+                .iter()
+                .filter(|v| !v.keep)
+                .map(|v| v.id.clone())
+                .collect(),
+        }),
+        Err(e) => events.emit(EventKind::PruneFailed {
+            index,
+            series,
+            error: e.to_string(),
+        }),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -184,25 +184,8 @@ impl Engine for Snapshots {
     fn after_success(&self, ctx: &SyncCtx) -> Result<(), EngineError> {
         let now = jiff::Timestamp::now();
         for (index, s) in self.syncs.iter().enumerate() {
-            match prune::prune(&s.series, &self.policy, &self.tz, now, false) {
-                Ok(verdicts) => ctx.events.emit(EventKind::Pruned {
-                    index,
-                    series: s.series.where_(),
-                    kept: verdicts.iter().filter(|v| v.keep).count(),
-                    removed: verdicts
-                        .iter()
-                        .filter(|v| !v.keep)
-                        .map(|v| v.id.clone())
-                        .collect(),
-                }),
-                // The backup itself succeeded and every snapshot is still there: say so loudly,
-                // do not fail the run.
-                Err(e) => ctx.events.emit(EventKind::PruneFailed {
-                    index,
-                    series: s.series.where_(),
-                    error: e.to_string(),
-                }),
-            }
+            let result = prune::prune(&s.series, &self.policy, &self.tz, now, false);
+            super::prune::report(ctx.events, index, s.series.where_(), result);
         }
         Ok(())
     }

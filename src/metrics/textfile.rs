@@ -48,8 +48,12 @@ pub fn write_atomic(path: &Path, text: &str) -> std::io::Result<()> {
 /// Renders the metrics of `plan`'s jobs now (status snapshot, history, restore point counts)
 /// and writes them to `path`. Errors are logged as warnings.
 pub fn refresh(config_path: &Path, plan: &Plan, path: &Path) {
-    let text = render_for(config_path, plan);
-    if let Err(e) = write_atomic(path, &text) {
+    write(path, &render_for(config_path, plan, &restore_points(plan)));
+}
+
+/// Writes `text` to `path` atomically; errors are logged as warnings.
+pub fn write(path: &Path, text: &str) {
+    if let Err(e) = write_atomic(path, text) {
         tracing::warn!(
             path = %path.display(),
             "cannot write metrics_textfile {}: {e}",
@@ -58,8 +62,9 @@ pub fn refresh(config_path: &Path, plan: &Plan, path: &Path) {
     }
 }
 
-/// The metrics text for `plan`'s jobs, as [`refresh`] writes it.
-pub fn render_for(config_path: &Path, plan: &Plan) -> String {
+/// The metrics text for `plan`'s jobs, as [`refresh`] writes it, with `points` from
+/// [`restore_points`] (counted once by a caller that also needs them elsewhere).
+pub fn render_for(config_path: &Path, plan: &Plan, points: &BTreeMap<String, usize>) -> String {
     let config = &plan.config;
     let live = live::find(config_path);
     let snap = status::snapshot(
@@ -74,7 +79,7 @@ pub fn render_for(config_path: &Path, plan: &Plan) -> String {
         .as_ref()
         .map_or(config.state_dir.clone(), |l| l.state_dir.clone());
     let history = histories(&state_dir, config.jobs.iter().map(|j| j.id.as_str()));
-    super::render(&snap, &history, &restore_points(plan))
+    super::render(&snap, &history, points)
 }
 
 /// Each job's counters from the run history in `state_dir` (none when it cannot be read).
