@@ -8,47 +8,13 @@ mod support;
 use std::fs;
 use std::os::unix::fs::{symlink, MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, Output};
 use std::time::{Duration, SystemTime};
 
 use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
 use serde_json::Value;
 use support::*;
-
-fn bm(cfg: &Path, args: &[&str]) -> Output {
-    Command::new(BIN)
-        .arg("--config")
-        .arg(cfg)
-        .arg("--log-format")
-        .arg("json")
-        .args(args)
-        .stdin(Stdio::null())
-        .output()
-        .expect("run backupmanager")
-}
-
-fn ok(cfg: &Path, args: &[&str]) -> String {
-    let out = bm(cfg, args);
-    assert!(
-        out.status.success(),
-        "backupmanager {args:?} failed ({}):\n{}\n{}",
-        out.status,
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
-/// `snapshots JOB --format json`, newest first.
-fn listed(cfg: &Path, job: &str) -> Vec<Value> {
-    let text = ok(cfg, &["snapshots", job, "--format", "json"]);
-    serde_json::from_str::<Value>(&text)
-        .unwrap()
-        .as_array()
-        .unwrap()
-        .clone()
-}
 
 fn field(list: &[Value], key: &str) -> Vec<String> {
     list.iter()
@@ -61,7 +27,7 @@ fn field(list: &[Value], key: &str) -> Vec<String> {
 
 /// Levels, oldest first.
 fn levels(cfg: &Path, job: &str) -> Vec<u64> {
-    let mut l: Vec<u64> = listed(cfg, job)
+    let mut l: Vec<u64> = snapshots_json(cfg, job)
         .iter()
         .map(|v| v["level"].as_u64().unwrap())
         .collect();
@@ -123,7 +89,7 @@ fn assert_exact(a: &Path, b: &Path) {
 }
 
 fn restore(cfg: &Path, id: &str, to: &Path) -> Output {
-    bm(
+    bm_json(
         cfg,
         &[
             "restore",
@@ -165,7 +131,7 @@ fn every_restore_point_of_a_chain_gives_back_its_tree_exactly() {
     let cfg = config(&t, &[("keep_last", "all")], &[("max_chain_length", "10")]);
     let expect = |n: usize| t.p(&format!("expected{n}"));
 
-    ok(&cfg, &["run-job", "arc"]);
+    bm_ok(&cfg, &["run-job", "arc"]);
     keep_copy(&src, &expect(0));
 
     // Level 1: added, grown, same size and mtime but new content, deleted, renamed (file and
@@ -185,7 +151,7 @@ fn every_restore_point_of_a_chain_gives_back_its_tree_exactly() {
     fs::set_permissions(src.join("script"), fs::Permissions::from_mode(0o700)).unwrap();
     fs::remove_file(src.join("link")).unwrap();
     symlink("new name", src.join("link")).unwrap();
-    ok(&cfg, &["run-job", "arc"]);
+    bm_ok(&cfg, &["run-job", "arc"]);
     keep_copy(&src, &expect(1));
 
     // Level 2: a file comes back under a removed name, a new directory, more deletions.
@@ -194,10 +160,10 @@ fn every_restore_point_of_a_chain_gives_back_its_tree_exactly() {
     fs::write(src.join("later/deep/y"), "new dir\n").unwrap();
     fs::remove_dir_all(src.join("hostile/sub dir")).unwrap();
     fs::write(src.join("grows"), "v3, even longer than before\n").unwrap();
-    ok(&cfg, &["run-job", "arc"]);
+    bm_ok(&cfg, &["run-job", "arc"]);
     keep_copy(&src, &expect(2));
 
-    let list = listed(&cfg, "arc");
+    let list = snapshots_json(&cfg, "arc");
     assert_eq!(levels(&cfg, "arc"), [0, 1, 2], "{list:?}");
     let chains = field(&list, "chain");
     assert!(
@@ -221,7 +187,7 @@ fn every_restore_point_of_a_chain_gives_back_its_tree_exactly() {
 
     // One directory of the newest point, alone.
     let part = t.p("part");
-    let out = bm(
+    let out = bm_json(
         &cfg,
         &[
             "restore",
@@ -244,7 +210,7 @@ fn every_restore_point_of_a_chain_gives_back_its_tree_exactly() {
     let out = restore(&cfg, "latest", &t.p("restored0"));
     assert_eq!(out.status.code(), Some(FAILED));
     assert!(String::from_utf8_lossy(&out.stderr).contains("not empty"));
-    let out = bm(
+    let out = bm_json(
         &cfg,
         &[
             "restore",
@@ -257,7 +223,7 @@ fn every_restore_point_of_a_chain_gives_back_its_tree_exactly() {
     assert_ne!(out.status.code(), Some(OK));
     assert!(!t.p("elsewhere").exists());
 
-    let out = ok(&cfg, &["verify", "arc", "--read"]);
+    let out = bm_ok(&cfg, &["verify", "arc", "--read"]);
     assert_eq!(
         out.lines().filter(|l| l.starts_with("ok ")).count(),
         3,
@@ -272,9 +238,9 @@ fn a_missing_or_damaged_middle_archive_is_named_and_refused() {
     let cfg = config(&t, &[("keep_last", "all")], &[]);
     for i in 0..3 {
         fs::write(t.p(&format!("src/f{i}")), format!("file {i}\n")).unwrap();
-        ok(&cfg, &["run-job", "arc"]);
+        bm_ok(&cfg, &["run-job", "arc"]);
     }
-    let list = listed(&cfg, "arc");
+    let list = snapshots_json(&cfg, "arc");
     let stems = field(&list, "stem");
     let ids = field(&list, "id");
     let (newest, middle, oldest) = (&ids[0], &stems[1], &ids[2]);
@@ -287,7 +253,7 @@ fn a_missing_or_damaged_middle_archive_is_named_and_refused() {
     bytes[at] ^= 0xff;
     fs::write(&file, &bytes).unwrap();
 
-    let out = bm(&cfg, &["verify", "arc"]);
+    let out = bm_json(&cfg, &["verify", "arc"]);
     assert_eq!(out.status.code(), Some(FAILED), "{out:?}");
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(
@@ -308,13 +274,13 @@ fn a_missing_or_damaged_middle_archive_is_named_and_refused() {
     // A missing middle archive (its manifest gone, as a careless cleanup would do).
     bytes[at] ^= 0xff;
     fs::write(&file, &bytes).unwrap();
-    ok(&cfg, &["verify", "arc", "--read"]);
+    bm_ok(&cfg, &["verify", "arc", "--read"]);
     fs::rename(
         series.join(format!("{middle}.json")),
         t.p("moved-away.json"),
     )
     .unwrap();
-    let out = bm(&cfg, &["verify", "arc", "--snapshot", newest]);
+    let out = bm_json(&cfg, &["verify", "arc", "--snapshot", newest]);
     assert_eq!(out.status.code(), Some(FAILED));
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(
@@ -327,10 +293,10 @@ fn a_missing_or_damaged_middle_archive_is_named_and_refused() {
     assert!(!to.exists());
 
     // The next run does not build on a broken chain: it starts a new one, and says why.
-    let out = bm(&cfg, &["run-job", "arc"]);
+    let out = bm_json(&cfg, &["run-job", "arc"]);
     assert!(out.status.success(), "{out:?}");
     assert!(String::from_utf8_lossy(&out.stderr).contains("chain is broken"));
-    assert_eq!(listed(&cfg, "arc")[0]["level"], 0);
+    assert_eq!(snapshots_json(&cfg, "arc")[0]["level"], 0);
     assert!(
         file.exists(),
         "an archive whose manifest is gone is never removed automatically"
@@ -344,8 +310,8 @@ fn a_killed_run_commits_nothing_and_the_next_run_continues_the_chain() {
     fs::write(t.p("src/a"), "a\n").unwrap();
     // gzip is slow enough on incompressible data to be caught in the middle.
     let cfg = config(&t, &[("keep_last", "all")], &[("compression", "gzip")]);
-    ok(&cfg, &["run-job", "arc"]);
-    let good = field(&listed(&cfg, "arc"), "stem");
+    bm_ok(&cfg, &["run-job", "arc"]);
+    let good = field(&snapshots_json(&cfg, "arc"), "stem");
 
     big_file(&t.p("src/big"), 96 << 20);
     let mut run = Bm::run_job(&cfg, "arc", &[]);
@@ -362,14 +328,14 @@ fn a_killed_run_commits_nothing_and_the_next_run_continues_the_chain() {
     kill(Pid::from_raw(run.pid() as i32), Signal::SIGKILL).unwrap();
     run.wait(LONG);
     assert_eq!(
-        field(&listed(&cfg, "arc"), "stem"),
+        field(&snapshots_json(&cfg, "arc"), "stem"),
         good,
         "a killed run is not a restore point"
     );
-    ok(&cfg, &["verify", "arc"]);
+    bm_ok(&cfg, &["verify", "arc"]);
 
-    ok(&cfg, &["run-job", "arc"]);
-    let after = listed(&cfg, "arc");
+    bm_ok(&cfg, &["run-job", "arc"]);
+    let after = snapshots_json(&cfg, "arc");
     assert_eq!(after.len(), 2);
     assert_eq!(after[0]["level"], 1, "the chain goes on: {after:?}");
     assert_eq!(after[0]["parent"].as_str().unwrap(), good[0]);
@@ -395,17 +361,20 @@ fn chains_are_cut_by_length_and_age_and_pruning_keeps_every_kept_point_restorabl
         if i % 3 == 2 {
             fs::remove_file(src.join(format!("f{}", i - 1))).unwrap();
         }
-        ok(&cfg, &["run-job", "arc"]);
-        let id = listed(&cfg, "arc")[0]["id"].as_str().unwrap().to_string();
+        bm_ok(&cfg, &["run-job", "arc"]);
+        let id = snapshots_json(&cfg, "arc")[0]["id"]
+            .as_str()
+            .unwrap()
+            .to_string();
         keep_copy(&src, &t.p(&format!("expected-{id}")));
     }
     // Seven runs, two incrementals per chain at most: 0 1 2 | 0 1 2 | 0. keep_last 3 keeps the
     // last three points; the chain of the oldest of them stays whole, the first chain is gone.
     assert_eq!(levels(&cfg, "arc"), [0, 1, 2, 0]);
-    let plan = ok(&cfg, &["prune", "arc", "--dry-run"]);
+    let plan = bm_ok(&cfg, &["prune", "arc", "--dry-run"]);
     assert!(plan.contains("kept: parent of"), "{plan}");
     assert!(plan.contains("kept: last snapshot"), "{plan}");
-    for id in field(&listed(&cfg, "arc"), "id") {
+    for id in field(&snapshots_json(&cfg, "arc"), "id") {
         let to = t.p(&format!("restored-{id}"));
         let out = restore(&cfg, &id, &to);
         assert!(out.status.success(), "restore {id}: {out:?}");
@@ -417,10 +386,10 @@ fn chains_are_cut_by_length_and_age_and_pruning_keeps_every_kept_point_restorabl
     fs::create_dir_all(t2.p("src")).unwrap();
     fs::write(t2.p("src/a"), "a\n").unwrap();
     let cfg = config(&t2, &[("keep_last", "all")], &[("full_every", "2s")]);
-    ok(&cfg, &["run-job", "arc"]);
-    ok(&cfg, &["run-job", "arc"]);
+    bm_ok(&cfg, &["run-job", "arc"]);
+    bm_ok(&cfg, &["run-job", "arc"]);
     std::thread::sleep(Duration::from_millis(2100));
-    let out = bm(&cfg, &["run-job", "arc"]);
+    let out = bm_json(&cfg, &["run-job", "arc"]);
     assert!(String::from_utf8_lossy(&out.stderr).contains("older than full_every"));
     assert_eq!(levels(&cfg, "arc"), [0, 1, 0]);
 }
@@ -432,20 +401,20 @@ fn retention_that_keeps_a_chain_only_as_parents_starts_a_new_chain() {
     let cfg = config(&t, &[("keep_last", "2")], &[("max_chain_length", "10")]);
     for i in 0..3 {
         fs::write(t.p(&format!("src/f{i}")), "x\n").unwrap();
-        ok(&cfg, &["run-job", "arc"]);
+        bm_ok(&cfg, &["run-job", "arc"]);
     }
     // keep_last 2 keeps levels 2 and 1; level 0 stays as their parent, and says so.
-    let plan = ok(&cfg, &["prune", "arc", "--dry-run"]);
+    let plan = bm_ok(&cfg, &["prune", "arc", "--dry-run"]);
     assert!(plan.contains("kept: parent of"), "{plan}");
     assert!(plan.contains("the next run starts a new chain"), "{plan}");
-    let out = bm(&cfg, &["run-job", "arc"]);
+    let out = bm_json(&cfg, &["run-job", "arc"]);
     assert!(
         String::from_utf8_lossy(&out.stderr).contains("only as a parent"),
         "{out:?}"
     );
     assert_eq!(levels(&cfg, "arc"), [0, 1, 2, 0]);
     // One more run: the old chain no longer holds a kept point, and goes whole.
-    ok(&cfg, &["run-job", "arc"]);
+    bm_ok(&cfg, &["run-job", "arc"]);
     assert_eq!(levels(&cfg, "arc"), [0, 1]);
 }
 
@@ -475,15 +444,15 @@ fn a_remote_series_over_ssh_streams_verifies_and_restores() {
         )
         .write(t.p("backupmanager.yaml"));
     let _master = Master::of(&sshd, t.p("r/ssh"));
-    ok(&cfg, &["run-job", "arc"]);
+    bm_ok(&cfg, &["run-job", "arc"]);
     keep_copy(&src, &t.p("expected0"));
     fs::write(src.join("a"), "two, longer\n").unwrap();
     fs::remove_file(src.join("d/gone")).unwrap();
     fs::write(src.join("new"), "added\n").unwrap();
-    ok(&cfg, &["run-job", "arc"]);
+    bm_ok(&cfg, &["run-job", "arc"]);
     keep_copy(&src, &t.p("expected1"));
 
-    let list = listed(&cfg, "arc");
+    let list = snapshots_json(&cfg, "arc");
     assert_eq!(levels(&cfg, "arc"), [0, 1]);
     assert!(list[0]["series"].as_str().unwrap().contains("127.0.0.1"));
     // What landed there is what the manifests say (sha256 taken on the stream here).
@@ -501,7 +470,7 @@ fn a_remote_series_over_ssh_streams_verifies_and_restores() {
         6,
         "archive, state file and manifest per run: {names:?}"
     );
-    ok(&cfg, &["verify", "arc", "--read"]);
+    bm_ok(&cfg, &["verify", "arc", "--read"]);
     let mut ids = field(&list, "id");
     ids.reverse();
     for (n, id) in ids.iter().enumerate() {
@@ -515,7 +484,7 @@ fn a_remote_series_over_ssh_streams_verifies_and_restores() {
     let mut bytes = fs::read(&first).unwrap();
     bytes[10] ^= 0xff;
     fs::write(&first, &bytes).unwrap();
-    let out = bm(&cfg, &["verify", "arc", "--snapshot", "latest"]);
+    let out = bm_json(&cfg, &["verify", "arc", "--snapshot", "latest"]);
     assert_eq!(out.status.code(), Some(FAILED));
     assert!(String::from_utf8_lossy(&out.stderr).contains(list[1]["stem"].as_str().unwrap()));
 }

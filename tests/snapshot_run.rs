@@ -8,47 +8,12 @@ mod support;
 use std::fs;
 use std::os::unix::fs::{symlink, MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
 use std::time::Duration;
 
 use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
 use serde_json::Value;
 use support::*;
-
-fn bm(cfg: &Path, args: &[&str]) -> Output {
-    Command::new(BIN)
-        .arg("--config")
-        .arg(cfg)
-        .arg("--log-format")
-        .arg("json")
-        .args(args)
-        .stdin(Stdio::null())
-        .output()
-        .expect("run backupmanager")
-}
-
-fn ok(cfg: &Path, args: &[&str]) -> String {
-    let out = bm(cfg, args);
-    assert!(
-        out.status.success(),
-        "backupmanager {args:?} failed ({}):\n{}\n{}",
-        out.status,
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
-/// `snapshots JOB --format json`.
-fn listed(cfg: &Path, job: &str) -> Vec<Value> {
-    let text = ok(cfg, &["snapshots", job, "--format", "json"]);
-    serde_json::from_str::<Value>(&text)
-        .unwrap()
-        .as_array()
-        .unwrap()
-        .clone()
-}
 
 fn ids(list: &[Value]) -> Vec<String> {
     list.iter()
@@ -119,11 +84,11 @@ fn snapshots_share_unchanged_files_retention_prunes_and_restore_gives_the_tree_b
     source_tree(&t.p("src"));
     let cfg = local_config(&t, &[("keep_last", "2")]);
 
-    ok(&cfg, &["run-job", "snap"]);
-    let first = listed(&cfg, "snap");
+    bm_ok(&cfg, &["run-job", "snap"]);
+    let first = snapshots_json(&cfg, "snap");
     assert_eq!(first.len(), 1, "{first:?}");
     let first_copy = t.p("first");
-    ok(
+    bm_ok(
         &cfg,
         &["restore", "snap", "--to", first_copy.to_str().unwrap()],
     );
@@ -131,8 +96,8 @@ fn snapshots_share_unchanged_files_retention_prunes_and_restore_gives_the_tree_b
 
     // Change one file, run again: the unchanged one is the same inode in both snapshots.
     fs::write(t.p("src/private"), "changed\n").unwrap();
-    ok(&cfg, &["run-job", "snap"]);
-    let two = ids(&listed(&cfg, "snap"));
+    bm_ok(&cfg, &["run-job", "snap"]);
+    let two = ids(&snapshots_json(&cfg, "snap"));
     assert_eq!(two.len(), 2, "{two:?}");
     assert!(two[0] > two[1], "newest first: {two:?}");
     let series = t.p("series");
@@ -146,7 +111,7 @@ fn snapshots_share_unchanged_files_retention_prunes_and_restore_gives_the_tree_b
 
     // A dry-run prune and a dry-run restore change nothing.
     let before = names(&series);
-    let plan: Value = serde_json::from_str(&ok(
+    let plan: Value = serde_json::from_str(&bm_ok(
         &cfg,
         &["prune", "snap", "--dry-run", "--format", "json"],
     ))
@@ -156,7 +121,7 @@ fn snapshots_share_unchanged_files_retention_prunes_and_restore_gives_the_tree_b
         "{plan}"
     );
     let dry_to = t.p("dry");
-    ok(
+    bm_ok(
         &cfg,
         &[
             "restore",
@@ -170,15 +135,15 @@ fn snapshots_share_unchanged_files_retention_prunes_and_restore_gives_the_tree_b
     assert_eq!(names(&series), before);
 
     // Third run: keep_last 2 removes the oldest, automatically, and only it.
-    ok(&cfg, &["run-job", "snap"]);
-    let three = ids(&listed(&cfg, "snap"));
+    bm_ok(&cfg, &["run-job", "snap"]);
+    let three = ids(&snapshots_json(&cfg, "snap"));
     assert_eq!(three.len(), 2, "{three:?}");
     assert_eq!(three[1], two[0], "the second snapshot is kept");
     assert!(!series.join(&two[1]).exists() && !series.join(format!("{}.json", two[1])).exists());
 
     // The older snapshot restores the older content.
     let old = t.p("old");
-    ok(
+    bm_ok(
         &cfg,
         &[
             "restore",
@@ -199,11 +164,11 @@ fn snapshots_share_unchanged_files_retention_prunes_and_restore_gives_the_tree_b
     fs::create_dir_all(&busy).unwrap();
     fs::write(busy.join("keep.txt"), "mine\n").unwrap();
     fs::write(busy.join("unrelated"), "mine too\n").unwrap();
-    let out = bm(&cfg, &["restore", "snap", "--to", busy.to_str().unwrap()]);
+    let out = bm_json(&cfg, &["restore", "snap", "--to", busy.to_str().unwrap()]);
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stderr).contains("not empty"));
     assert_eq!(fs::read_to_string(busy.join("keep.txt")).unwrap(), "mine\n");
-    ok(
+    bm_ok(
         &cfg,
         &[
             "restore",
@@ -224,7 +189,7 @@ fn snapshots_share_unchanged_files_retention_prunes_and_restore_gives_the_tree_b
         "mine too\n"
     );
     // A path that escapes the snapshot is refused.
-    let out = bm(
+    let out = bm_json(
         &cfg,
         &[
             "restore",
@@ -271,17 +236,17 @@ fn a_failed_or_killed_run_leaves_no_restore_point_and_prunes_nothing() {
     fs::create_dir_all(t.p("src")).unwrap();
     fs::write(t.p("src/a"), "a\n").unwrap();
     let cfg = config_with(&t, &["-a"], "1");
-    ok(&cfg, &["run-job", "snap"]);
-    let good = ids(&listed(&cfg, "snap"));
+    bm_ok(&cfg, &["run-job", "snap"]);
+    let good = ids(&snapshots_json(&cfg, "snap"));
     assert_eq!(good.len(), 1);
 
     // rsync fails (exit 3: its --files-from list cannot be opened): the run fails, no new
     // snapshot, and keep_last 1 did not get a chance to remove the good one.
     fs::write(t.p("src/b"), "b\n").unwrap();
     let cfg = config_with(&t, &["-a", "--files-from=/nonexistent/bm-list"], "1");
-    let out = bm(&cfg, &["run-job", "snap"]);
+    let out = bm_json(&cfg, &["run-job", "snap"]);
     assert_eq!(out.status.code(), Some(1), "{out:?}");
-    assert_eq!(ids(&listed(&cfg, "snap")), good);
+    assert_eq!(ids(&snapshots_json(&cfg, "snap")), good);
     assert!(
         series_names(&t)
             .iter()
@@ -309,14 +274,14 @@ fn a_failed_or_killed_run_leaves_no_restore_point_and_prunes_nothing() {
         !rsync_into(&series)
     });
     assert_eq!(
-        ids(&listed(&cfg, "snap")),
+        ids(&snapshots_json(&cfg, "snap")),
         good,
         "a killed run is not a restore point"
     );
 
     let cfg = config_with(&t, &["-a"], "1");
-    ok(&cfg, &["run-job", "snap"]);
-    let after = ids(&listed(&cfg, "snap"));
+    bm_ok(&cfg, &["run-job", "snap"]);
+    let after = ids(&snapshots_json(&cfg, "snap"));
     assert_eq!(after.len(), 1, "{after:?}");
     assert_ne!(after, good);
     assert!(
@@ -337,14 +302,14 @@ fn an_empty_source_is_refused_in_snapshot_mode() {
     let t = Scratch::new("bm-snap-empty-");
     fs::create_dir_all(t.p("src")).unwrap();
     let cfg = local_config(&t, &[("keep_last", "3")]);
-    let out = bm(&cfg, &["run-job", "snap"]);
+    let out = bm_json(&cfg, &["run-job", "snap"]);
     assert_eq!(out.status.code(), Some(1));
     assert!(
         String::from_utf8_lossy(&out.stderr).contains("empty restore point"),
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    assert!(listed(&cfg, "snap").is_empty());
+    assert!(snapshots_json(&cfg, "snap").is_empty());
 }
 
 #[test]
@@ -369,15 +334,15 @@ fn a_remote_series_over_ssh() {
         )
         .write(t.p("backupmanager.yaml"));
     let _master = Master::of(&sshd, t.p("r/ssh"));
-    ok(&cfg, &["run-job", "remote_snap"]);
+    bm_ok(&cfg, &["run-job", "remote_snap"]);
     fs::write(t.p("src/keep.txt"), "second generation\n").unwrap();
-    ok(&cfg, &["run-job", "remote_snap"]);
-    ok(&cfg, &["run-job", "remote_snap"]);
-    let list = listed(&cfg, "remote_snap");
+    bm_ok(&cfg, &["run-job", "remote_snap"]);
+    bm_ok(&cfg, &["run-job", "remote_snap"]);
+    let list = snapshots_json(&cfg, "remote_snap");
     assert_eq!(list.len(), 2, "{list:?}");
     assert!(list[0]["series"].as_str().unwrap().contains("127.0.0.1"));
     let back = t.p("back");
-    ok(
+    bm_ok(
         &cfg,
         &["restore", "remote_snap", "--to", back.to_str().unwrap()],
     );

@@ -256,3 +256,39 @@ impl Drop for Bm {
         }
     }
 }
+
+/// `backupmanager --config CFG --log-format json ARGS`, run to its end (stdin empty).
+pub fn bm_json(cfg: &Path, args: &[&str]) -> std::process::Output {
+    Command::new(BIN)
+        .arg("--config")
+        .arg(cfg)
+        .arg("--log-format")
+        .arg("json")
+        .args(args)
+        .stdin(Stdio::null())
+        .output()
+        .expect("run backupmanager")
+}
+
+/// [`bm_json`] that must succeed: its stdout (the panic shows both streams).
+pub fn bm_ok(cfg: &Path, args: &[&str]) -> String {
+    let out = bm_json(cfg, args);
+    assert!(
+        out.status.success(),
+        "backupmanager {args:?} failed ({}):\n{}\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// `snapshots JOB --format json`: the restore points, newest first.
+pub fn snapshots_json(cfg: &Path, job: &str) -> Vec<Value> {
+    let text = bm_ok(cfg, &["snapshots", job, "--format", "json"]);
+    serde_json::from_str::<Value>(&text)
+        .unwrap()
+        .as_array()
+        .unwrap()
+        .clone()
+}

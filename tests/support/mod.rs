@@ -35,7 +35,7 @@ pub mod sshd;
 
 // Each binary uses a subset of these re-exports (`use support::*`).
 #[allow(unused_imports)]
-pub use bm::{Bm, BIN, BLOCKED, FAILED, LONG, OK};
+pub use bm::{bm_json, bm_ok, snapshots_json, Bm, BIN, BLOCKED, FAILED, LONG, OK};
 #[allow(unused_imports)]
 pub use builder::{Blocker, ConfigBuilder, JobBuilder, LockFile, Remote, SyncEntry};
 #[allow(unused_imports)]
