@@ -222,6 +222,8 @@ pub fn run(config_path: &Path, notifier: Notifier) -> i32 {
         alerts,
         next_overdue_check: Instant::now(),
     };
+    // Registered before it says it started: `status` right after that line finds it.
+    d.publish();
     info!(
         phase = "start",
         "daemon started: pid {}, {} job(s) from {}, pid file {}",
