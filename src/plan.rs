@@ -15,7 +15,7 @@ use crate::config::{Config, Direction, Job, Location, Mode, Remote};
 use crate::engine::mirror::Mirror;
 use crate::engine::pull;
 use crate::engine::snapshot::Snapshots;
-use crate::engine::Engine;
+use crate::engine::{Engine, Far};
 use crate::lock::etcd::EtcdLocks;
 use crate::lock::{LocalFiles, LockBackend, RemoteFiles};
 use crate::sys::runtime::RuntimeDir;
@@ -254,6 +254,7 @@ fn build_job(config: &Config, job: &Job) -> Result<JobPlan, BuildError> {
                 e.syncs
                     .iter_mut()
                     .for_each(|s| pull::pull_from(&mut s.command, t));
+                e.far = Some(Far::Source(t.to_string()));
             }
             Box::new(e)
         }
@@ -275,7 +276,7 @@ fn build_job(config: &Config, job: &Job) -> Result<JobPlan, BuildError> {
                 e.syncs
                     .iter_mut()
                     .for_each(|s| pull::pull_from(&mut s.command, t));
-                e.host = Some(t.to_string());
+                e.far = Some(Far::Source(t.to_string()));
             }
             Box::new(e)
         }

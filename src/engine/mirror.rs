@@ -9,7 +9,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use super::{guard, Engine, EngineError, SyncCtx};
+use super::{guard, Engine, EngineError, Far, SyncCtx};
 use crate::config::Sync;
 use crate::events::{EventKind, SyncReport};
 use crate::rsync::{self, ExitClass, RsyncCommand};
@@ -29,8 +29,8 @@ pub struct MirrorSync {
 #[derive(Debug)]
 pub struct Mirror {
     pub syncs: Vec<MirrorSync>,
-    /// The destination host, for messages (`None` for local syncs).
-    pub host: Option<String>,
+    /// The other host, for messages (`None` for local syncs).
+    pub far: Option<Far>,
     /// How many times a transient failure is retried.
     pub retries: u32,
 }
@@ -66,7 +66,7 @@ impl Mirror {
             .collect();
         Mirror {
             syncs,
-            host: remote.map(|t| t.to_string()),
+            far: remote.map(|t| Far::Dest(t.to_string())),
             retries,
         }
     }
@@ -88,14 +88,7 @@ impl Engine for Mirror {
         let s = &self.syncs[index];
         let mut cmd = s.command.clone();
         cmd.dry_run = ctx.dry_run;
-        run_with_retries(
-            index,
-            &cmd,
-            &s.sync,
-            self.retries,
-            self.host.as_deref(),
-            ctx,
-        )
+        run_with_retries(index, &cmd, &s.sync, self.retries, self.far.as_ref(), ctx)
     }
 
     fn commit(&self, _: usize, _: &SyncReport, _: &SyncCtx) -> Result<Option<String>, EngineError> {
@@ -110,7 +103,7 @@ pub fn run_with_retries(
     cmd: &RsyncCommand,
     sync: &Sync,
     retries: u32,
-    host: Option<&str>,
+    far: Option<&Far>,
     ctx: &SyncCtx,
 ) -> Result<SyncReport, EngineError> {
     let mut cmd = cmd.clone();
@@ -177,7 +170,7 @@ pub fn run_with_retries(
                     attempts: attempt,
                     source_path: sync.source.clone(),
                     dest: sync.dest.clone(),
-                    host: host.map(str::to_string),
+                    far: far.cloned(),
                     message: res.message(),
                     report: Box::new(report),
                 })

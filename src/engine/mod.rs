@@ -61,6 +61,23 @@ pub trait Engine: std::fmt::Debug + Send + Sync {
     }
 }
 
+/// The host on the other end of a sync, and which end it is (for messages).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Far {
+    /// A push: the destination is on this host.
+    Dest(String),
+    /// A pull: the source is on this host.
+    Source(String),
+}
+
+impl Far {
+    pub fn host(&self) -> String {
+        match self {
+            Far::Dest(h) | Far::Source(h) => h.clone(),
+        }
+    }
+}
+
 /// Why an engine could not do its part. Messages are final text for logs and history.
 #[derive(Debug, thiserror::Error)]
 pub enum EngineError {
@@ -77,10 +94,11 @@ pub enum EngineError {
     },
     /// rsync ran and exited with a failing code (after retries of transient ones).
     #[error(
-        "sync {index} ({source_path} -> {dest}{on}) failed after {attempts} attempt(s): {message}{hint}",
-        on = .host.as_ref().map(|h| format!(" on {h}")).unwrap_or_default(),
+        "sync {index} ({source_path}{from} -> {dest}{on}) failed after {attempts} attempt(s): {message}{hint}",
+        from = match .far { Some(Far::Source(h)) => format!(" on {h}"), _ => String::new() },
+        on = match .far { Some(Far::Dest(h)) => format!(" on {h}"), _ => String::new() },
         hint = match *.exit_code {
-            255 => format!("\nthe connection to {} failed; check that its sshd runs and is reachable", .host.clone().unwrap_or_default()),
+            255 => format!("\nthe connection to {} failed; check that its sshd runs and is reachable", .far.as_ref().map(Far::host).unwrap_or_default()),
             25 => "\nrefusing to delete more files at the destination than the sync's max_delete allows (a missing or half-mounted source looks like this); check the source, and if the deletions are intended raise max_delete for one run".to_string(),
             _ => String::new(),
         }
@@ -91,8 +109,8 @@ pub enum EngineError {
         attempts: u32,
         source_path: String,
         dest: String,
-        /// The destination host, for remote syncs.
-        host: Option<String>,
+        /// The other host, for remote syncs.
+        far: Option<Far>,
         /// rsync's own summary and stderr tail.
         message: String,
         report: Box<SyncReport>,
@@ -102,4 +120,45 @@ pub enum EngineError {
     Series { index: usize, message: String },
     #[error("run cancelled")]
     Cancelled,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn failed(far: Option<Far>, exit_code: i32) -> String {
+        EngineError::RsyncExit {
+            index: 0,
+            exit_code,
+            attempts: 1,
+            source_path: "/data/".into(),
+            dest: "/backup/".into(),
+            far,
+            message: "rsync said so".into(),
+            report: Box::new(SyncReport {
+                index: 0,
+                exit_code,
+                attempts: 1,
+                stats: None,
+                duration: std::time::Duration::ZERO,
+            }),
+        }
+        .to_string()
+    }
+
+    #[test]
+    fn a_failed_sync_names_the_host_on_the_side_it_is_on() {
+        assert!(failed(None, 23).starts_with("sync 0 (/data/ -> /backup/) failed"));
+        let push = failed(Some(Far::Dest("b@srv".into())), 23);
+        assert!(
+            push.starts_with("sync 0 (/data/ -> /backup/ on b@srv) failed"),
+            "{push}"
+        );
+        let pull = failed(Some(Far::Source("r@client".into())), 255);
+        assert!(
+            pull.starts_with("sync 0 (/data/ on r@client -> /backup/) failed"),
+            "{pull}"
+        );
+        assert!(pull.contains("the connection to r@client failed"), "{pull}");
+    }
 }

@@ -17,7 +17,7 @@ use std::time::Duration;
 use jiff::tz::TimeZone;
 
 use super::mirror::run_with_retries;
-use super::{guard, prune, Engine, EngineError, SyncCtx};
+use super::{guard, prune, Engine, EngineError, Far, SyncCtx};
 use crate::config::Sync;
 use crate::events::{EventKind, SyncReport};
 use crate::retention::Policy;
@@ -41,7 +41,8 @@ pub struct Snapshots {
     /// The zone retention counts days, weeks, ... in.
     pub tz: TimeZone,
     pub retries: u32,
-    host: Option<String>,
+    /// The other host, for messages (`None` for local syncs).
+    pub far: Option<Far>,
     /// The pending snapshot of each sync during a run (one run of a job at a time: the run
     /// lock sees to that).
     pending: Mutex<Vec<Option<Pending>>>,
@@ -85,7 +86,7 @@ impl Snapshots {
             policy,
             tz,
             retries,
-            host: remote.map(|t| t.to_string()),
+            far: remote.map(|t| Far::Dest(t.to_string())),
             pending: Mutex::new(vec![None; n]),
         })
     }
@@ -123,14 +124,7 @@ impl Engine for Snapshots {
                 None => format!("{}/", s.series.dest()),
             };
             cmd.dest = s.series.rsync_operand(&against);
-            return run_with_retries(
-                index,
-                &cmd,
-                &s.sync,
-                self.retries,
-                self.host.as_deref(),
-                ctx,
-            );
+            return run_with_retries(index, &cmd, &s.sync, self.retries, self.far.as_ref(), ctx);
         }
         let pending = s
             .series
@@ -138,14 +132,7 @@ impl Engine for Snapshots {
             .map_err(|e| Self::series_err(index, e))?;
         cmd.extra.extend(pending.rsync_extra());
         cmd.dest = pending.rsync_dest().to_string();
-        let report = run_with_retries(
-            index,
-            &cmd,
-            &s.sync,
-            self.retries,
-            self.host.as_deref(),
-            ctx,
-        )?;
+        let report = run_with_retries(index, &cmd, &s.sync, self.retries, self.far.as_ref(), ctx)?;
         self.pending.lock().unwrap_or_else(|e| e.into_inner())[index] = Some(pending);
         Ok(report)
     }
