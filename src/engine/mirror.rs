@@ -170,7 +170,7 @@ pub fn run_with_retries(
                     attempts: attempt,
                     source_path: sync.source.clone(),
                     dest: sync.dest.clone(),
-                    far: far.cloned(),
+                    far: far.cloned().map(Box::new),
                     message: res.message(),
                     report: Box::new(report),
                 })

@@ -95,10 +95,10 @@ pub enum EngineError {
     /// rsync ran and exited with a failing code (after retries of transient ones).
     #[error(
         "sync {index} ({source_path}{from} -> {dest}{on}) failed after {attempts} attempt(s): {message}{hint}",
-        from = match .far { Some(Far::Source(h)) => format!(" on {h}"), _ => String::new() },
-        on = match .far { Some(Far::Dest(h)) => format!(" on {h}"), _ => String::new() },
+        from = match .far.as_deref() { Some(Far::Source(h)) => format!(" on {h}"), _ => String::new() },
+        on = match .far.as_deref() { Some(Far::Dest(h)) => format!(" on {h}"), _ => String::new() },
         hint = match *.exit_code {
-            255 => format!("\nthe connection to {} failed; check that its sshd runs and is reachable", .far.as_ref().map(Far::host).unwrap_or_default()),
+            255 => format!("\nthe connection to {} failed; check that its sshd runs and is reachable", .far.as_deref().map(Far::host).unwrap_or_default()),
             25 => "\nrefusing to delete more files at the destination than the sync's max_delete allows (a missing or half-mounted source looks like this); check the source, and if the deletions are intended raise max_delete for one run".to_string(),
             _ => String::new(),
         }
@@ -109,8 +109,8 @@ pub enum EngineError {
         attempts: u32,
         source_path: String,
         dest: String,
-        /// The other host, for remote syncs.
-        far: Option<Far>,
+        /// The other host, for remote syncs (boxed: it keeps the error small).
+        far: Option<Box<Far>>,
         /// rsync's own summary and stderr tail.
         message: String,
         report: Box<SyncReport>,
@@ -133,7 +133,7 @@ mod tests {
             attempts: 1,
             source_path: "/data/".into(),
             dest: "/backup/".into(),
-            far,
+            far: far.map(Box::new),
             message: "rsync said so".into(),
             report: Box::new(SyncReport {
                 index: 0,
