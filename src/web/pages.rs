@@ -287,6 +287,24 @@ pub fn run(ctx: &Ctx, id: &str) -> Response {
                 esc(&chart::human_bytes(s.bytes.unwrap_or(0).max(0) as u64))
             )
         })
+        .chain(run.hooks.iter().flatten().map(|h| {
+            format!(
+                "<li class=\"hook\">{} hook {}: {} · {} ms · <code>{}</code>{}</li>",
+                esc(&h.phase),
+                h.index,
+                h.exit_code
+                    .map(|c| format!("exit {c}"))
+                    .unwrap_or_else(|| "no exit code".into()),
+                h.duration_ms
+                    .map(|d| d.to_string())
+                    .unwrap_or_else(|| "-".into()),
+                esc(&h.command),
+                h.error
+                    .as_deref()
+                    .map(|e| format!(" · <span class=\"critical\">{}</span>", esc(e)))
+                    .unwrap_or_default()
+            )
+        }))
         .collect();
     let body = format!(
         "<p><a href=\"/\">all jobs</a> · <a href=\"/jobs/{job}\">{job}</a></p><h1>run {rid}</h1>\
