@@ -181,8 +181,9 @@ fn the_api_over_a_unix_socket_and_loopback_tcp_matches_its_documented_shapes() {
     // /api/v1/runs/{id}: the row, its steps, whether it is active and where its log is.
     let r = get(&format!("/api/v1/runs/{first}")).json();
     let mut want: Vec<&str> = RUN_KEYS.to_vec();
-    want.extend(["steps", "active", "log"]);
+    want.extend(["steps", "hooks", "active", "log"]);
     assert_eq!(keys(&r), sorted(&want));
+    assert_eq!(r["hooks"], serde_json::json!([]), "a job without hooks");
     assert_eq!(r["outcome"], "success");
     assert_eq!(r["active"], false);
     assert_eq!(
@@ -391,10 +392,13 @@ fn in_a_browser_the_dashboard_lists_jobs_and_a_running_jobs_log_grows_until_poll
         t.p("dst-slow/"),
         &["-a", "-v", "--bwlimit=32"],
     );
+    // A snapshot job with one restore point, made before the daemon starts (which counts it).
+    let snap = job(&t, "snap").snapshot(&[("keep_last", "3")]);
     let cfg = ConfigBuilder::in_scratch(&t)
         .http(&[&tcp], None)
-        .jobs([&slow, &job(&t, "other")])
+        .jobs([&slow, &job(&t, "other"), &snap])
         .write(t.p("bm.yaml"));
+    assert_eq!(Bm::run_job(&cfg, "snap", &[]).wait(LONG), OK);
     let d = daemon(&cfg);
     let base = format!("http://{tcp}");
     let mut run_id = String::new();
@@ -413,9 +417,22 @@ fn in_a_browser_the_dashboard_lists_jobs_and_a_running_jobs_log_grows_until_poll
     fs::create_dir_all(&shots).unwrap();
     let mut b = Browser::start(&t.p("chromium"));
 
+    // The restore-point count is in the API once the daemon has counted (at its start).
+    wait_until(
+        Duration::from_secs(10),
+        "the restore points counted",
+        || {
+            curl(&[], &format!("{base}/api/v1/status"), &[]).json()["jobs"][2]["restore_points"]
+                == 1
+        },
+    );
     b.open(&format!("{base}/"));
     let jobs = b.eval("[...document.querySelectorAll('tr.job')].map(e => e.dataset.job).join(',')");
-    assert_eq!(jobs, "slow,other");
+    assert_eq!(jobs, "slow,other,snap");
+    let points = b.eval(
+        "[...document.querySelectorAll('tr.job')].map(e => e.querySelector('td.points').textContent).join(',')",
+    );
+    assert_eq!(points, "-,-,1", "restore points per job on the dashboard");
     b.screenshot(&shots.join("dashboard.png"));
 
     b.open(&format!("{base}/runs/{run_id}"));

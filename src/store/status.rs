@@ -97,6 +97,10 @@ pub struct JobStatus {
     pub runs: u64,
     pub missed: u64,
     pub skipped_overlap: u64,
+    /// Complete restore points of a snapshot or archive job, as the daemon last counted them
+    /// (at start and after each run). Only the web API has it (`status` lists no series).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub restore_points: Option<usize>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -423,6 +427,7 @@ pub fn snapshot(
             runs: js.runs,
             missed: js.missed,
             skipped_overlap: js.skipped_overlap,
+            restore_points: None,
         });
     }
     let mut s = Status {

@@ -130,13 +130,17 @@ pub fn dashboard(ctx: &Ctx) -> Response {
             .unwrap_or_default();
         let over = if j.overdue { "OVERDUE " } else { "" };
         rows.push_str(&format!(
-            "<tr class=\"job\" data-job=\"{id}\"><td><a href=\"/jobs/{id}\">{id}</a>{dis}</td><td>{now}</td><td>{next}</td><td>{success}</td><td>{failure}</td><td class=\"{chk}\">{over}{chk}: {reason}</td><td>{svg}</td></tr>",
+            "<tr class=\"job\" data-job=\"{id}\"><td><a href=\"/jobs/{id}\">{id}</a>{dis}</td><td>{now}</td><td>{next}</td><td>{success}</td><td>{failure}</td><td class=\"{chk}\">{over}{chk}: {reason}</td><td class=\"points\">{points}</td><td>{svg}</td></tr>",
             id = esc(&j.id),
             dis = if j.enabled { "" } else { " <span class=\"muted\">(disabled)</span>" },
             next = esc(j.next_run.as_deref().unwrap_or("-")),
             chk = esc(&j.check),
             reason = esc(&j.check_reason),
             svg = chart::runs_svg(&points(&runs), 160, 36),
+            points = j
+                .restore_points
+                .map(|n| n.to_string())
+                .unwrap_or_else(|| "-".into()),
         ));
     }
     let daemon = match &status.daemon {
@@ -145,7 +149,7 @@ pub fn dashboard(ctx: &Ctx) -> Response {
     };
     let body = format!(
         "<h1>backupmanager</h1><p class=\"{lvl}\" id=\"summary\">{summary}</p><p class=\"muted\">{daemon} · {cfg}</p>\
-<table><thead><tr><th>job</th><th>now</th><th>next run</th><th>last success</th><th>last failure</th><th>check</th><th>last runs (<span style=\"color:#2060c0\">duration</span>, <span style=\"color:#e08a00\">bytes</span>)</th></tr></thead><tbody>{rows}</tbody></table>\
+<table><thead><tr><th>job</th><th>now</th><th>next run</th><th>last success</th><th>last failure</th><th>check</th><th>restore points</th><th>last runs (<span style=\"color:#2060c0\">duration</span>, <span style=\"color:#e08a00\">bytes</span>)</th></tr></thead><tbody>{rows}</tbody></table>\
 <p class=\"muted\">JSON: <a href=\"/api/v1/status\">/api/v1/status</a></p>",
         lvl = format!("{:?}", status.check.level).to_lowercase(),
         summary = esc(&status.check.summary),
