@@ -137,7 +137,10 @@ fn a_failed_dump_fails_the_run_keeps_the_previous_dump_and_leaves_no_partial_fil
     assert_eq!(dump["phase"], "dump", "{run}");
     assert_eq!(dump["index"], 0);
     assert_eq!(dump["fatal"], true, "{dump}");
-    assert!(dump["error"].is_string() && dump["finished"].is_string(), "{dump}");
+    assert!(
+        dump["error"].is_string() && dump["finished"].is_string(),
+        "{dump}"
+    );
     assert_eq!(run["hooks"].as_array().unwrap().len(), 1, "{run}");
 }
 

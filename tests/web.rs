@@ -99,7 +99,7 @@ fn the_api_over_a_unix_socket_and_loopback_tcp_matches_its_documented_shapes() {
     let t = tmp();
     let port = free_port();
     let tcp = format!("127.0.0.1:{port}");
-    let good = job(&t, "good");
+    let good = job(&t, "good").yaml("hooks", "{before: [{run: [/bin/true]}]}");
     let bad = JobBuilder::new("bad")
         .cron_schedule("0 0 1 1 *")
         .lock_local(t.p("locks/bad.lock"))
@@ -183,7 +183,25 @@ fn the_api_over_a_unix_socket_and_loopback_tcp_matches_its_documented_shapes() {
     let mut want: Vec<&str> = RUN_KEYS.to_vec();
     want.extend(["steps", "hooks", "active", "log"]);
     assert_eq!(keys(&r), sorted(&want));
-    assert_eq!(r["hooks"], serde_json::json!([]), "a job without hooks");
+    // Its hooks, as steps of the run.
+    assert_eq!(r["hooks"].as_array().map(Vec::len), Some(1), "{r}");
+    assert_eq!(
+        keys(&r["hooks"][0]),
+        sorted(&[
+            "phase",
+            "index",
+            "command",
+            "remote",
+            "started",
+            "finished",
+            "duration_ms",
+            "exit_code",
+            "error",
+            "fatal"
+        ])
+    );
+    assert_eq!(r["hooks"][0]["phase"], "before");
+    assert_eq!(r["hooks"][0]["exit_code"], 0);
     assert_eq!(r["outcome"], "success");
     assert_eq!(r["active"], false);
     assert_eq!(
@@ -255,7 +273,9 @@ fn the_api_over_a_unix_socket_and_loopback_tcp_matches_its_documented_shapes() {
     }
     assert!(page.body.contains("<svg") && page.body.contains("<polyline"));
     assert!(get("/jobs/bad").body.contains(&t.s("locks/bad.lock")));
-    assert!(get(&format!("/runs/{first}")).body.contains("run ended: "));
+    let page = get(&format!("/runs/{first}")).body;
+    assert!(page.contains("run ended: "));
+    assert!(page.contains("before hook 0: exit 0"), "{page}");
     assert_eq!(get("/jobs/nope").status, 404);
     assert_eq!(get("/nope").status, 404);
     // HEAD: the GET's headers, no body (read raw: curl would not read one anyway).
