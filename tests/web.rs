@@ -437,22 +437,9 @@ fn in_a_browser_the_dashboard_lists_jobs_and_a_running_jobs_log_grows_until_poll
     fs::create_dir_all(&shots).unwrap();
     let mut b = Browser::start(&t.p("chromium"));
 
-    // The restore-point count is in the API once the daemon has counted (at its start).
-    wait_until(
-        Duration::from_secs(10),
-        "the restore points counted",
-        || {
-            curl(&[], &format!("{base}/api/v1/status"), &[]).json()["jobs"][2]["restore_points"]
-                == 1
-        },
-    );
     b.open(&format!("{base}/"));
     let jobs = b.eval("[...document.querySelectorAll('tr.job')].map(e => e.dataset.job).join(',')");
     assert_eq!(jobs, "slow,other,snap");
-    let points = b.eval(
-        "[...document.querySelectorAll('tr.job')].map(e => e.querySelector('td.points').textContent).join(',')",
-    );
-    assert_eq!(points, "-,-,1", "restore points per job on the dashboard");
     b.screenshot(&shots.join("dashboard.png"));
 
     b.open(&format!("{base}/runs/{run_id}"));
@@ -498,6 +485,22 @@ fn in_a_browser_the_dashboard_lists_jobs_and_a_running_jobs_log_grows_until_poll
     std::thread::sleep(Duration::from_secs(3));
     assert_eq!(b.eval("window.bmPolls"), polls, "no request after the end");
     b.screenshot(&shots.join("run-ended.png"));
+
+    // The restore-point count per job, as the daemon counted it (at its start and after each
+    // run): in the API, then on the dashboard.
+    wait_until(
+        Duration::from_secs(10),
+        "the restore points counted",
+        || {
+            curl(&[], &format!("{base}/api/v1/status"), &[]).json()["jobs"][2]["restore_points"]
+                == 1
+        },
+    );
+    b.open(&format!("{base}/"));
+    let points = b.eval(
+        "[...document.querySelectorAll('tr.job')].map(e => e.querySelector('td.points').textContent).join(',')",
+    );
+    assert_eq!(points, "-,-,1", "restore points per job on the dashboard");
     for s in ["dashboard.png", "run-active.png", "run-ended.png"] {
         assert!(fs::metadata(shots.join(s)).unwrap().len() > 1000, "{s}");
     }
