@@ -501,6 +501,11 @@ fn in_a_browser_the_dashboard_lists_jobs_and_a_running_jobs_log_grows_until_poll
         "[...document.querySelectorAll('tr.job')].map(e => e.querySelector('td.points').textContent).join(',')",
     );
     assert_eq!(points, "-,-,1", "restore points per job on the dashboard");
+    let page = curl(&[], &format!("{base}/jobs/snap"), &[]).body;
+    assert!(
+        page.contains("<span id=\"restore-points\">1</span> restore points"),
+        "{page}"
+    );
     for s in ["dashboard.png", "run-active.png", "run-ended.png"] {
         assert!(fs::metadata(shots.join(s)).unwrap().len() > 1000, "{s}");
     }

@@ -224,13 +224,17 @@ pub fn job(ctx: &Ctx, id: &str) -> Response {
         .collect();
     let body = format!(
         "<p><a href=\"/\">all jobs</a></p><h1>{id}</h1>\
-<p>schedule <code>{cron}</code> · mode {mode} · next run {next} · now: <span id=\"now\">{now}</span></p>\
+<p>schedule <code>{cron}</code> · mode {mode}{points} · next run {next} · now: <span id=\"now\">{now}</span></p>\
 <p class=\"{chk}\">{over}{chk}: {reason}</p>{svg}\
 <h2>syncs</h2><ul>{syncs}</ul><h2>lock files</h2><ul>{locks}</ul><h2>blocks on</h2><ul>{blockers}</ul>\
 <h2>recent runs</h2><table><thead><tr><th>run</th><th>trigger</th><th>started</th><th>outcome</th><th>duration</th><th>bytes</th></tr></thead><tbody>{run_rows}</tbody></table>",
         id = esc(id),
         cron = esc(&view.cron_schedule),
         mode = view.mode,
+        points = j
+            .restore_points
+            .map(|n| format!(" · <span id=\"restore-points\">{n}</span> restore points"))
+            .unwrap_or_default(),
         next = esc(j.next_run.as_deref().unwrap_or("-")),
         now = esc(&doing(j)),
         chk = esc(&j.check),
