@@ -127,6 +127,21 @@ fn a_failed_dump_fails_the_run_keeps_the_previous_dump_and_leaves_no_partial_fil
         "a mistyped database is not created"
     );
     assert!(!t.p("dst").exists(), "no sync after a failed dump");
+    // The run history has the dump as a step of the run: failed, and fatal to it.
+    let runs: serde_json::Value =
+        serde_json::from_str(&bm_ok(&t.p("bm.yaml"), &["history", "--format", "json"])).unwrap();
+    let id = runs[0]["run_id"].as_str().unwrap();
+    let run: serde_json::Value =
+        serde_json::from_str(&bm_ok(&t.p("bm.yaml"), &["show", id, "--format", "json"])).unwrap();
+    let dump = &run["hooks"][0];
+    assert_eq!(dump["phase"], "dump", "{run}");
+    assert_eq!(dump["index"], 0);
+    assert_eq!(dump["fatal"], true, "{dump}");
+    assert!(
+        dump["error"].is_string() && dump["finished"].is_string(),
+        "{dump}"
+    );
+    assert_eq!(run["hooks"].as_array().unwrap().len(), 1, "{run}");
 }
 
 #[test]

@@ -125,6 +125,41 @@ fn hooks_run_in_order_with_the_run_environment_while_the_lock_is_held() {
         Some("finally[0]"),
         "{ev}"
     );
+    // The run history has each hook as a step of the run, next to its sync.
+    let show = |args: &[&str]| {
+        let out = std::process::Command::new(BIN)
+            .args(["--config", &t.s("bm.yaml"), "show", run_id])
+            .args(args)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{out:?}");
+        String::from_utf8(out.stdout).unwrap()
+    };
+    let json: serde_json::Value = serde_json::from_str(&show(&["--format", "json"])).unwrap();
+    let hooks: Vec<(&str, i64, i64)> = json["hooks"]
+        .as_array()
+        .unwrap_or_else(|| panic!("{json}"))
+        .iter()
+        .map(|h| {
+            assert!(h["error"].is_null() && h["finished"].is_string(), "{h}");
+            (
+                h["phase"].as_str().unwrap(),
+                h["index"].as_i64().unwrap(),
+                h["exit_code"].as_i64().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        hooks,
+        [("before", 0, 0), ("after_success", 0, 0), ("finally", 0, 0)],
+        "{json}"
+    );
+    assert_eq!(json["steps"].as_array().map(Vec::len), Some(1), "{json}");
+    let text = show(&[]);
+    assert!(
+        text.contains("before 0") && text.contains("finally 0") && text.contains("exit 0 after"),
+        "{text}"
+    );
 }
 
 #[test]

@@ -123,3 +123,50 @@ fn the_textfile_passes_promtool_and_keeps_the_last_success_through_a_failure() {
         1.0
     );
 }
+
+#[test]
+fn runs_total_never_goes_down_when_the_history_is_trimmed() {
+    let t = tmp();
+    let prom = t.p("prom/backupmanager.prom");
+    let cfg = ConfigBuilder::in_scratch(&t)
+        .cron_schedule("0 3 1 1 *")
+        .history_keep("1s")
+        .metrics_textfile(&prom)
+        .job(JobBuilder::new("mirror").sync(t.p("src/"), t.p("dst"), &["-a"]))
+        .write(t.p("bm.yaml"));
+    let total = || {
+        let text = fs::read_to_string(&prom).unwrap();
+        promtool_check(&text);
+        samples(&text)["backupmanager_job_runs_total{job=\"mirror\",outcome=\"success\"}"]
+    };
+    let rows = || {
+        let v: serde_json::Value =
+            serde_json::from_str(&bm_ok(&cfg, &["history", "--format", "json"])).unwrap();
+        v.as_array().map(Vec::len).unwrap_or_else(|| panic!("{v}"))
+    };
+    for _ in 0..2 {
+        let (code, bm) = run(&cfg, "mirror");
+        assert_eq!(code, OK, "{}", bm.log());
+    }
+    assert_eq!(total(), 2.0);
+    assert_eq!(rows(), 2);
+    // Both runs are older than history_keep by now; the daemon trims them at start.
+    std::thread::sleep(std::time::Duration::from_millis(1200));
+    let mut daemon = Bm::spawn(&cfg, &["daemon"]);
+    wait_until(
+        std::time::Duration::from_secs(30),
+        "the daemon trims the history",
+        || rows() == 0,
+    );
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(daemon.pid() as i32),
+        nix::sys::signal::Signal::SIGTERM,
+    )
+    .unwrap();
+    assert_eq!(daemon.wait(LONG), OK, "{}", daemon.log());
+    assert_eq!(total(), 2.0, "the rows went, the counter stays");
+    let (code, bm) = run(&cfg, "mirror");
+    assert_eq!(code, OK, "{}", bm.log());
+    assert_eq!(rows(), 1);
+    assert_eq!(total(), 3.0, "and goes on counting from there");
+}

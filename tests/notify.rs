@@ -2,8 +2,8 @@
 //! (all played by a loopback HTTP recorder started by the test) about start, success, failure
 //! and recovery; a failing service is a warning that never fails the run, and no secret (ping
 //! URL path, topic, token, header value) appears in the logs, the run log or `status`. HTTPS is
-//! checked against a test CA made with openssl, trusted through `SSL_CERT_FILE` only, behind a
-//! real TLS terminator (socat).
+//! checked against a test CA made with openssl, trusted through `SSL_CERT_FILE` or an endpoint's
+//! own `ca_file` only, behind a real TLS terminator (socat).
 mod support;
 
 use std::ffi::OsString;
@@ -384,6 +384,35 @@ fn https_is_verified_against_the_configured_trust_store() {
     assert_eq!(code, OK, "{}", bm.log());
     assert!(!bm.saw("notification to webhook"), "{}", bm.log());
     assert_eq!(webhook_events(&rec), ["success"]);
+
+    // Trusted through the endpoint's own `ca_file`, with no SSL_CERT_FILE: that endpoint is
+    // told, and a second one without `ca_file` (same server) still refuses the certificate.
+    let notify = format!(
+        "[{{webhook: {{url: 'https://127.0.0.1:{p}/hook/WITHCA', ca_file: {ca}}}}}, \
+          {{webhook: {{url: 'https://127.0.0.1:{p}/hook/NOCA'}}}}]",
+        p = tls.1,
+        ca = t.s("pki/ca.pem"),
+    );
+    let cfg = config(&t, &notify, "[success]");
+    let mut bm = Bm::spawn_without(&cfg, &["run-job", "nj"], &["SSL_CERT_FILE", "SSL_CERT_DIR"]);
+    assert_eq!(bm.wait(LONG), OK, "{}", bm.log());
+    let targets: Vec<String> = rec.requests().iter().map(|r| r.target.clone()).collect();
+    assert_eq!(
+        targets
+            .iter()
+            .filter(|t| t.starts_with("/hook/WITHCA"))
+            .count(),
+        1,
+        "{targets:?}\n{}",
+        bm.log()
+    );
+    assert!(!targets.iter().any(|t| t.contains("NOCA")), "{targets:?}");
+    assert_eq!(
+        bm.count("notification to webhook at https://127.0.0.1"),
+        1,
+        "one warning, for the endpoint without ca_file: {}",
+        bm.log()
+    );
 }
 
 #[test]

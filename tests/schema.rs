@@ -246,6 +246,10 @@ const SCHEMA_BLIND: &[(&str, &str)] = &[
         "hooks",
         "`run` xor `shell`, `where: remote` needing the job's host, `on_error` only on before hooks",
     ),
+    (
+        "notify_ca_file",
+        "whether a file exists and holds PEM certificates is beyond any schema",
+    ),
 ];
 
 /// Not YAML at all, or YAML no parser should expand: the YAML parser rejects them before any

@@ -99,7 +99,7 @@ fn the_api_over_a_unix_socket_and_loopback_tcp_matches_its_documented_shapes() {
     let t = tmp();
     let port = free_port();
     let tcp = format!("127.0.0.1:{port}");
-    let good = job(&t, "good");
+    let good = job(&t, "good").yaml("hooks", "{before: [{run: [/bin/true]}]}");
     let bad = JobBuilder::new("bad")
         .cron_schedule("0 0 1 1 *")
         .lock_local(t.p("locks/bad.lock"))
@@ -181,8 +181,27 @@ fn the_api_over_a_unix_socket_and_loopback_tcp_matches_its_documented_shapes() {
     // /api/v1/runs/{id}: the row, its steps, whether it is active and where its log is.
     let r = get(&format!("/api/v1/runs/{first}")).json();
     let mut want: Vec<&str> = RUN_KEYS.to_vec();
-    want.extend(["steps", "active", "log"]);
+    want.extend(["steps", "hooks", "active", "log"]);
     assert_eq!(keys(&r), sorted(&want));
+    // Its hooks, as steps of the run.
+    assert_eq!(r["hooks"].as_array().map(Vec::len), Some(1), "{r}");
+    assert_eq!(
+        keys(&r["hooks"][0]),
+        sorted(&[
+            "phase",
+            "index",
+            "command",
+            "remote",
+            "started",
+            "finished",
+            "duration_ms",
+            "exit_code",
+            "error",
+            "fatal"
+        ])
+    );
+    assert_eq!(r["hooks"][0]["phase"], "before");
+    assert_eq!(r["hooks"][0]["exit_code"], 0);
     assert_eq!(r["outcome"], "success");
     assert_eq!(r["active"], false);
     assert_eq!(
@@ -254,7 +273,9 @@ fn the_api_over_a_unix_socket_and_loopback_tcp_matches_its_documented_shapes() {
     }
     assert!(page.body.contains("<svg") && page.body.contains("<polyline"));
     assert!(get("/jobs/bad").body.contains(&t.s("locks/bad.lock")));
-    assert!(get(&format!("/runs/{first}")).body.contains("run ended: "));
+    let page = get(&format!("/runs/{first}")).body;
+    assert!(page.contains("run ended: "));
+    assert!(page.contains("before hook 0: exit 0"), "{page}");
     assert_eq!(get("/jobs/nope").status, 404);
     assert_eq!(get("/nope").status, 404);
     // HEAD: the GET's headers, no body (read raw: curl would not read one anyway).
@@ -391,10 +412,13 @@ fn in_a_browser_the_dashboard_lists_jobs_and_a_running_jobs_log_grows_until_poll
         t.p("dst-slow/"),
         &["-a", "-v", "--bwlimit=32"],
     );
+    // A snapshot job with one restore point, made before the daemon starts (which counts it).
+    let snap = job(&t, "snap").snapshot(&[("keep_last", "3")]);
     let cfg = ConfigBuilder::in_scratch(&t)
         .http(&[&tcp], None)
-        .jobs([&slow, &job(&t, "other")])
+        .jobs([&slow, &job(&t, "other"), &snap])
         .write(t.p("bm.yaml"));
+    assert_eq!(Bm::run_job(&cfg, "snap", &[]).wait(LONG), OK);
     let d = daemon(&cfg);
     let base = format!("http://{tcp}");
     let mut run_id = String::new();
@@ -415,7 +439,7 @@ fn in_a_browser_the_dashboard_lists_jobs_and_a_running_jobs_log_grows_until_poll
 
     b.open(&format!("{base}/"));
     let jobs = b.eval("[...document.querySelectorAll('tr.job')].map(e => e.dataset.job).join(',')");
-    assert_eq!(jobs, "slow,other");
+    assert_eq!(jobs, "slow,other,snap");
     b.screenshot(&shots.join("dashboard.png"));
 
     b.open(&format!("{base}/runs/{run_id}"));
@@ -461,6 +485,27 @@ fn in_a_browser_the_dashboard_lists_jobs_and_a_running_jobs_log_grows_until_poll
     std::thread::sleep(Duration::from_secs(3));
     assert_eq!(b.eval("window.bmPolls"), polls, "no request after the end");
     b.screenshot(&shots.join("run-ended.png"));
+
+    // The restore-point count per job, as the daemon counted it (at its start and after each
+    // run): in the API, then on the dashboard.
+    wait_until(
+        Duration::from_secs(10),
+        "the restore points counted",
+        || {
+            curl(&[], &format!("{base}/api/v1/status"), &[]).json()["jobs"][2]["restore_points"]
+                == 1
+        },
+    );
+    b.open(&format!("{base}/"));
+    let points = b.eval(
+        "[...document.querySelectorAll('tr.job')].map(e => e.querySelector('td.points').textContent).join(',')",
+    );
+    assert_eq!(points, "-,-,1", "restore points per job on the dashboard");
+    let page = curl(&[], &format!("{base}/jobs/snap"), &[]).body;
+    assert!(
+        page.contains("<span id=\"restore-points\">1</span> restore points"),
+        "{page}"
+    );
     for s in ["dashboard.png", "run-active.png", "run-ended.png"] {
         assert!(fs::metadata(shots.join(s)).unwrap().len() > 1000, "{s}");
     }

@@ -225,7 +225,7 @@ fn line(r: &RunRow, tz: &TimeZone) -> String {
     s
 }
 
-/// Everything about one run, one field a line, then its steps.
+/// Everything about one run, one field a line, then its syncs and hooks.
 fn details(r: &RunRow, tz: &TimeZone) -> String {
     let opt = |v: &Option<String>| v.as_deref().map(|t| local(t, tz)).unwrap_or("-".into());
     let num = |v: Option<i64>| v.map(|n| n.to_string()).unwrap_or("-".into());
@@ -268,6 +268,23 @@ fn details(r: &RunRow, tz: &TimeZone) -> String {
                 num(st.bytes),
                 opt(&st.started),
                 opt(&st.finished)
+            ),
+        );
+    }
+    for h in r.hooks.iter().flatten() {
+        let ended = match (&h.exit_code, &h.error, &h.finished) {
+            (_, _, None) => "not finished".to_string(),
+            (_, Some(e), _) => format!("failed{}: {e}", if h.fatal { " (fatal)" } else { "" }),
+            (Some(c), None, _) => format!("exit {c}"),
+            (None, None, _) => "ended".to_string(),
+        };
+        f(
+            &format!("{} {}", h.phase, h.index),
+            format!(
+                "{ended} after {} ms{}: {}",
+                num(h.duration_ms.map(|d| d as i64)),
+                if h.remote { " on the job's host" } else { "" },
+                h.command
             ),
         );
     }

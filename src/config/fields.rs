@@ -355,11 +355,14 @@ pub static HEALTHCHECKS: Section = Section {
     name: "healthchecks",
     what: "a healthchecks block",
     doc: "A Healthchecks check.",
-    fields: &[req(
-        "ping_url",
-        Ty::Str,
-        "The check's ping URL, e.g. `https://hc-ping.com/UUID` (a secret).",
-    )],
+    fields: &[
+        req(
+            "ping_url",
+            Ty::Str,
+            "The check's ping URL, e.g. `https://hc-ping.com/UUID` (a secret).",
+        ),
+        f("ca_file", Ty::AbsPath, None, "A PEM file of extra root certificates to trust for this endpoint only (an internal CA), besides the system's store. Checked when the config is loaded, read again at each send."),
+    ],
 };
 
 pub static NTFY: Section = Section {
@@ -370,6 +373,7 @@ pub static NTFY: Section = Section {
         req("server", Ty::Str, "The server's URL, e.g. `https://ntfy.sh`."),
         req("topic", Ty::Str, "The topic (a secret on public servers: anyone who knows it can read it)."),
         f("token_file", Ty::AbsPath, None, "A file holding an access token (sent as `Authorization: Bearer`), read at each send. Keep it mode 0600."),
+        f("ca_file", Ty::AbsPath, None, "A PEM file of extra root certificates to trust for this endpoint only (an internal CA), besides the system's store. Checked when the config is loaded, read again at each send."),
     ],
 };
 
@@ -377,7 +381,10 @@ pub static UPTIME_KUMA: Section = Section {
     name: "uptime kuma",
     what: "an uptime_kuma block",
     doc: "An Uptime Kuma push monitor.",
-    fields: &[req("push_url", Ty::Str, "The monitor's push URL, e.g. `https://kuma.example/api/push/KEY` (a secret; any query it carries is replaced).")],
+    fields: &[
+        req("push_url", Ty::Str, "The monitor's push URL, e.g. `https://kuma.example/api/push/KEY` (a secret; any query it carries is replaced)."),
+        f("ca_file", Ty::AbsPath, None, "A PEM file of extra root certificates to trust for this endpoint only (an internal CA), besides the system's store. Checked when the config is loaded, read again at each send."),
+    ],
 };
 
 pub static WEBHOOK: Section = Section {
@@ -398,6 +405,7 @@ pub static WEBHOOK: Section = Section {
             None,
             "Extra headers, e.g. `{Authorization: \"Bearer ...\"}` (secrets).",
         ),
+        f("ca_file", Ty::AbsPath, None, "A PEM file of extra root certificates to trust for this endpoint only (an internal CA), besides the system's store. Checked when the config is loaded, read again at each send."),
     ],
 };
 

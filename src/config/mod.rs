@@ -10,6 +10,7 @@
 //! to warn about a source that does not exist.
 
 pub mod archive;
+pub mod ca_file;
 pub mod coord;
 pub mod decode;
 pub mod diag;

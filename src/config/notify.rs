@@ -3,7 +3,7 @@
 //! What is sent when lives in [`crate::notify`]; this file only reads the YAML. URLs and token
 //! files are secrets: a diagnostic about them quotes the key, never the value.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use super::decode::Decoder;
 use super::fields::{self, HEALTHCHECKS, NOTIFY, NTFY, UPTIME_KUMA, WEBHOOK};
@@ -46,20 +46,40 @@ impl NotifyOn {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Destination {
     /// Pinged at start (`/start`), on success, and on failure (`/fail`).
-    Healthchecks { ping_url: String },
+    Healthchecks {
+        ping_url: String,
+        ca_file: Option<PathBuf>,
+    },
     Ntfy {
         server: String,
         topic: String,
         token_file: Option<PathBuf>,
+        ca_file: Option<PathBuf>,
     },
     /// Pushed `status=up` on success, `status=down` on failure.
-    UptimeKuma { push_url: String },
+    UptimeKuma {
+        push_url: String,
+        ca_file: Option<PathBuf>,
+    },
     /// A JSON summary.
     Webhook {
         url: String,
         method: String,
         headers: Vec<(String, String)>,
+        ca_file: Option<PathBuf>,
     },
+}
+
+impl Destination {
+    /// Its `ca_file`: extra trusted roots for this endpoint only.
+    pub fn ca_file(&self) -> Option<&Path> {
+        match self {
+            Destination::Healthchecks { ca_file, .. }
+            | Destination::Ntfy { ca_file, .. }
+            | Destination::UptimeKuma { ca_file, .. }
+            | Destination::Webhook { ca_file, .. } => ca_file.as_deref(),
+        }
+    }
 }
 
 /// A job's notifications (its own, or the top-level defaults).
@@ -155,12 +175,14 @@ impl Decoder {
             "healthchecks" => {
                 let f = self.fields(n, &p, &HEALTHCHECKS)?;
                 let ping_url = self.url(n, f.get("ping_url"), &p, "ping_url")?;
-                Some(Destination::Healthchecks { ping_url })
+                let ca_file = self.ca_file(f.get("ca_file"), &p)?;
+                Some(Destination::Healthchecks { ping_url, ca_file })
             }
             "uptime_kuma" => {
                 let f = self.fields(n, &p, &UPTIME_KUMA)?;
                 let push_url = self.url(n, f.get("push_url"), &p, "push_url")?;
-                Some(Destination::UptimeKuma { push_url })
+                let ca_file = self.ca_file(f.get("ca_file"), &p)?;
+                Some(Destination::UptimeKuma { push_url, ca_file })
             }
             "ntfy" => {
                 let f = self.fields(n, &p, &NTFY)?;
@@ -176,10 +198,12 @@ impl Decoder {
                     Some(t) => Some(self.abs_path(t, &format!("{p}.token_file"))?),
                     None => None,
                 };
+                let ca_file = self.ca_file(f.get("ca_file"), &p)?;
                 Some(Destination::Ntfy {
                     server,
                     topic,
                     token_file,
+                    ca_file,
                 })
             }
             _ => {
@@ -236,13 +260,32 @@ impl Decoder {
                         headers.push((name, value));
                     }
                 }
+                let ca_file = self.ca_file(f.get("ca_file"), &p)?;
                 Some(Destination::Webhook {
                     url,
                     method,
                     headers,
+                    ca_file,
                 })
             }
         }
+    }
+
+    /// An optional `ca_file`: `Some(None)` when absent, `None` when wrong (reported at its
+    /// value: not absolute, or not a readable PEM file with a certificate).
+    fn ca_file(&mut self, n: Option<&Node>, path: &str) -> Option<Option<PathBuf>> {
+        let Some(n) = n else {
+            return Some(None);
+        };
+        let p = format!("{path}.ca_file");
+        let file = self.abs_path(n, &p)?;
+        if let Err(e) = super::ca_file::load(&file) {
+            self.err(n.span.clone(), &p, e.to_string()).help = Some(
+                "name a readable PEM file of the CA certificates to trust for this endpoint (`-----BEGIN CERTIFICATE-----` blocks)".into(),
+            );
+            return None;
+        }
+        Some(Some(file))
     }
 
     /// A required `http://` or `https://` URL. Its value is a secret: never quoted back.

@@ -140,7 +140,7 @@ pub fn render(
     family(
         "job_runs_total",
         "counter",
-        "Finished runs of the job in the run history (history_keep bounds it), by outcome.",
+        "Runs of the job that ended, by outcome; counted as each run ends, so trimming the run history (history_keep) never lowers it.",
         runs,
     );
     family(
@@ -164,7 +164,7 @@ pub fn render(
     family(
         "job_lock_wait_seconds_total",
         "counter",
-        "Time the job's runs in the run history spent waiting for locks and blockers.",
+        "Time the job's ended runs spent waiting for locks and blockers; like runs_total, trimming the run history never lowers it.",
         per_job(&|j| Some(hist(&j.id)?.lock_wait_seconds)),
     );
     family(

@@ -275,7 +275,7 @@ impl Worker {
 
     fn beats(&self, n: &Notify, b: Beat, m: &Message) {
         for d in &n.destinations {
-            let r = send::beat(&self.agent, d, b, m);
+            let r = send::agent_for(&self.agent, d).and_then(|a| send::beat(&a, d, b, m));
             self.report(d, r, None);
         }
     }
@@ -295,7 +295,8 @@ impl Worker {
                     continue;
                 }
             };
-            let r = send::message(&self.agent, d, m, token.as_deref());
+            let r = send::agent_for(&self.agent, d)
+                .and_then(|a| send::message(&a, d, m, token.as_deref()));
             self.report(d, r, token.as_deref());
         }
     }

@@ -1,5 +1,5 @@
 //! The HTTP side of notifications: one request per destination and event, with ureq (rustls,
-//! the platform's CA store), a 10 s timeout, and every secret of the destination removed from
+//! the platform's CA store, plus a destination's own `ca_file`), a 10 s timeout, and every secret of the destination removed from
 //! anything that is logged.
 //!
 //! Must not: log a URL, token or header value (only [`public_name`]), or retry (a missed
@@ -63,9 +63,9 @@ pub enum Beat {
 /// The service and the URL's scheme and host: all a log line may say about a destination.
 pub fn public_name(d: &Destination) -> String {
     let (kind, url) = match d {
-        Destination::Healthchecks { ping_url } => ("healthchecks", ping_url),
+        Destination::Healthchecks { ping_url, .. } => ("healthchecks", ping_url),
         Destination::Ntfy { server, .. } => ("ntfy", server),
-        Destination::UptimeKuma { push_url } => ("uptime_kuma", push_url),
+        Destination::UptimeKuma { push_url, .. } => ("uptime_kuma", push_url),
         Destination::Webhook { url, .. } => ("webhook", url),
     };
     format!("{kind} at {}", origin(url))
@@ -96,8 +96,8 @@ pub fn secrets(d: &Destination, token: Option<&str>) -> Vec<String> {
         }
     };
     match d {
-        Destination::Healthchecks { ping_url } => url(ping_url),
-        Destination::UptimeKuma { push_url } => url(push_url),
+        Destination::Healthchecks { ping_url, .. } => url(ping_url),
+        Destination::UptimeKuma { push_url, .. } => url(push_url),
         Destination::Ntfy { server, topic, .. } => {
             url(server);
             s.push(topic.clone());
@@ -129,9 +129,32 @@ pub fn redact(text: &str, secrets: &[String]) -> String {
 /// certificates checked against the platform's store (which honours `SSL_CERT_FILE` /
 /// `SSL_CERT_DIR`).
 pub fn agent() -> ureq::Agent {
-    let tls = ureq::tls::TlsConfig::builder()
-        .root_certs(ureq::tls::RootCerts::PlatformVerifier)
-        .build();
+    build(ureq::tls::RootCerts::PlatformVerifier)
+}
+
+/// The agent for `d`: `shared` ([`agent`]), or for a destination with a `ca_file` one that
+/// trusts the system's roots (`SSL_CERT_FILE` / `SSL_CERT_DIR` honoured, as the platform
+/// verifier does on Linux) and that file's, for this destination only. The file is read now,
+/// so a replaced CA file counts at the next send; an unreadable one is this send's error.
+pub fn agent_for(shared: &ureq::Agent, d: &Destination) -> Result<ureq::Agent, String> {
+    let Some(file) = d.ca_file() else {
+        return Ok(shared.clone());
+    };
+    let extra = crate::config::ca_file::load(file).map_err(|e| e.to_string())?;
+    // The system's store may be partly unreadable (or, with SSL_CERT_FILE pointing nowhere,
+    // empty): the CA file's roots are still trusted, as configured.
+    let system = rustls_native_certs::load_native_certs().certs;
+    let roots: Vec<ureq::tls::Certificate<'static>> = system
+        .iter()
+        .map(|c| c.as_ref())
+        .chain(extra.iter().map(Vec::as_slice))
+        .map(|der| ureq::tls::Certificate::from_der(der).to_owned())
+        .collect();
+    Ok(build(ureq::tls::RootCerts::new_with_certs(&roots)))
+}
+
+fn build(roots: ureq::tls::RootCerts) -> ureq::Agent {
+    let tls = ureq::tls::TlsConfig::builder().root_certs(roots).build();
     ureq::Agent::config_builder()
         .timeout_global(Some(TIMEOUT))
         .http_status_as_error(true)
@@ -147,7 +170,7 @@ pub fn agent() -> ureq::Agent {
 /// monitor (or has nothing to say for `beat`).
 pub fn beat(agent: &ureq::Agent, d: &Destination, beat: Beat, m: &Message) -> Result<bool, String> {
     match d {
-        Destination::Healthchecks { ping_url } => {
+        Destination::Healthchecks { ping_url, .. } => {
             let base = ping_url.trim_end_matches('/');
             let suffix = match beat {
                 Beat::Start => "/start",
@@ -162,7 +185,7 @@ pub fn beat(agent: &ureq::Agent, d: &Destination, beat: Beat, m: &Message) -> Re
                 .map_err(|e| e.to_string())?;
             Ok(true)
         }
-        Destination::UptimeKuma { push_url } if beat != Beat::Start => {
+        Destination::UptimeKuma { push_url, .. } if beat != Beat::Start => {
             let base = push_url.split('?').next().unwrap_or(push_url);
             let status = if beat == Beat::Up { "up" } else { "down" };
             let ping = m
@@ -209,6 +232,7 @@ pub fn message(
             url,
             method,
             headers,
+            ..
         } => {
             let body = serde_json::to_string(m).map_err(|e| e.to_string())?;
             let mut req = if method == "PUT" {
@@ -270,6 +294,7 @@ mod tests {
             url: "https://user:pw@hooks.example:8443/T0K3N/x?key=s3cr3t".into(),
             method: "POST".into(),
             headers: vec![("Authorization".into(), "Bearer abcdef".into())],
+            ca_file: None,
         };
         assert_eq!(public_name(&d), "webhook at https://hooks.example:8443");
         let s = secrets(&d, None);

@@ -2,8 +2,9 @@
 //! last result and whether a run is in progress. `status --format json` serializes it, the text
 //! output renders it, and the web API will serve it.
 //!
-//! Read-only: it reads `state.json` and `/proc/locks`, never probing by taking a lock (so a
-//! status probe can never make a starting daemon or a `--no-wait` run think it is held).
+//! Read-only: it reads `state.json` and `/proc/locks` (once per snapshot), never probing by
+//! taking a lock (so a status probe can never make a starting daemon or a `--no-wait` run
+//! think it is held).
 //!
 //! Where the daemon's registration ([`super::live`]) names a live daemon, its `pid_file_dir`
 //! and `state_dir` are read (they may differ from an edited config until it restarts), and its
@@ -23,6 +24,7 @@ use super::live::{Doing, Live};
 use super::state::{self, LastRun};
 use crate::config::Config;
 use crate::schedule::{format::rfc3339, plan};
+use crate::sys::flocks::Flocks;
 use crate::sys::runtime::RuntimeDir;
 
 #[derive(Debug, Clone, Serialize)]
@@ -97,6 +99,10 @@ pub struct JobStatus {
     pub runs: u64,
     pub missed: u64,
     pub skipped_overlap: u64,
+    /// Complete restore points of a snapshot or archive job, as the daemon last counted them
+    /// (at start and after each run). Only the web API has it (`status` lists no series).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub restore_points: Option<usize>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -280,7 +286,9 @@ pub fn snapshot(
         Err(e) => (None, Some(e.to_string())),
     };
     let runtime = RuntimeDir::new(&pid_file_dir);
-    let daemon = lock_holder(&runtime.pid_file())
+    // One read of the kernel's lock table for the pid file and every job's run lock.
+    let flocks = Flocks::read();
+    let daemon = lock_holder(&flocks, &runtime.pid_file())
         .or_else(|| live.map(|l| format!("pid {}", l.pid)))
         .map(|pid| DaemonStatus {
             pid,
@@ -370,7 +378,7 @@ pub fn snapshot(
                 js.scheduled_since(),
             )
         };
-        let holder = lock_holder(&runtime.run_lock(&id));
+        let holder = lock_holder(&flocks, &runtime.run_lock(&id));
         let run = live.and_then(|l| l.runs.get(&id));
         let (state, since, waiting, sync_index) = match run.map(|r| &r.doing) {
             Some(Doing::Waiting {
@@ -423,6 +431,7 @@ pub fn snapshot(
             runs: js.runs,
             missed: js.missed,
             skipped_overlap: js.skipped_overlap,
+            restore_points: None,
         });
     }
     let mut s = Status {
@@ -500,27 +509,10 @@ fn overall(s: &Status, scheduled: bool) -> Check {
     }
 }
 
-/// Who holds a kernel lock on `path`, if anyone: the file's first line (the holder writes its
-/// pid there), else the pid from `/proc/locks`.
-fn lock_holder(path: &Path) -> Option<String> {
-    use std::os::unix::fs::MetadataExt;
-    let meta = fs::metadata(path).ok()?;
-    let (major, minor) = (
-        nix::sys::stat::major(meta.dev()),
-        nix::sys::stat::minor(meta.dev()),
-    );
-    let locks = fs::read_to_string("/proc/locks").ok()?;
-    // "1: FLOCK  ADVISORY  WRITE 1234 fd:01:5678 0 EOF"
-    let pid = locks.lines().find_map(|l| {
-        let f: Vec<&str> = l.split_whitespace().collect();
-        let (pid, dev_ino) = (f.get(4)?, f.get(5)?);
-        let mut parts = dev_ino.split(':');
-        let maj = u64::from_str_radix(parts.next()?, 16).ok()?;
-        let min = u64::from_str_radix(parts.next()?, 16).ok()?;
-        let ino: u64 = parts.next()?.parse().ok()?;
-        (f.get(1) == Some(&"FLOCK") && maj == major && min == minor && ino == meta.ino())
-            .then(|| pid.to_string())
-    })?;
+/// Who holds a kernel lock on `path`, if anyone (per `flocks`, read once per snapshot): the
+/// file's first line (the holder writes its pid there), else `pid N`.
+fn lock_holder(flocks: &Flocks, path: &Path) -> Option<String> {
+    let pid = flocks.holder(path)?;
     let first = fs::read_to_string(path)
         .unwrap_or_default()
         .lines()

@@ -160,14 +160,19 @@ impl Feed {
     /// Builds a snapshot now and keeps it.
     fn refresh(&self) -> Snapshot {
         let (config, live) = (self.config(), self.live());
-        let status = Arc::new(status::snapshot(
+        let mut status = status::snapshot(
             &live.config,
             Some(&config),
             None,
             Some(&live),
             jiff::Timestamp::now(),
             &[],
-        ));
+        );
+        let points = self.restore_points();
+        for j in &mut status.jobs {
+            j.restore_points = points.get(&j.id).copied();
+        }
+        let status = Arc::new(status);
         let mut json = serde_json::to_vec_pretty(&*status).expect("status serializes");
         json.push(b'\n');
         let s = Snapshot {

@@ -130,13 +130,17 @@ pub fn dashboard(ctx: &Ctx) -> Response {
             .unwrap_or_default();
         let over = if j.overdue { "OVERDUE " } else { "" };
         rows.push_str(&format!(
-            "<tr class=\"job\" data-job=\"{id}\"><td><a href=\"/jobs/{id}\">{id}</a>{dis}</td><td>{now}</td><td>{next}</td><td>{success}</td><td>{failure}</td><td class=\"{chk}\">{over}{chk}: {reason}</td><td>{svg}</td></tr>",
+            "<tr class=\"job\" data-job=\"{id}\"><td><a href=\"/jobs/{id}\">{id}</a>{dis}</td><td>{now}</td><td>{next}</td><td>{success}</td><td>{failure}</td><td class=\"{chk}\">{over}{chk}: {reason}</td><td class=\"points\">{points}</td><td>{svg}</td></tr>",
             id = esc(&j.id),
             dis = if j.enabled { "" } else { " <span class=\"muted\">(disabled)</span>" },
             next = esc(j.next_run.as_deref().unwrap_or("-")),
             chk = esc(&j.check),
             reason = esc(&j.check_reason),
             svg = chart::runs_svg(&points(&runs), 160, 36),
+            points = j
+                .restore_points
+                .map(|n| n.to_string())
+                .unwrap_or_else(|| "-".into()),
         ));
     }
     let daemon = match &status.daemon {
@@ -145,7 +149,7 @@ pub fn dashboard(ctx: &Ctx) -> Response {
     };
     let body = format!(
         "<h1>backupmanager</h1><p class=\"{lvl}\" id=\"summary\">{summary}</p><p class=\"muted\">{daemon} · {cfg}</p>\
-<table><thead><tr><th>job</th><th>now</th><th>next run</th><th>last success</th><th>last failure</th><th>check</th><th>last runs (<span style=\"color:#2060c0\">duration</span>, <span style=\"color:#e08a00\">bytes</span>)</th></tr></thead><tbody>{rows}</tbody></table>\
+<table><thead><tr><th>job</th><th>now</th><th>next run</th><th>last success</th><th>last failure</th><th>check</th><th>restore points</th><th>last runs (<span style=\"color:#2060c0\">duration</span>, <span style=\"color:#e08a00\">bytes</span>)</th></tr></thead><tbody>{rows}</tbody></table>\
 <p class=\"muted\">JSON: <a href=\"/api/v1/status\">/api/v1/status</a></p>",
         lvl = format!("{:?}", status.check.level).to_lowercase(),
         summary = esc(&status.check.summary),
@@ -220,13 +224,17 @@ pub fn job(ctx: &Ctx, id: &str) -> Response {
         .collect();
     let body = format!(
         "<p><a href=\"/\">all jobs</a></p><h1>{id}</h1>\
-<p>schedule <code>{cron}</code> · mode {mode} · next run {next} · now: <span id=\"now\">{now}</span></p>\
+<p>schedule <code>{cron}</code> · mode {mode}{points} · next run {next} · now: <span id=\"now\">{now}</span></p>\
 <p class=\"{chk}\">{over}{chk}: {reason}</p>{svg}\
 <h2>syncs</h2><ul>{syncs}</ul><h2>lock files</h2><ul>{locks}</ul><h2>blocks on</h2><ul>{blockers}</ul>\
 <h2>recent runs</h2><table><thead><tr><th>run</th><th>trigger</th><th>started</th><th>outcome</th><th>duration</th><th>bytes</th></tr></thead><tbody>{run_rows}</tbody></table>",
         id = esc(id),
         cron = esc(&view.cron_schedule),
         mode = view.mode,
+        points = j
+            .restore_points
+            .map(|n| format!(" · <span id=\"restore-points\">{n}</span> restore points"))
+            .unwrap_or_default(),
         next = esc(j.next_run.as_deref().unwrap_or("-")),
         now = esc(&doing(j)),
         chk = esc(&j.check),
@@ -287,6 +295,24 @@ pub fn run(ctx: &Ctx, id: &str) -> Response {
                 esc(&chart::human_bytes(s.bytes.unwrap_or(0).max(0) as u64))
             )
         })
+        .chain(run.hooks.iter().flatten().map(|h| {
+            format!(
+                "<li class=\"hook\">{} hook {}: {} · {} ms · <code>{}</code>{}</li>",
+                esc(&h.phase),
+                h.index,
+                h.exit_code
+                    .map(|c| format!("exit {c}"))
+                    .unwrap_or_else(|| "no exit code".into()),
+                h.duration_ms
+                    .map(|d| d.to_string())
+                    .unwrap_or_else(|| "-".into()),
+                esc(&h.command),
+                h.error
+                    .as_deref()
+                    .map(|e| format!(" · <span class=\"critical\">{}</span>", esc(e)))
+                    .unwrap_or_default()
+            )
+        }))
         .collect();
     let body = format!(
         "<p><a href=\"/\">all jobs</a> · <a href=\"/jobs/{job}\">{job}</a></p><h1>run {rid}</h1>\

@@ -59,12 +59,17 @@ impl Bm {
         let mut dirs = vec![dir.to_path_buf()];
         dirs.extend(std::env::split_paths(&path));
         let path = std::env::join_paths(dirs).unwrap();
-        Bm::start_env(cfg, args, "info", false, &[("PATH", path)], None)
+        Bm::start_env(cfg, args, "info", false, &[("PATH", path)], None, &[])
     }
 
     /// As [`Bm::spawn`], with these variables set in its environment.
     pub fn spawn_env(cfg: &Path, args: &[&str], env: &[(&str, std::ffi::OsString)]) -> Bm {
-        Bm::start_env(cfg, args, "info", false, env, None)
+        Bm::start_env(cfg, args, "info", false, env, None, &[])
+    }
+
+    /// As [`Bm::spawn`], with these variables removed from its environment.
+    pub fn spawn_without(cfg: &Path, args: &[&str], unset: &[&str]) -> Bm {
+        Bm::start_env(cfg, args, "info", false, &[], None, unset)
     }
 
     /// `run-job JOB ARGS` as [`Bm::run_job`], inside network namespace `ns` (`ip netns exec`
@@ -72,11 +77,11 @@ impl Bm {
     pub fn run_job_in_netns(ns: &str, cfg: &Path, job: &str, args: &[&str]) -> Bm {
         let mut all = vec!["run-job", job];
         all.extend_from_slice(args);
-        Bm::start_env(cfg, &all, "info", false, &[], Some(ns))
+        Bm::start_env(cfg, &all, "info", false, &[], Some(ns), &[])
     }
 
     fn start(cfg: &Path, args: &[&str], level: &str, stdout_too: bool) -> Bm {
-        Bm::start_env(cfg, args, level, stdout_too, &[], None)
+        Bm::start_env(cfg, args, level, stdout_too, &[], None, &[])
     }
 
     fn start_env(
@@ -86,6 +91,7 @@ impl Bm {
         stdout_too: bool,
         env: &[(&str, std::ffi::OsString)],
         netns: Option<&str>,
+        unset: &[&str],
     ) -> Bm {
         let n = LOG_SEQ.fetch_add(1, Ordering::SeqCst);
         let log = cfg.with_file_name(format!("bm.{n}.log"));
@@ -105,6 +111,9 @@ impl Bm {
         };
         for (k, v) in env {
             cmd.env(k, v);
+        }
+        for k in unset {
+            cmd.env_remove(k);
         }
         let child = cmd
             .arg("--config")

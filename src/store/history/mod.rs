@@ -1,4 +1,4 @@
-//! The run history: one row per run (and one per sync of it) in `<state_dir>/history.sqlite`.
+//! The run history: one row per run (and one per sync, hook and dump of it) in `<state_dir>/history.sqlite`.
 //!
 //! Several processes write it at once (the daemon and any number of `run-job`), so the
 //! database runs in WAL mode with a `busy_timeout`, and every write is one short statement
@@ -9,6 +9,7 @@
 //!
 //! Must not: run, schedule or lock anything; be required for a run to succeed.
 
+pub mod hooks;
 pub mod page;
 pub mod query;
 pub mod record;
@@ -20,6 +21,7 @@ use std::time::Duration;
 
 use rusqlite::Connection;
 
+pub use hooks::HookRow;
 pub use query::{Filter, RunRow, StepRow};
 pub use record::Recorder;
 
@@ -152,3 +154,6 @@ impl History {
 fn ms(t: jiff::Timestamp) -> i64 {
     t.as_millisecond()
 }
+
+#[cfg(test)]
+mod tests;

@@ -36,6 +36,9 @@ pub struct RunRow {
     pub pid_start: i64,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub steps: Option<Vec<StepRow>>,
+    /// Its hooks and dumps, in the order they ran (with `steps`, for one run).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub hooks: Option<Vec<super::hooks::HookRow>>,
     #[serde(skip)]
     pub started_at: Timestamp,
 }
@@ -64,7 +67,7 @@ pub struct Filter {
 pub(super) const RUN_COLUMNS: &str = "run_id, job, trigger, slot, started, lock_acquired, wait_ms, finished,
     outcome, error_kind, error, exit_code, files, bytes, total_size, restore_points, pid, pid_start";
 
-fn time(v: Option<i64>) -> Option<String> {
+pub(super) fn time(v: Option<i64>) -> Option<String> {
     v.and_then(|t| Timestamp::from_millisecond(t).ok())
         .map(|t| t.to_string())
 }
@@ -99,6 +102,7 @@ pub(super) fn run_row(r: &Row) -> rusqlite::Result<RunRow> {
         pid: r.get("pid")?,
         pid_start: r.get("pid_start")?,
         steps: None,
+        hooks: None,
         started_at: Timestamp::from_millisecond(started).unwrap_or(Timestamp::UNIX_EPOCH),
     })
 }
@@ -206,6 +210,13 @@ impl History {
             Ok(Some(run))
         })()
         .map_err(|e| self.err(e))
+        .and_then(|run| match run {
+            Some(mut run) => {
+                run.hooks = Some(self.hook_steps(&run.run_id)?);
+                Ok(Some(run))
+            }
+            None => Ok(None),
+        })
     }
 
     /// Marks every `running` run whose writing process is gone (another boot, or its pid and
@@ -214,33 +225,39 @@ impl History {
         let boot = procfs::boot_id();
         (|| {
             let mut st = self.conn.prepare(
-                "SELECT run_id, pid, pid_start, boot_id FROM runs WHERE outcome = 'running'",
+                "SELECT run_id, pid, pid_start, boot_id, job FROM runs WHERE outcome = 'running'",
             )?;
-            let dead: Vec<String> = st
+            let dead: Vec<(String, String)> = st
                 .query_map([], |r| {
                     Ok((
                         r.get::<_, String>(0)?,
                         r.get::<_, u32>(1)?,
                         r.get::<_, i64>(2)?,
                         r.get::<_, String>(3)?,
+                        r.get::<_, String>(4)?,
                     ))
                 })?
                 .collect::<rusqlite::Result<Vec<_>>>()?
                 .into_iter()
-                .filter(|(_, pid, start, b)| {
+                .filter(|(_, pid, start, b, _)| {
                     *b != boot || !procfs::process_alive(*pid, *start as u64)
                 })
-                .map(|(id, ..)| id)
+                .map(|(id, _, _, _, job)| (id, job))
                 .collect();
             let now = ms(Timestamp::now());
-            for id in &dead {
-                self.conn.execute(
+            let tx = self.conn.unchecked_transaction()?;
+            for (id, job) in &dead {
+                let changed = tx.execute(
                     "UPDATE runs SET outcome = 'interrupted', finished = ?2,
                         error = 'the process running it ended without recording an outcome'
                      WHERE run_id = ?1 AND outcome = 'running'",
                     params![id, now],
                 )?;
+                if changed == 1 {
+                    super::totals::count_end(&tx, job, "interrupted", 0)?;
+                }
             }
+            tx.commit()?;
             Ok(dead.len())
         })()
         .map_err(|e| self.err(e))

@@ -1,6 +1,7 @@
 //! Recording runs: [`Recorder`] is an [`Observer`] that hands every event to a writer thread,
-//! which owns the database connection. `Started` inserts the run as `running`, `SyncDone` and
-//! `SnapshotCommitted` fill it in as it goes, `Finished` closes it. Dry runs are not recorded.
+//! which owns the database connection. `Started` inserts the run as `running`, `SyncDone`,
+//! `SnapshotCommitted` and the hook events fill it in as it goes, `Finished` closes it (and
+//! counts it in the job's totals, in the same transaction). Dry runs are not recorded.
 //!
 //! A failing database is logged once (a warning) and otherwise ignored: the run goes on.
 
@@ -10,7 +11,7 @@ use std::sync::mpsc::{self, Receiver, Sender};
 use std::sync::Mutex;
 use std::time::Duration;
 
-use rusqlite::params;
+use rusqlite::{params, OptionalExtension};
 
 use super::{ms, History, HistoryError};
 use crate::events::{EventKind, Observer, RunEvent, SyncReport};
@@ -90,6 +91,8 @@ impl Observer for Recorder {
             EventKind::Started { .. }
                 | EventKind::SyncDone { .. }
                 | EventKind::SnapshotCommitted { .. }
+                | EventKind::HookStarted { .. }
+                | EventKind::HookDone { .. }
                 | EventKind::Finished { .. }
         ) {
             self.send(Msg::Event(Box::new(ev.clone())));
@@ -224,6 +227,28 @@ impl History {
                 )
                 .map(drop),
             EventKind::SyncDone { report } => self.put_step(&ev.run_id, report, at),
+            EventKind::HookStarted {
+                phase,
+                index,
+                command,
+                remote,
+            } => self.hook_started(&ev.run_id, phase, *index, command, *remote, at),
+            EventKind::HookDone {
+                phase,
+                index,
+                exit_code,
+                error,
+                fatal,
+                ..
+            } => self.hook_done(
+                &ev.run_id,
+                phase,
+                *index,
+                *exit_code,
+                error.as_deref(),
+                *fatal,
+                at,
+            ),
             EventKind::SnapshotCommitted { id, .. } => c
                 .execute(
                     "UPDATE runs SET restore_points =
@@ -254,6 +279,15 @@ impl History {
                     (!v.is_empty()).then(|| v.iter().sum::<u64>() as i64)
                 };
                 let waited_ms = waited.as_millis() as i64;
+                // Counted once, when the run leaves `running` (not again for a repeated end).
+                let was_running = tx
+                    .query_row(
+                        "SELECT outcome = 'running' FROM runs WHERE run_id = ?1",
+                        [&ev.run_id],
+                        |r| r.get::<_, bool>(0),
+                    )
+                    .optional()?
+                    .unwrap_or(false);
                 // The locks were held once the engine started: started + time spent waiting.
                 let acquired = (!syncs.is_empty() || *outcome == "success").then_some(());
                 tx.execute(
@@ -276,6 +310,9 @@ impl History {
                         sum(|s| s.total_size),
                     ],
                 )?;
+                if was_running {
+                    super::totals::count_end(&tx, &ev.job, outcome, waited_ms)?;
+                }
                 tx.commit()
             })(),
             _ => Ok(()),

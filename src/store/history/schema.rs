@@ -48,6 +48,33 @@ pub const MIGRATIONS: &[&str] = &[
     // 3: `status` asks each job's newest run of one outcome: one index seek each, not a scan
     // and sort of every run of the job (2.5 s for 100 jobs and 1,000,000 runs without it).
     "CREATE INDEX runs_by_job_outcome ON runs(job, outcome, started, run_id);",
+    // 4: a run's hooks and dumps as steps of their own (`phase` is before, dump, after_success,
+    // after_failure or finally; `hook` the place in that list). And per job and outcome, how
+    // many runs ended so and how long they waited for locks: counters for metrics that
+    // trimming (`history_keep`) never makes go down, started from the rows kept so far.
+    "CREATE TABLE hook_steps (
+        run_id    TEXT NOT NULL REFERENCES runs(run_id) ON DELETE CASCADE,
+        phase     TEXT NOT NULL,
+        hook      INTEGER NOT NULL,
+        command   TEXT NOT NULL,
+        remote    INTEGER NOT NULL,
+        started   INTEGER NOT NULL,
+        finished  INTEGER,
+        exit_code INTEGER,
+        error     TEXT,
+        fatal     INTEGER NOT NULL DEFAULT 0,
+        PRIMARY KEY (run_id, phase, hook)
+    );
+    CREATE TABLE job_totals (
+        job     TEXT NOT NULL,
+        outcome TEXT NOT NULL,
+        runs    INTEGER NOT NULL,
+        wait_ms INTEGER NOT NULL,
+        PRIMARY KEY (job, outcome)
+    );
+    INSERT INTO job_totals (job, outcome, runs, wait_ms)
+        SELECT job, outcome, count(*), coalesce(sum(wait_ms), 0) FROM runs
+        WHERE outcome <> 'running' GROUP BY job, outcome;",
 ];
 
 /// The version this build writes.
