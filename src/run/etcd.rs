@@ -19,11 +19,12 @@ use super::outcome::RunError;
 use super::wait::jitter;
 use super::Run;
 use crate::events::{Emitter, EventKind, LockRef};
+use crate::lock::etcd::guard::{KeyGuard, Owned};
 use crate::lock::etcd::lease::Lease;
 use crate::lock::etcd::{describe, Acquire, EtcdError, EtcdLocks, Standing, Watched};
 use crate::lock::Record;
 use crate::plan::EtcdSpec;
-use crate::sys::jobctl;
+use crate::sys::{clock, jobctl};
 
 /// Retry interval while etcd does not answer.
 const UNAVAILABLE_RETRY: Duration = Duration::from_secs(2);
@@ -61,41 +62,47 @@ pub(super) struct EtcdHold {
     /// Creation revision of every own key: the fencing token.
     pub revision: i64,
     events: Emitter,
+    /// Watches every own key and slot key while they are held.
+    guard: Option<KeyGuard>,
 }
 
 impl EtcdHold {
     /// Runs `work` under a watchdog that stops the run (sets `cancel`) when the lease has gone
-    /// [`give_up_after`]`(ttl)` without a confirmed renewal or etcd says it is gone. Returns
-    /// `work`'s result and why the lease was lost, if it was.
+    /// [`give_up_after`]`(ttl)` without a confirmed renewal or etcd says it is gone, or when one
+    /// of the run's keys was deleted or taken, or has gone as long without a proof that it is
+    /// still ours (`lock::etcd::guard`). Returns `work`'s result and the error of the lost hold,
+    /// if it was lost.
     pub(super) fn with_lease<T>(
         &self,
         cancel: &AtomicBool,
         work: impl FnOnce() -> T,
-    ) -> (T, Option<String>) {
+    ) -> (T, Option<RunError>) {
         let Some(lease) = &self.lease else {
             return (work(), None);
         };
         let done = AtomicBool::new(false);
-        let lost: std::sync::Mutex<Option<String>> = std::sync::Mutex::new(None);
+        let lost: std::sync::Mutex<Option<RunError>> = std::sync::Mutex::new(None);
         let limit = give_up_after(lease.ttl);
         // Lost already (while lock files were taken after etcd, in `both` mode): the work sees
         // the cancel flag before it starts anything.
-        if lease.gone() || lease.unconfirmed_for() >= limit {
-            let why = format!(
-                "expired or unconfirmed for half its TTL of {:?} before the run could start ({})",
-                lease.ttl,
-                self.cluster.client.endpoints()
-            );
-            for k in self.keys.iter().chain(&self.slots) {
-                self.events.emit(EventKind::LockLost {
-                    lock: etcd_ref(k),
-                    why: Some(why.clone()),
-                });
-            }
+        let early = if lease.gone() || lease.unconfirmed_for() >= limit {
+            Some(RunError::LeaseLost {
+                why: format!(
+                    "expired or unconfirmed for half its TTL of {:?} before the run could start ({})",
+                    lease.ttl,
+                    self.cluster.client.endpoints()
+                ),
+            })
+        } else {
+            self.keys_lost(limit)
+        };
+        if let Some(e) = early {
+            self.report_lost(&e);
             cancel.store(true, Ordering::SeqCst);
-            return (work(), Some(why));
+            return (work(), Some(e));
         }
-        // After a Ctrl-Z, rsync continues only once the lease is renewed (src/sys/jobctl.rs).
+        // After a Ctrl-Z, rsync continues only once the lease is renewed and the keys are
+        // proven ours (src/sys/jobctl.rs).
         let gate = jobctl::Gate::new();
         std::thread::scope(|s| {
             s.spawn(|| {
@@ -120,18 +127,19 @@ impl EtcdHold {
                             Ok(false) => Some("etcd says the lease is gone".to_string()),
                             Err(e) => Some(format!("{e}; cannot renew the lease after a stop")),
                         };
-                        if why.is_none() {
+                        if why.is_none() && self.verify_keys_now().is_none() {
                             gate.ack(epoch);
                         }
                     }
-                    if let Some(why) = why {
-                        for k in self.keys.iter().chain(&self.slots) {
-                            self.events.emit(EventKind::LockLost {
-                                lock: etcd_ref(k),
-                                why: Some(why.clone()),
-                            });
-                        }
-                        *lost.lock().unwrap_or_else(|e| e.into_inner()) = Some(why);
+                    let error = match why {
+                        Some(why) => Some(RunError::LeaseLost { why }),
+                        None => self.keys_lost(limit).or_else(|| {
+                            resumed.and_then(|_| self.verify_keys_now())
+                        }),
+                    };
+                    if let Some(error) = error {
+                        self.report_lost(&error);
+                        *lost.lock().unwrap_or_else(|e| e.into_inner()) = Some(error);
                         cancel.store(true, Ordering::SeqCst);
                         if let Some(epoch) = resumed {
                             // Cancelled first: the stopped rsync is killed, never continued.
@@ -155,12 +163,70 @@ impl EtcdHold {
         })
     }
 
+    /// A key of the run deleted or taken, or unproven for `limit` (the lease's rule: a key
+    /// broken unseen may be taken by another host at once, so the hold is only as good as the
+    /// last proof).
+    fn keys_lost(&self, limit: Duration) -> Option<RunError> {
+        let guard = self.guard.as_ref()?;
+        if let Some(b) = guard.broken() {
+            return Some(RunError::KeyLost {
+                key: b.key,
+                why: b.how,
+            });
+        }
+        match guard.unproven() {
+            Some((key, quiet)) if quiet >= limit => Some(RunError::KeyLost {
+                key: key.to_string(),
+                why: format!(
+                    "could not be proven ours for {:.1}s, half the lease TTL (no watch or read answered at {})",
+                    quiet.as_secs_f64(),
+                    self.cluster.client.endpoints()
+                ),
+            }),
+            _ => None,
+        }
+    }
+
+    /// After a stop: every key read again; anything but "all ours" is an error.
+    fn verify_keys_now(&self) -> Option<RunError> {
+        let guard = self.guard.as_ref()?;
+        match guard.verify_now() {
+            Ok(None) => None,
+            Ok(Some(b)) => Some(RunError::KeyLost {
+                key: b.key,
+                why: b.how,
+            }),
+            Err(e) => Some(RunError::LeaseLost {
+                why: format!("{e}; cannot prove the run's keys after a stop"),
+            }),
+        }
+    }
+
+    /// `lock_lost` for each key the error concerns (a lost lease: all of them).
+    fn report_lost(&self, error: &RunError) {
+        let (keys, why): (Vec<&String>, String) = match error {
+            RunError::KeyLost { key, why } => (vec![key], why.clone()),
+            RunError::LeaseLost { why } => (self.keys.iter().chain(&self.slots).collect(), why.clone()),
+            other => (self.keys.iter().chain(&self.slots).collect(), other.to_string()),
+        };
+        for k in keys {
+            self.events.emit(EventKind::LockLost {
+                lock: etcd_ref(k),
+                why: Some(why.clone()),
+            });
+        }
+    }
+
     /// Deletes each own key while its creation revision is ours, then revokes the lease (which
     /// also frees the run's slots).
     pub(super) fn release(&mut self) {
         let Some(lease) = self.lease.take() else {
             return;
         };
+        // Our own deletes below are not a break.
+        if let Some(g) = self.guard.take() {
+            g.stop();
+        }
         for k in self.keys.iter().rev() {
             let kind = match self.cluster.release(k, self.revision) {
                 Ok(true) => EventKind::LockReleased { lock: etcd_ref(k) },
@@ -225,6 +291,8 @@ impl Run<'_> {
             if lease.as_ref().is_some_and(|l| l.gone()) {
                 lease = None;
             }
+            // Held keys count as proven from when the attempt that took them began.
+            let attempt_sent = clock::boottime();
             let step = match &lease {
                 Some(l) => self.etcd_attempt(&spec, l, &record),
                 None => match Lease::grant(&cluster) {
@@ -254,6 +322,21 @@ impl Run<'_> {
                     for k in &spec.own {
                         self.events.emit(EventKind::LockTaken { lock: taken(k) });
                     }
+                    let owned = spec.own.iter().map(|k| Owned {
+                        key: k.clone(),
+                        create_revision: Some(revision),
+                    });
+                    let owned = owned.chain(slots.iter().map(|k| Owned {
+                        key: k.clone(),
+                        create_revision: None,
+                    }));
+                    let guard = KeyGuard::start(
+                        &cluster,
+                        owned.collect(),
+                        l.id,
+                        attempt_sent,
+                        give_up_after(l.ttl) / 2,
+                    );
                     return Ok(Some(EtcdHold {
                         cluster,
                         lease: Some(l),
@@ -261,6 +344,7 @@ impl Run<'_> {
                         slots,
                         revision,
                         events: self.events.clone(),
+                        guard: Some(guard),
                     }));
                 }
                 Ok(w) => w,

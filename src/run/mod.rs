@@ -218,8 +218,8 @@ impl Run<'_> {
         if let Some(e) = etcd.as_mut() {
             e.release();
         }
-        if let Some(why) = lease_lost {
-            return Err(RunError::LeaseLost { why });
+        if let Some(e) = lease_lost {
+            return Err(e);
         }
         if lost {
             return Err(RunError::LockLost);

@@ -389,6 +389,22 @@ impl Client {
         start_revision: i64,
         timeout: Duration,
     ) -> Result<Watched, EtcdError> {
+        Ok(match self.open_watch(key, range_end, start_revision, timeout)? {
+            Some(reader) => scan_watch(reader),
+            None => Watched::Ended,
+        })
+    }
+
+    /// Opens a watch stream on `key` (to `range_end`) from `start_revision` on the first member
+    /// that accepts it; the stream ends by itself after `timeout`. `None` when opening it took
+    /// the whole `timeout`. The reader yields the gateway's JSON messages, one after another.
+    pub fn open_watch(
+        &self,
+        key: &str,
+        range_end: Option<&str>,
+        start_revision: i64,
+        timeout: Duration,
+    ) -> Result<Option<impl Read>, EtcdError> {
         let mut req = json!({"key": b64::encode(key.as_bytes()), "start_revision": start_revision.to_string()});
         if let Some(end) = range_end {
             req["range_end"] = json!(b64::encode(end.as_bytes()));
@@ -421,15 +437,14 @@ impl Client {
                     last = format!("{endpoint}: HTTP {}", resp.status());
                     continue;
                 }
-                Err(ureq::Error::Timeout(_)) => return Ok(Watched::Ended),
+                Err(ureq::Error::Timeout(_)) => return Ok(None),
                 Err(e) => {
                     last = format!("{endpoint}: {e}");
                     continue;
                 }
             };
             self.preferred.store(i, Ordering::Relaxed);
-            let reader = resp.into_body().into_reader();
-            return Ok(scan_watch(reader));
+            return Ok(Some(resp.into_body().into_reader()));
         }
         Err(EtcdError::Unavailable {
             endpoints: self.endpoints(),
@@ -507,7 +522,8 @@ pub fn int_field(v: &Value, key: &str) -> Option<i64> {
     }
 }
 
-fn parse_kv(kv: &Value) -> Option<Kv> {
+/// One key of a range answer or a watch event; `None` when a field does not parse.
+pub fn parse_kv(kv: &Value) -> Option<Kv> {
     let text = |k: &str| -> Option<String> {
         match kv.get(k) {
             None => Some(String::new()),
