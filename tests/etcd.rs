@@ -503,8 +503,10 @@ fn bm_cmd(cfg: &std::path::Path, args: &[&str]) -> std::process::Output {
         .expect("run backupmanager")
 }
 
+/// `locks break` of a lock key stops its holder at once (its watch sees the key gone): rsync
+/// stopped, the run fails naming the key, nothing of it left in etcd; a waiter then takes it.
 #[test]
-fn locks_lists_holders_and_slots_and_break_removes_a_key() {
+fn locks_lists_holders_and_slots_and_break_stops_the_holder() {
     let cluster = EtcdCluster::start(3);
     let lock = || LockFile::remote("/locks/backup_a").on(&Remote::new("root", "backup_a", 22));
     let a = host(
@@ -564,25 +566,53 @@ fn locks_lists_holders_and_slots_and_break_removes_a_key() {
         "{}",
         dry.log()
     );
+    // A waiter on the same lock and slot, queued behind a.
+    let d = host(
+        "d",
+        &cluster,
+        "etcd",
+        "5s",
+        &[("into_b", 1)],
+        |j| j.lock(lock()).uses_slots(&["into_b"]),
+        64 * 1024,
+    );
+    let mut rd = Bm::run_job(&d.cfg, "push", &[]);
+    wait_until(LONG, "d to wait for a", || rd.saw("slot into_b is full"));
     // Without --yes and without a terminal nothing is removed.
     let out = bm_cmd(&b.cfg, &["locks", "break", "backup_a:/locks/backup_a"]);
     assert!(!out.status.success());
     assert_eq!(cluster.keys(&format!("{PREFIX}/locks/")).len(), 1);
+    assert!(!ra.saw("sync_stopped") && ra.try_code().is_none(), "{}", ra.log());
+    let broke = Timestamp::now();
     let out = bm_cmd(
         &b.cfg,
         &["locks", "break", "backup_a:/locks/backup_a", "--yes"],
     );
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{err}");
     assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+        err.contains("broke etcd key /bmtest/locks/backup_a:/locks/backup_a held by job push")
+            && err.contains("that holder will stop its run"),
+        "{err}"
+    );
+    // The holder stops rsync promptly (wide margin: 10 s) and fails naming the key.
+    assert_eq!(ra.wait(Duration::from_secs(20)), FAILED, "{}", ra.log());
+    let stopped = ra.time_of("the run was cancelled and rsync has ended");
+    assert!(
+        stopped.duration_since(broke) < jiff::SignedDuration::from_secs(10),
+        "rsync stopped {:?} after the break:\n{}",
+        stopped.duration_since(broke),
+        ra.log()
     );
     assert!(
-        String::from_utf8_lossy(&out.stderr)
-            .contains("broke etcd key /bmtest/locks/backup_a:/locks/backup_a held by job push"),
+        ra.saw("etcd key /bmtest/locks/backup_a:/locks/backup_a was deleted"),
         "{}",
-        String::from_utf8_lossy(&out.stderr)
+        ra.log()
     );
-    assert!(cluster.keys(&format!("{PREFIX}/locks/")).is_empty());
-    ra.kill9_tree();
+    // Its slot went with its lease; d takes both and copies only after a stopped.
+    assert_eq!(rd.wait(LONG), OK, "d did not finish:\n{}", rd.log());
+    let d_started = rsync_start(&rd).expect("d ran rsync");
+    assert!(d_started >= stopped, "d's rsync began before a's stopped");
+    assert!(d.dir.p("dest/payload.bin").is_file());
+    assert!(cluster.keys(PREFIX).is_empty(), "{:?}", cluster.keys(PREFIX));
 }
