@@ -582,7 +582,11 @@ fn locks_lists_holders_and_slots_and_break_stops_the_holder() {
     let out = bm_cmd(&b.cfg, &["locks", "break", "backup_a:/locks/backup_a"]);
     assert!(!out.status.success());
     assert_eq!(cluster.keys(&format!("{PREFIX}/locks/")).len(), 1);
-    assert!(!ra.saw("sync_stopped") && ra.try_code().is_none(), "{}", ra.log());
+    assert!(
+        !ra.saw("sync_stopped") && ra.try_code().is_none(),
+        "{}",
+        ra.log()
+    );
     let broke = Timestamp::now();
     let out = bm_cmd(
         &b.cfg,
@@ -614,5 +618,9 @@ fn locks_lists_holders_and_slots_and_break_stops_the_holder() {
     let d_started = rsync_start(&rd).expect("d ran rsync");
     assert!(d_started >= stopped, "d's rsync began before a's stopped");
     assert!(d.dir.p("dest/payload.bin").is_file());
-    assert!(cluster.keys(PREFIX).is_empty(), "{:?}", cluster.keys(PREFIX));
+    assert!(
+        cluster.keys(PREFIX).is_empty(),
+        "{:?}",
+        cluster.keys(PREFIX)
+    );
 }

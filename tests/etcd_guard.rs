@@ -82,10 +82,13 @@ fn a_key_taken_or_deleted_is_reported_and_our_own_never() {
     let b = wait_for(Duration::from_secs(5), "taken report", || taken.broken());
     assert_eq!(b.key, "/bmguard/locks/h:/a");
     assert!(
-        b.how.contains("was taken by a key not written by backupmanager"),
+        b.how
+            .contains("was taken by a key not written by backupmanager"),
         "{b:?}"
     );
-    let b = wait_for(Duration::from_secs(5), "deleted report", || deleted.broken());
+    let b = wait_for(Duration::from_secs(5), "deleted report", || {
+        deleted.broken()
+    });
     assert_eq!(b.key, "/bmguard/locks/h:/b");
     assert!(b.how.starts_with("was deleted"), "{b:?}");
     // A read after a stop says the same.

@@ -206,8 +206,13 @@ impl EtcdHold {
     fn report_lost(&self, error: &RunError) {
         let (keys, why): (Vec<&String>, String) = match error {
             RunError::KeyLost { key, why } => (vec![key], why.clone()),
-            RunError::LeaseLost { why } => (self.keys.iter().chain(&self.slots).collect(), why.clone()),
-            other => (self.keys.iter().chain(&self.slots).collect(), other.to_string()),
+            RunError::LeaseLost { why } => {
+                (self.keys.iter().chain(&self.slots).collect(), why.clone())
+            }
+            other => (
+                self.keys.iter().chain(&self.slots).collect(),
+                other.to_string(),
+            ),
         };
         for k in keys {
             self.events.emit(EventKind::LockLost {

@@ -389,10 +389,12 @@ impl Client {
         start_revision: i64,
         timeout: Duration,
     ) -> Result<Watched, EtcdError> {
-        Ok(match self.open_watch(key, range_end, start_revision, timeout)? {
-            Some(reader) => scan_watch(reader),
-            None => Watched::Ended,
-        })
+        Ok(
+            match self.open_watch(key, range_end, start_revision, timeout)? {
+                Some(reader) => scan_watch(reader),
+                None => Watched::Ended,
+            },
+        )
     }
 
     /// Opens a watch stream on `key` (to `range_end`) from `start_revision` on the first member

@@ -74,7 +74,10 @@ fn judge(owned: &Owned, lease: i64, kvs: &[Kv]) -> Option<Broken> {
 const DELETED: &str = "was deleted (an operator's `locks break`, or the lease expired)";
 
 fn is_ours(owned: &Owned, lease: i64, kv: &Kv) -> bool {
-    kv.lease == lease && owned.create_revision.is_none_or(|r| kv.create_revision == r)
+    kv.lease == lease
+        && owned
+            .create_revision
+            .is_none_or(|r| kv.create_revision == r)
 }
 
 fn taken(kv: &Kv) -> String {
@@ -90,7 +93,12 @@ fn scan_own(reader: impl Read, owned: &Owned, lease: i64) -> Option<Broken> {
         if r.get("canceled").and_then(Value::as_bool) == Some(true) || msg.get("error").is_some() {
             return None;
         }
-        for e in r.get("events").and_then(Value::as_array).into_iter().flatten() {
+        for e in r
+            .get("events")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+        {
             let how = if e.get("type").and_then(Value::as_str) == Some("DELETE") {
                 DELETED.to_string()
             } else {
@@ -272,7 +280,10 @@ mod tests {
     fn a_range_proves_only_our_lease_and_revision() {
         assert_eq!(judge(&owned(), 42, &[kv(42, 7)]), None);
         assert!(judge(&owned(), 42, &[]).unwrap().how.contains("deleted"));
-        assert!(judge(&owned(), 42, &[kv(43, 9)]).unwrap().how.contains("taken by"));
+        assert!(judge(&owned(), 42, &[kv(43, 9)])
+            .unwrap()
+            .how
+            .contains("taken by"));
         // Same lease, other creation revision: deleted and put again, not the key we took.
         assert!(judge(&owned(), 42, &[kv(42, 9)]).is_some());
         let slot = Owned {
@@ -292,9 +303,13 @@ mod tests {
             r#"{{"result":{{"events":[{{"kv":{{"key":"{k}","value":"{v}","create_revision":"7","mod_revision":"9","lease":"42"}}}}]}}}}"#
         );
         let theirs = ours.replace(r#""lease":"42""#, r#""lease":"43""#);
-        let del = format!(r#"{{"result":{{"events":[{{"type":"DELETE","kv":{{"key":"{k}"}}}}]}}}}"#);
+        let del =
+            format!(r#"{{"result":{{"events":[{{"type":"DELETE","kv":{{"key":"{k}"}}}}]}}}}"#);
         let o = owned();
-        assert_eq!(scan_own(format!("{created}\n{ours}\n").as_bytes(), &o, 42), None);
+        assert_eq!(
+            scan_own(format!("{created}\n{ours}\n").as_bytes(), &o, 42),
+            None
+        );
         let b = scan_own(format!("{created}\n{ours}\n{del}\n").as_bytes(), &o, 42).unwrap();
         assert!(b.how.contains("deleted"), "{b:?}");
         let b = scan_own(format!("{created}\n{theirs}\n").as_bytes(), &o, 42).unwrap();
