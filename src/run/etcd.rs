@@ -40,10 +40,20 @@ enum Step {
         reason: String,
         key: String,
         holder: Option<String>,
-        /// Watch this range from `revision + 1` (None: just pause).
-        watch: Option<(String, Option<String>, i64)>,
+        /// None: just pause.
+        watch: Option<Watch>,
         retry: Duration,
     },
+}
+
+/// What a waiting run watches: `key` (to `range_end`) from `revision + 1`, woken by a deletion
+/// in it; in a slot's queue only once `need` of the keys ahead of it are gone (keys only join
+/// behind it, so then the slot is its turn), not by every release in the slot.
+struct Watch {
+    key: String,
+    range_end: Option<String>,
+    revision: i64,
+    ahead: Option<(Vec<String>, usize)>,
 }
 
 fn etcd_ref(key: &str) -> LockRef {
@@ -451,6 +461,7 @@ impl Run<'_> {
             cluster.join_slot(name, record, lease.id)?;
             if let Standing::Waiting {
                 ahead,
+                ahead_keys,
                 holders,
                 revision,
             } = cluster.slot_standing(name, *n, lease.id)?
@@ -464,11 +475,12 @@ impl Run<'_> {
                     ),
                     key: prefix.clone(),
                     holder: held_by.first().cloned(),
-                    watch: Some((
-                        prefix.clone(),
-                        Some(crate::lock::etcd::client::prefix_end(&prefix)),
+                    watch: Some(Watch {
+                        key: prefix.clone(),
+                        range_end: Some(crate::lock::etcd::client::prefix_end(&prefix)),
                         revision,
-                    )),
+                        ahead: Some((ahead_keys, (ahead + 1).saturating_sub(*n as usize).max(1))),
+                    }),
                     retry: DEFAULT_RETRY,
                 });
             }
@@ -499,7 +511,12 @@ impl Run<'_> {
                     reason: format!("{what} {key} on etcd is held by {who}"),
                     key: key.clone(),
                     holder: Some(who),
-                    watch: Some((key, None, revision)),
+                    watch: Some(Watch {
+                        key,
+                        range_end: None,
+                        revision,
+                        ahead: None,
+                    }),
                     retry,
                 })
             }
@@ -513,23 +530,34 @@ impl Run<'_> {
     fn wait_for(
         &self,
         cluster: &Arc<EtcdLocks>,
-        watch: Option<(String, Option<String>, i64)>,
+        watch: Option<Watch>,
         d: Duration,
         lease: Option<&Lease>,
     ) -> bool {
         let end = Instant::now() + d;
         let (tx, rx) = mpsc::channel();
         let watching = watch.is_some();
-        if let Some((key, range_end, revision)) = watch {
+        if let Some(w) = watch {
             let c = Arc::clone(cluster);
             let limit = d.min(MAX_WATCH);
+            // Distinct keys ahead seen deleted (a key put again and deleted again counts once).
+            let mut gone = std::collections::HashSet::new();
+            let wake = move |k: &str| match &w.ahead {
+                None => true,
+                Some((keys, need)) => {
+                    if keys.iter().any(|a| a == k) {
+                        gone.insert(k.to_string());
+                    }
+                    gone.len() >= *need
+                }
+            };
             // The thread ends by itself at the latest when the watch times out.
             let _ = std::thread::Builder::new()
                 .name("etcd-watch".into())
                 .spawn(move || {
-                    let r = c
-                        .client
-                        .watch(&key, range_end.as_deref(), revision + 1, limit);
+                    let r =
+                        c.client
+                            .watch(&w.key, w.range_end.as_deref(), w.revision + 1, limit, wake);
                     let _ = tx.send(r);
                 });
         } else {

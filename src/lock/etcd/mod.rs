@@ -60,9 +60,11 @@ pub enum Acquire {
 pub enum Standing {
     Held,
     /// `ahead` keys come before ours and the slot admits only `n`; watch the slot from
-    /// `revision + 1`.
+    /// `revision + 1`. The slot is ours once `ahead - n + 1` of `ahead_keys` are gone (keys
+    /// only join behind us), so only their deletions need wake this run.
     Waiting {
         ahead: usize,
+        ahead_keys: Vec<String>,
         holders: Vec<Holder>,
         revision: i64,
     },
@@ -228,6 +230,7 @@ impl EtcdLocks {
         }
         Ok(Standing::Waiting {
             ahead: pos,
+            ahead_keys: kvs[..pos].iter().map(|kv| kv.key.clone()).collect(),
             holders: kvs[..n as usize]
                 .iter()
                 .map(|kv| holder_of_value(&kv.value))
