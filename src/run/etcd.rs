@@ -1,30 +1,30 @@
 //! Acquiring and holding a job's etcd keys and slots (`lock_backend: etcd` or `both`): one
 //! lease per run, slots first (a queue by creation revision), then every lock in one
 //! transaction; while blocked, a watch on the obstacle from the revision the check saw (no
-//! polling; the blocker's `wait_time` is only the backstop). The run is stopped when its lease
-//! goes unconfirmed for [`give_up_after`]`(ttl)`, the rule lock files follow; release deletes
-//! each key only while its creation revision is ours, then revokes the lease.
+//! polling; the blocker's `wait_time` is only the backstop); a slot waiter wakes only for its
+//! turn. Once held, the keys go to an [`EtcdHold`] (run/etcd_hold.rs: the watchdog, release)
+//! with a `lock::etcd::guard` watching them.
 //!
 //! When no member answers (no quorum, cut off) the run waits, saying so and naming etcd and its
 //! endpoints, and never starts rsync.
 //!
 //! Must not: copy data or touch lock files (acquire.rs does, after this in `both` mode).
 
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{mpsc, Arc};
 use std::time::{Duration, Instant};
 
+pub(super) use super::etcd_hold::EtcdHold;
 use super::held::give_up_after;
 use super::outcome::RunError;
 use super::wait::jitter;
 use super::Run;
-use crate::events::{Emitter, EventKind, LockRef};
+use crate::events::{EventKind, LockRef};
 use crate::lock::etcd::guard::{KeyGuard, Owned};
 use crate::lock::etcd::lease::Lease;
 use crate::lock::etcd::{describe, Acquire, EtcdError, EtcdLocks, Standing, Watched};
 use crate::lock::Record;
 use crate::plan::EtcdSpec;
-use crate::sys::{clock, jobctl};
+use crate::sys::clock;
 
 /// Retry interval while etcd does not answer.
 const UNAVAILABLE_RETRY: Duration = Duration::from_secs(2);
@@ -53,229 +53,21 @@ struct Watch {
     key: String,
     range_end: Option<String>,
     revision: i64,
-    ahead: Option<(Vec<String>, usize)>,
+    ahead: Option<Ahead>,
 }
 
-fn etcd_ref(key: &str) -> LockRef {
+/// A slot waiter's place: the keys ahead of it, how many must go, and its own key (deleted by
+/// an operator: it wakes at once to queue again).
+struct Ahead {
+    keys: Vec<String>,
+    need: usize,
+    mine: String,
+}
+
+pub(super) fn etcd_ref(key: &str) -> LockRef {
     LockRef {
         path: key.into(),
         host: "etcd".into(),
-    }
-}
-
-/// The keys a run holds in etcd, under its lease. Dropping releases them.
-pub(super) struct EtcdHold {
-    cluster: Arc<EtcdLocks>,
-    lease: Option<Lease>,
-    keys: Vec<String>,
-    slots: Vec<String>,
-    /// Creation revision of every own key: the fencing token.
-    pub revision: i64,
-    events: Emitter,
-    /// Watches every own key and slot key while they are held.
-    guard: Option<KeyGuard>,
-}
-
-impl EtcdHold {
-    /// Runs `work` under a watchdog that stops the run (sets `cancel`) when the lease has gone
-    /// [`give_up_after`]`(ttl)` without a confirmed renewal or etcd says it is gone, or when one
-    /// of the run's keys was deleted or taken, or has gone as long without a proof that it is
-    /// still ours (`lock::etcd::guard`). Returns `work`'s result and the error of the lost hold,
-    /// if it was lost.
-    pub(super) fn with_lease<T>(
-        &self,
-        cancel: &AtomicBool,
-        work: impl FnOnce() -> T,
-    ) -> (T, Option<RunError>) {
-        let Some(lease) = &self.lease else {
-            return (work(), None);
-        };
-        let done = AtomicBool::new(false);
-        let lost: std::sync::Mutex<Option<RunError>> = std::sync::Mutex::new(None);
-        let limit = give_up_after(lease.ttl);
-        // Lost already (while lock files were taken after etcd, in `both` mode): the work sees
-        // the cancel flag before it starts anything.
-        let early = if lease.gone() || lease.unconfirmed_for() >= limit {
-            Some(RunError::LeaseLost {
-                why: format!(
-                    "expired or unconfirmed for half its TTL of {:?} before the run could start ({})",
-                    lease.ttl,
-                    self.cluster.client.endpoints()
-                ),
-            })
-        } else {
-            self.keys_lost(limit)
-        };
-        if let Some(e) = early {
-            self.report_lost(&e);
-            cancel.store(true, Ordering::SeqCst);
-            return (work(), Some(e));
-        }
-        // After a Ctrl-Z, rsync continues only once the lease is renewed and the keys are
-        // proven ours (src/sys/jobctl.rs).
-        let gate = jobctl::Gate::new();
-        std::thread::scope(|s| {
-            s.spawn(|| {
-                while !done.load(Ordering::SeqCst) {
-                    let resumed = gate.pending();
-                    let mut why = if lease.gone() {
-                        Some("etcd says the lease is gone".to_string())
-                    } else {
-                        let quiet = lease.unconfirmed_for();
-                        (quiet >= limit).then(|| {
-                            format!(
-                                "not confirmed for {:.1}s, half its TTL of {:?} ({}); stopping the run before another host may take its keys",
-                                quiet.as_secs_f64(),
-                                lease.ttl,
-                                self.cluster.client.endpoints()
-                            )
-                        })
-                    };
-                    if let (Some(epoch), None) = (resumed, &why) {
-                        why = match lease.renew_now() {
-                            Ok(true) => None,
-                            Ok(false) => Some("etcd says the lease is gone".to_string()),
-                            Err(e) => Some(format!("{e}; cannot renew the lease after a stop")),
-                        };
-                        if why.is_none() && self.verify_keys_now().is_none() {
-                            gate.ack(epoch);
-                        }
-                    }
-                    let error = match why {
-                        Some(why) => Some(RunError::LeaseLost { why }),
-                        None => self.keys_lost(limit).or_else(|| {
-                            resumed.and_then(|_| self.verify_keys_now())
-                        }),
-                    };
-                    if let Some(error) = error {
-                        self.report_lost(&error);
-                        *lost.lock().unwrap_or_else(|e| e.into_inner()) = Some(error);
-                        cancel.store(true, Ordering::SeqCst);
-                        if let Some(epoch) = resumed {
-                            // Cancelled first: the stopped rsync is killed, never continued.
-                            gate.ack(epoch);
-                        }
-                        return;
-                    }
-                    std::thread::sleep(Duration::from_millis(100));
-                }
-            });
-            struct Done<'a>(&'a AtomicBool);
-            impl Drop for Done<'_> {
-                fn drop(&mut self) {
-                    self.0.store(true, Ordering::SeqCst);
-                }
-            }
-            let guard = Done(&done);
-            let r = work();
-            drop(guard);
-            (r, lost.lock().unwrap_or_else(|e| e.into_inner()).take())
-        })
-    }
-
-    /// A key of the run deleted or taken, or unproven for `limit` (the lease's rule: a key
-    /// broken unseen may be taken by another host at once, so the hold is only as good as the
-    /// last proof).
-    fn keys_lost(&self, limit: Duration) -> Option<RunError> {
-        let guard = self.guard.as_ref()?;
-        if let Some(b) = guard.broken() {
-            return Some(RunError::KeyLost {
-                key: b.key,
-                why: b.how,
-            });
-        }
-        match guard.unproven() {
-            Some((key, quiet)) if quiet >= limit => Some(RunError::KeyLost {
-                key: key.to_string(),
-                why: format!(
-                    "could not be proven ours for {:.1}s, half the lease TTL (no watch or read answered at {})",
-                    quiet.as_secs_f64(),
-                    self.cluster.client.endpoints()
-                ),
-            }),
-            _ => None,
-        }
-    }
-
-    /// After a stop: every key read again; anything but "all ours" is an error.
-    fn verify_keys_now(&self) -> Option<RunError> {
-        let guard = self.guard.as_ref()?;
-        match guard.verify_now() {
-            Ok(None) => None,
-            Ok(Some(b)) => Some(RunError::KeyLost {
-                key: b.key,
-                why: b.how,
-            }),
-            Err(e) => Some(RunError::LeaseLost {
-                why: format!("{e}; cannot prove the run's keys after a stop"),
-            }),
-        }
-    }
-
-    /// `lock_lost` for each key the error concerns (a lost lease: all of them).
-    fn report_lost(&self, error: &RunError) {
-        let (keys, why): (Vec<&String>, String) = match error {
-            RunError::KeyLost { key, why } => (vec![key], why.clone()),
-            RunError::LeaseLost { why } => {
-                (self.keys.iter().chain(&self.slots).collect(), why.clone())
-            }
-            other => (
-                self.keys.iter().chain(&self.slots).collect(),
-                other.to_string(),
-            ),
-        };
-        for k in keys {
-            self.events.emit(EventKind::LockLost {
-                lock: etcd_ref(k),
-                why: Some(why.clone()),
-            });
-        }
-    }
-
-    /// Deletes each own key while its creation revision is ours, then revokes the lease (which
-    /// also frees the run's slots).
-    pub(super) fn release(&mut self) {
-        let Some(lease) = self.lease.take() else {
-            return;
-        };
-        // Our own deletes below are not a break.
-        if let Some(g) = self.guard.take() {
-            g.stop();
-        }
-        for k in self.keys.iter().rev() {
-            let kind = match self.cluster.release(k, self.revision) {
-                Ok(true) => EventKind::LockReleased { lock: etcd_ref(k) },
-                Ok(false) => EventKind::LockNotOurs { lock: etcd_ref(k) },
-                Err(e) => EventKind::LockReleaseFailed {
-                    lock: etcd_ref(k),
-                    error: e.to_string(),
-                },
-            };
-            self.events.emit(kind);
-        }
-        let slots = self.slots.clone();
-        match lease.revoke() {
-            Ok(()) => {
-                for k in slots {
-                    self.events
-                        .emit(EventKind::LockReleased { lock: etcd_ref(&k) });
-                }
-            }
-            Err(e) => {
-                for k in slots {
-                    self.events.emit(EventKind::LockReleaseFailed {
-                        lock: etcd_ref(&k),
-                        error: e.to_string(),
-                    });
-                }
-            }
-        }
-    }
-}
-
-impl Drop for EtcdHold {
-    fn drop(&mut self) {
-        self.release();
     }
 }
 
@@ -479,7 +271,11 @@ impl Run<'_> {
                         key: prefix.clone(),
                         range_end: Some(crate::lock::etcd::client::prefix_end(&prefix)),
                         revision,
-                        ahead: Some((ahead_keys, (ahead + 1).saturating_sub(*n as usize).max(1))),
+                        ahead: Some(Ahead {
+                            keys: ahead_keys,
+                            need: (ahead + 1).saturating_sub(*n as usize).max(1),
+                            mine: cluster.slot_key(name, lease.id),
+                        }),
                     }),
                     retry: DEFAULT_RETRY,
                 });
@@ -544,11 +340,11 @@ impl Run<'_> {
             let mut gone = std::collections::HashSet::new();
             let wake = move |k: &str| match &w.ahead {
                 None => true,
-                Some((keys, need)) => {
-                    if keys.iter().any(|a| a == k) {
+                Some(a) => {
+                    if a.keys.iter().any(|x| x == k) {
                         gone.insert(k.to_string());
                     }
-                    gone.len() >= *need
+                    gone.len() >= a.need || k == a.mine
                 }
             };
             // The thread ends by itself at the latest when the watch times out.

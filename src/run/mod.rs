@@ -22,6 +22,7 @@
 mod acquire;
 pub mod active;
 mod etcd;
+mod etcd_hold;
 mod held;
 mod hooks;
 pub mod log;
