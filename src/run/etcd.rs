@@ -64,6 +64,22 @@ struct Ahead {
     mine: String,
 }
 
+/// Whether a deleted key (given) ends a wait: any deletion, or in a slot's queue only the
+/// deletion that makes it this run's turn (`need` distinct keys ahead gone; a key put again and
+/// deleted again counts once) or of its own key.
+fn waker(ahead: Option<Ahead>) -> impl FnMut(&str) -> bool {
+    let mut gone = std::collections::HashSet::new();
+    move |k: &str| match &ahead {
+        None => true,
+        Some(a) => {
+            if a.keys.iter().any(|x| x == k) {
+                gone.insert(k.to_string());
+            }
+            gone.len() >= a.need || k == a.mine
+        }
+    }
+}
+
 pub(super) fn etcd_ref(key: &str) -> LockRef {
     LockRef {
         path: key.into(),
@@ -333,20 +349,10 @@ impl Run<'_> {
         let end = Instant::now() + d;
         let (tx, rx) = mpsc::channel();
         let watching = watch.is_some();
-        if let Some(w) = watch {
+        if let Some(mut w) = watch {
             let c = Arc::clone(cluster);
             let limit = d.min(MAX_WATCH);
-            // Distinct keys ahead seen deleted (a key put again and deleted again counts once).
-            let mut gone = std::collections::HashSet::new();
-            let wake = move |k: &str| match &w.ahead {
-                None => true,
-                Some(a) => {
-                    if a.keys.iter().any(|x| x == k) {
-                        gone.insert(k.to_string());
-                    }
-                    gone.len() >= a.need || k == a.mine
-                }
-            };
+            let wake = waker(w.ahead.take());
             // The thread ends by itself at the latest when the watch times out.
             let _ = std::thread::Builder::new()
                 .name("etcd-watch".into())
@@ -392,5 +398,29 @@ impl Run<'_> {
                 }
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_slot_waiter_wakes_for_its_turn_or_its_own_key_only() {
+        // 3 ahead, 2 places: its turn once 2 distinct keys ahead are gone.
+        let ahead = || Ahead {
+            keys: vec!["a".into(), "b".into(), "c".into()],
+            need: 2,
+            mine: "me".into(),
+        };
+        let mut wake = waker(Some(ahead()));
+        assert!(!wake("z"), "a key behind it");
+        assert!(!wake("a"));
+        assert!(!wake("a"), "the same key again");
+        assert!(wake("c"));
+        let mut wake = waker(Some(ahead()));
+        assert!(wake("me"), "its own key: queue again");
+        let mut any = waker(None);
+        assert!(any("whatever"));
     }
 }
