@@ -6,7 +6,8 @@
 //! second member stopped (no quorum) the holder stops its rsync and a waiter waits naming etcd,
 //! then proceeds once quorum is back; a member cut off (network namespaces, `etcd_netns`) stops
 //! the run that talks only to it before its lease expires, and a run on the healthy side takes
-//! the lock only after that; `both` mode excludes a files-only job.
+//! the lock only after that; `both` mode excludes a files-only job; `locks break` of a held key
+//! stops its holder at once (its key guard sees the key gone) and a queued run then takes it.
 //!
 //! Needs etcd-server and etcd-client (scripts/deps.sh installs them); the tests panic with
 //! instructions when they are missing.
