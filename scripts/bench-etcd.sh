@@ -13,6 +13,7 @@
 #   - 50 contenders for 3 slots: 50 run-jobs (own configs, one slot `into_a: 3`) started at
 #     once vs the same 50 without the slot: throughput (runs/s), fairness (each run's wait
 #     from the common start to its rsync; max / median), every contender ran (no starvation), never more than 3 rsyncs at once.
+#     With BENCH_BASELINE, the older binary's 50 runs with the slot too, in the same rounds.
 # Writes docs/bench-etcd.md (generated; notes by hand go to docs/bench-notes.md).
 
 etcd_free_port() {
@@ -161,12 +162,12 @@ CFG
     sed -e '/^slots:/d' -e '/uses_slots:/d' -e 's/^lock_backend: etcd/lock_backend: files/' \
       -e "s/slot$k/free$k/g" "$E/slot$k.yaml" > "$E/free$k.yaml"
   done
-  contend() { # CASE ROUND → $E/contend-CASE-ROUND/{N.log,N.rc,wall}
-    local c=$1 d=$E/contend-$1-$2 k t0 t1 pids=()
+  contend() { # CASE ROUND [BINARY CONFIGS] → $E/contend-CASE-ROUND/{N.log,N.rc,wall}
+    local c=$1 d=$E/contend-$1-$2 bin=${3:-$BM} cfgs=${4:-$1} k t0 t1 pids=()
     rm -rf "$d"; mkdir -p "$d"
     t0=$(date +%s.%N)
     for k in $(seq 0 $((N_CONT - 1))); do
-      ( "$BM" --config "$E/$c$k.yaml" --log-format json run-job j 2> "$d/$k.log"; echo $? > "$d/$k.rc" ) &
+      ( "$bin" --config "$E/$cfgs$k.yaml" --log-format json run-job j 2> "$d/$k.log"; echo $? > "$d/$k.rc" ) &
       pids+=("$!")
     done
     wait "${pids[@]}"  # only these: etcd and sshd are background jobs too
@@ -176,11 +177,12 @@ CFG
   for r in $(seq 1 "$R_SLOT"); do
     log "50 contenders for 3 slots, round $r"
     contend slot "$r"
+    if [ -n "${BASE:-}" ]; then contend slotbase "$r" "$BASE" slot; fi
     contend free "$r"
   done
   "${ETCDCTL[@]}" get --prefix --keys-only /bmbench/slots/ > "$E/slots-left.txt"
 
-  python3 - "$W/hf-etcdlock.json" "$E/handoff-etcd.txt" "$E/handoff-file.txt" "$E/handoff-watch.txt" "$E" "$N_CONT" "$R_SLOT" > "$ROOT/docs/bench-etcd.md" <<'PY'
+  python3 - "$W/hf-etcdlock.json" "$E/handoff-etcd.txt" "$E/handoff-file.txt" "$E/handoff-watch.txt" "$E" "$N_CONT" "$R_SLOT" "${BASE:+1}" > "$ROOT/docs/bench-etcd.md" <<'PY'
 import json, statistics, sys
 hf = json.load(open(sys.argv[1]))["results"]
 med = {r["command"]: statistics.median(r["times"]) for r in hf}
@@ -228,9 +230,11 @@ def contenders(case, r):
 print()
 print(f"| {n} contenders, 1-file job, started at once | round | wall | runs/s | ran (exit 0 and copied) | wait (start → rsync) median | max | max/median | most rsyncs at once |")
 print("|---|---|---|---|---|---|---|---|---|")
-thr = {"slot": [], "free": []}
+thr = {"slot": [], "slotbase": [], "free": []}
+cases = [("slot", "slot into_a: 3 (etcd)"), ("slotbase", "slot into_a: 3 (etcd), baseline binary"), ("free", "no slot (peer)")]
+cases = [c for c in cases if c[0] != "slotbase" or sys.argv[8:9] == ["1"]]
 for r in range(1, rounds + 1):
-    for case, label in [("slot", "slot into_a: 3 (etcd)"), ("free", "no slot (peer)")]:
+    for case, label in cases:
         wall, ok, waits, top = contenders(case, r)
         thr[case].append(n / wall)
         med = statistics.median(waits) if waits else float("nan")
@@ -238,6 +242,8 @@ for r in range(1, rounds + 1):
         print(f"| {label} | {r} | {wall:.2f} s | {n / wall:.1f} | {ok}/{n} | {med * 1000:.0f} ms | {mx * 1000:.0f} ms | {mx / med:.1f} | {top} |")
 print()
 print(f"Throughput with the slot vs without (median over rounds): {statistics.median(thr['slot']) / statistics.median(thr['free']):.2f}×. Slot keys left in etcd after the rounds: {sum(1 for l in open(E + '/slots-left.txt') if l.strip())}.")
+if thr["slotbase"]:
+    print(f"\nWith the slot, this build vs the baseline binary (median over rounds): {statistics.median(thr['slot']) / statistics.median(thr['slotbase']):.2f}× the throughput.")
 PY
   cat "$ROOT/docs/bench-etcd.md"
   # ssh ControlMaster processes the runs left (scripts/bench's cleanup looks under $W/run*).

@@ -326,8 +326,10 @@ pub enum Command {
 
 #[derive(Debug, Clone, PartialEq, Eq, Subcommand)]
 pub enum LocksAction {
-    /// Remove a lock or slot key whoever holds it (an operator's last resort; the holder's run
-    /// is not stopped). Asks for confirmation unless --yes; logs what it removed.
+    /// Remove a lock or slot key whoever holds it (an operator's last resort). The holder's run
+    /// stops: at once for an etcd key (its watch sees the key gone), at its next heartbeat for a
+    /// lock file; its rsync is stopped and the run fails naming the lock. Asks for confirmation
+    /// unless --yes; logs what it removed and whose run will stop.
     ///
     /// KEY: a full etcd key as `locks` lists it, or `<host>:<path>` (a lock_files/blocks_on
     /// entry: its etcd key and, with lock files, the file, only if it holds a backupmanager

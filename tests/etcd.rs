@@ -6,7 +6,8 @@
 //! second member stopped (no quorum) the holder stops its rsync and a waiter waits naming etcd,
 //! then proceeds once quorum is back; a member cut off (network namespaces, `etcd_netns`) stops
 //! the run that talks only to it before its lease expires, and a run on the healthy side takes
-//! the lock only after that; `both` mode excludes a files-only job.
+//! the lock only after that; `both` mode excludes a files-only job; `locks break` of a held key
+//! stops its holder at once (its key guard sees the key gone) and a queued run then takes it.
 //!
 //! Needs etcd-server and etcd-client (scripts/deps.sh installs them); the tests panic with
 //! instructions when they are missing.
@@ -221,6 +222,12 @@ fn locks_exclude_slots_count_and_every_job_finishes() {
     }
 }
 
+/// The run failed because etcd stopped confirming its hold: its lease, or its keys (whichever
+/// watchdog rule saw it first; with etcd away both go unconfirmed, each stops at TTL/2).
+fn lost_its_hold(bm: &Bm) -> bool {
+    bm.saw("etcd lease of this run was lost") || bm.saw("could not be proven ours for")
+}
+
 /// The first sync_started of a log, if any.
 fn rsync_start(bm: &Bm) -> Option<Timestamp> {
     intervals(bm, Timestamp::now()).first().map(|(s, _)| *s)
@@ -304,7 +311,7 @@ fn without_quorum_the_holder_stops_and_a_waiter_waits_naming_etcd() {
     cluster.stop(other);
     // a cannot renew its lease: it stops its rsync and fails, naming the lease.
     assert_eq!(ra.wait(LONG), FAILED, "a did not stop:\n{}", ra.log());
-    assert!(ra.saw("etcd lease of this run was lost"), "{}", ra.log());
+    assert!(lost_its_hold(&ra), "{}", ra.log());
     // b says etcd is unavailable, naming the endpoints, and starts nothing.
     let ep = &cluster.endpoints()[0];
     wait_until(LONG, "b to say etcd is unavailable", || {
@@ -416,11 +423,7 @@ fn a_member_cut_off_stops_its_clients_before_their_lease_expires() {
     // a stopped its rsync while its lease was still alive, and failed naming etcd.
     let code = ra.wait(LONG);
     assert_eq!(code, FAILED, "a did not fail: {}", ctx(&ra, &rb));
-    assert!(
-        ra.saw("etcd lease of this run was lost"),
-        "{}",
-        ctx(&ra, &rb)
-    );
+    assert!(lost_its_hold(&ra), "{}", ctx(&ra, &rb));
     let ia = intervals(&ra, Timestamp::now());
     assert_eq!(ia.len(), 1, "a ran rsync once: {ia:?}");
     assert!(
@@ -503,8 +506,10 @@ fn bm_cmd(cfg: &std::path::Path, args: &[&str]) -> std::process::Output {
         .expect("run backupmanager")
 }
 
+/// `locks break` of a lock key stops its holder at once (its watch sees the key gone): rsync
+/// stopped, the run fails naming the key, nothing of it left in etcd; a waiter then takes it.
 #[test]
-fn locks_lists_holders_and_slots_and_break_removes_a_key() {
+fn locks_lists_holders_and_slots_and_break_stops_the_holder() {
     let cluster = EtcdCluster::start(3);
     let lock = || LockFile::remote("/locks/backup_a").on(&Remote::new("root", "backup_a", 22));
     let a = host(
@@ -564,25 +569,61 @@ fn locks_lists_holders_and_slots_and_break_removes_a_key() {
         "{}",
         dry.log()
     );
+    // A waiter on the same lock and slot, queued behind a.
+    let d = host(
+        "d",
+        &cluster,
+        "etcd",
+        "5s",
+        &[("into_b", 1)],
+        |j| j.lock(lock()).uses_slots(&["into_b"]),
+        64 * 1024,
+    );
+    let mut rd = Bm::run_job(&d.cfg, "push", &[]);
+    wait_until(LONG, "d to wait for a", || rd.saw("slot into_b is full"));
     // Without --yes and without a terminal nothing is removed.
     let out = bm_cmd(&b.cfg, &["locks", "break", "backup_a:/locks/backup_a"]);
     assert!(!out.status.success());
     assert_eq!(cluster.keys(&format!("{PREFIX}/locks/")).len(), 1);
+    assert!(
+        !ra.saw("sync_stopped") && ra.try_code().is_none(),
+        "{}",
+        ra.log()
+    );
+    let broke = Timestamp::now();
     let out = bm_cmd(
         &b.cfg,
         &["locks", "break", "backup_a:/locks/backup_a", "--yes"],
     );
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{err}");
     assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+        err.contains("broke etcd key /bmtest/locks/backup_a:/locks/backup_a held by job push")
+            && err.contains("that holder will stop its run"),
+        "{err}"
+    );
+    // The holder stops rsync promptly (wide margin: 10 s) and fails naming the key.
+    assert_eq!(ra.wait(Duration::from_secs(20)), FAILED, "{}", ra.log());
+    let stopped = ra.time_of("the run was cancelled and rsync has ended");
+    assert!(
+        stopped.duration_since(broke) < jiff::SignedDuration::from_secs(10),
+        "rsync stopped {:?} after the break:\n{}",
+        stopped.duration_since(broke),
+        ra.log()
     );
     assert!(
-        String::from_utf8_lossy(&out.stderr)
-            .contains("broke etcd key /bmtest/locks/backup_a:/locks/backup_a held by job push"),
+        ra.saw("etcd key /bmtest/locks/backup_a:/locks/backup_a was deleted"),
         "{}",
-        String::from_utf8_lossy(&out.stderr)
+        ra.log()
     );
-    assert!(cluster.keys(&format!("{PREFIX}/locks/")).is_empty());
-    ra.kill9_tree();
+    // Its slot went with its lease; d takes both and copies only after a stopped.
+    assert_eq!(rd.wait(LONG), OK, "d did not finish:\n{}", rd.log());
+    let d_started = rsync_start(&rd).expect("d ran rsync");
+    assert!(d_started >= stopped, "d's rsync began before a's stopped");
+    assert!(d.dir.p("dest/payload.bin").is_file());
+    assert!(
+        cluster.keys(PREFIX).is_empty(),
+        "{:?}",
+        cluster.keys(PREFIX)
+    );
 }

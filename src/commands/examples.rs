@@ -194,6 +194,6 @@ pub const EXAMPLES: &[(&str, &[&str], &str)] = &[
     (
         "locks",
         &["locks", "break", "backup_a:/var/lock/backup.lock", "--yes"],
-        "Remove a lock an operator knows to be abandoned (logged).",
+        "Remove a lock whose holder is gone or stuck (logged); a holder still running stops its run.",
     ),
 ];

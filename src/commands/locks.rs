@@ -2,8 +2,12 @@
 //! and slots now (etcd: every key under the prefix, the fleet-wide view; lock files: each entry
 //! of this config), and an operator's way to remove one.
 //!
+//! Breaking stops the holder's run: a run watches its etcd keys (`lock::etcd::guard`) and
+//! refreshes its lock files (`run/held.rs`), and fails when one is gone.
+//!
 //! Must not: remove a lock file that is not a backupmanager record, or anything without the
-//! operator's confirmation (`--yes` or a "y" on a terminal).
+//! operator's confirmation (`--yes` or a "y" on a terminal), or an etcd key that changed since
+//! it was shown.
 
 use std::io::{BufRead, IsTerminal, Write};
 use std::path::Path;
@@ -172,7 +176,7 @@ fn confirm(what: &str) -> bool {
         eprintln!("error: not breaking {what} without --yes (no terminal to ask on)");
         return false;
     }
-    eprint!("break {what}? The holder's run is not stopped. [y/N] ");
+    eprint!("break {what}? Its holder's run stops (etcd: at once; a lock file: at its next heartbeat). [y/N] ");
     let _ = std::io::stderr().flush();
     let mut line = String::new();
     let _ = std::io::stdin().lock().read_line(&mut line);
@@ -196,13 +200,16 @@ fn break_key(plan: &Plan, key: &str, yes: bool) -> i32 {
                 if !yes && !confirm(&what) {
                     return exit::USAGE;
                 }
-                match c.break_key(&full) {
-                    Ok(_) => tracing::warn!(
+                match c.break_key(&full, kvs[0].mod_revision) {
+                    Ok(true) => tracing::warn!(
                         event = "lock_broken",
                         key = full,
                         holder,
-                        "broke etcd key {full} held by {holder} (operator)"
+                        "broke etcd key {full} held by {holder} (operator); that holder will stop its run: it watches its keys, so it stops rsync at once and fails naming the key"
                     ),
+                    Ok(false) => {
+                        eprintln!("etcd key {full} changed hands meanwhile; left alone")
+                    }
                     Err(e) => {
                         eprintln!("error: {e}");
                         code = exit::FAILED;
@@ -240,7 +247,7 @@ fn break_key(plan: &Plan, key: &str, yes: bool) -> i32 {
                             event = "lock_broken",
                             path,
                             host = backend.to_string(),
-                            "broke lock file {path} on {backend} held by {obs} (operator)"
+                            "broke lock file {path} on {backend} held by {obs} (operator); that holder will stop its run at its next heartbeat"
                         ),
                         Ok(false) => {
                             eprintln!("{path} on {backend} changed hands meanwhile; left alone")

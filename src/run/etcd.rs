@@ -1,29 +1,30 @@
 //! Acquiring and holding a job's etcd keys and slots (`lock_backend: etcd` or `both`): one
 //! lease per run, slots first (a queue by creation revision), then every lock in one
 //! transaction; while blocked, a watch on the obstacle from the revision the check saw (no
-//! polling; the blocker's `wait_time` is only the backstop). The run is stopped when its lease
-//! goes unconfirmed for [`give_up_after`]`(ttl)`, the rule lock files follow; release deletes
-//! each key only while its creation revision is ours, then revokes the lease.
+//! polling; the blocker's `wait_time` is only the backstop); a slot waiter wakes only for its
+//! turn. Once held, the keys go to an [`EtcdHold`] (run/etcd_hold.rs: the watchdog, release)
+//! with a `lock::etcd::guard` watching them.
 //!
 //! When no member answers (no quorum, cut off) the run waits, saying so and naming etcd and its
 //! endpoints, and never starts rsync.
 //!
 //! Must not: copy data or touch lock files (acquire.rs does, after this in `both` mode).
 
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{mpsc, Arc};
 use std::time::{Duration, Instant};
 
+pub(super) use super::etcd_hold::EtcdHold;
 use super::held::give_up_after;
 use super::outcome::RunError;
 use super::wait::jitter;
 use super::Run;
-use crate::events::{Emitter, EventKind, LockRef};
+use crate::events::{EventKind, LockRef};
+use crate::lock::etcd::guard::{KeyGuard, Owned};
 use crate::lock::etcd::lease::Lease;
 use crate::lock::etcd::{describe, Acquire, EtcdError, EtcdLocks, Standing, Watched};
 use crate::lock::Record;
 use crate::plan::EtcdSpec;
-use crate::sys::jobctl;
+use crate::sys::clock;
 
 /// Retry interval while etcd does not answer.
 const UNAVAILABLE_RETRY: Duration = Duration::from_secs(2);
@@ -39,162 +40,50 @@ enum Step {
         reason: String,
         key: String,
         holder: Option<String>,
-        /// Watch this range from `revision + 1` (None: just pause).
-        watch: Option<(String, Option<String>, i64)>,
+        /// None: just pause.
+        watch: Option<Watch>,
         retry: Duration,
     },
 }
 
-fn etcd_ref(key: &str) -> LockRef {
+/// What a waiting run watches: `key` (to `range_end`) from `revision + 1`, woken by a deletion
+/// in it; in a slot's queue only once `need` of the keys ahead of it are gone (keys only join
+/// behind it, so then the slot is its turn), not by every release in the slot.
+struct Watch {
+    key: String,
+    range_end: Option<String>,
+    revision: i64,
+    ahead: Option<Ahead>,
+}
+
+/// A slot waiter's place: the keys ahead of it, how many must go, and its own key (deleted by
+/// an operator: it wakes at once to queue again).
+struct Ahead {
+    keys: Vec<String>,
+    need: usize,
+    mine: String,
+}
+
+/// Whether a deleted key (given) ends a wait: any deletion, or in a slot's queue only the
+/// deletion that makes it this run's turn (`need` distinct keys ahead gone; a key put again and
+/// deleted again counts once) or of its own key.
+fn waker(ahead: Option<Ahead>) -> impl FnMut(&str) -> bool {
+    let mut gone = std::collections::HashSet::new();
+    move |k: &str| match &ahead {
+        None => true,
+        Some(a) => {
+            if a.keys.iter().any(|x| x == k) {
+                gone.insert(k.to_string());
+            }
+            gone.len() >= a.need || k == a.mine
+        }
+    }
+}
+
+pub(super) fn etcd_ref(key: &str) -> LockRef {
     LockRef {
         path: key.into(),
         host: "etcd".into(),
-    }
-}
-
-/// The keys a run holds in etcd, under its lease. Dropping releases them.
-pub(super) struct EtcdHold {
-    cluster: Arc<EtcdLocks>,
-    lease: Option<Lease>,
-    keys: Vec<String>,
-    slots: Vec<String>,
-    /// Creation revision of every own key: the fencing token.
-    pub revision: i64,
-    events: Emitter,
-}
-
-impl EtcdHold {
-    /// Runs `work` under a watchdog that stops the run (sets `cancel`) when the lease has gone
-    /// [`give_up_after`]`(ttl)` without a confirmed renewal or etcd says it is gone. Returns
-    /// `work`'s result and why the lease was lost, if it was.
-    pub(super) fn with_lease<T>(
-        &self,
-        cancel: &AtomicBool,
-        work: impl FnOnce() -> T,
-    ) -> (T, Option<String>) {
-        let Some(lease) = &self.lease else {
-            return (work(), None);
-        };
-        let done = AtomicBool::new(false);
-        let lost: std::sync::Mutex<Option<String>> = std::sync::Mutex::new(None);
-        let limit = give_up_after(lease.ttl);
-        // Lost already (while lock files were taken after etcd, in `both` mode): the work sees
-        // the cancel flag before it starts anything.
-        if lease.gone() || lease.unconfirmed_for() >= limit {
-            let why = format!(
-                "expired or unconfirmed for half its TTL of {:?} before the run could start ({})",
-                lease.ttl,
-                self.cluster.client.endpoints()
-            );
-            for k in self.keys.iter().chain(&self.slots) {
-                self.events.emit(EventKind::LockLost {
-                    lock: etcd_ref(k),
-                    why: Some(why.clone()),
-                });
-            }
-            cancel.store(true, Ordering::SeqCst);
-            return (work(), Some(why));
-        }
-        // After a Ctrl-Z, rsync continues only once the lease is renewed (src/sys/jobctl.rs).
-        let gate = jobctl::Gate::new();
-        std::thread::scope(|s| {
-            s.spawn(|| {
-                while !done.load(Ordering::SeqCst) {
-                    let resumed = gate.pending();
-                    let mut why = if lease.gone() {
-                        Some("etcd says the lease is gone".to_string())
-                    } else {
-                        let quiet = lease.unconfirmed_for();
-                        (quiet >= limit).then(|| {
-                            format!(
-                                "not confirmed for {:.1}s, half its TTL of {:?} ({}); stopping the run before another host may take its keys",
-                                quiet.as_secs_f64(),
-                                lease.ttl,
-                                self.cluster.client.endpoints()
-                            )
-                        })
-                    };
-                    if let (Some(epoch), None) = (resumed, &why) {
-                        why = match lease.renew_now() {
-                            Ok(true) => None,
-                            Ok(false) => Some("etcd says the lease is gone".to_string()),
-                            Err(e) => Some(format!("{e}; cannot renew the lease after a stop")),
-                        };
-                        if why.is_none() {
-                            gate.ack(epoch);
-                        }
-                    }
-                    if let Some(why) = why {
-                        for k in self.keys.iter().chain(&self.slots) {
-                            self.events.emit(EventKind::LockLost {
-                                lock: etcd_ref(k),
-                                why: Some(why.clone()),
-                            });
-                        }
-                        *lost.lock().unwrap_or_else(|e| e.into_inner()) = Some(why);
-                        cancel.store(true, Ordering::SeqCst);
-                        if let Some(epoch) = resumed {
-                            // Cancelled first: the stopped rsync is killed, never continued.
-                            gate.ack(epoch);
-                        }
-                        return;
-                    }
-                    std::thread::sleep(Duration::from_millis(100));
-                }
-            });
-            struct Done<'a>(&'a AtomicBool);
-            impl Drop for Done<'_> {
-                fn drop(&mut self) {
-                    self.0.store(true, Ordering::SeqCst);
-                }
-            }
-            let guard = Done(&done);
-            let r = work();
-            drop(guard);
-            (r, lost.lock().unwrap_or_else(|e| e.into_inner()).take())
-        })
-    }
-
-    /// Deletes each own key while its creation revision is ours, then revokes the lease (which
-    /// also frees the run's slots).
-    pub(super) fn release(&mut self) {
-        let Some(lease) = self.lease.take() else {
-            return;
-        };
-        for k in self.keys.iter().rev() {
-            let kind = match self.cluster.release(k, self.revision) {
-                Ok(true) => EventKind::LockReleased { lock: etcd_ref(k) },
-                Ok(false) => EventKind::LockNotOurs { lock: etcd_ref(k) },
-                Err(e) => EventKind::LockReleaseFailed {
-                    lock: etcd_ref(k),
-                    error: e.to_string(),
-                },
-            };
-            self.events.emit(kind);
-        }
-        let slots = self.slots.clone();
-        match lease.revoke() {
-            Ok(()) => {
-                for k in slots {
-                    self.events
-                        .emit(EventKind::LockReleased { lock: etcd_ref(&k) });
-                }
-            }
-            Err(e) => {
-                for k in slots {
-                    self.events.emit(EventKind::LockReleaseFailed {
-                        lock: etcd_ref(&k),
-                        error: e.to_string(),
-                    });
-                }
-            }
-        }
-    }
-}
-
-impl Drop for EtcdHold {
-    fn drop(&mut self) {
-        self.release();
     }
 }
 
@@ -225,6 +114,8 @@ impl Run<'_> {
             if lease.as_ref().is_some_and(|l| l.gone()) {
                 lease = None;
             }
+            // Held keys count as proven from when the attempt that took them began.
+            let attempt_sent = clock::boottime();
             let step = match &lease {
                 Some(l) => self.etcd_attempt(&spec, l, &record),
                 None => match Lease::grant(&cluster) {
@@ -254,6 +145,21 @@ impl Run<'_> {
                     for k in &spec.own {
                         self.events.emit(EventKind::LockTaken { lock: taken(k) });
                     }
+                    let owned = spec.own.iter().map(|k| Owned {
+                        key: k.clone(),
+                        create_revision: Some(revision),
+                    });
+                    let owned = owned.chain(slots.iter().map(|k| Owned {
+                        key: k.clone(),
+                        create_revision: None,
+                    }));
+                    let guard = KeyGuard::start(
+                        &cluster,
+                        owned.collect(),
+                        l.id,
+                        attempt_sent,
+                        give_up_after(l.ttl) / 2,
+                    );
                     return Ok(Some(EtcdHold {
                         cluster,
                         lease: Some(l),
@@ -261,6 +167,7 @@ impl Run<'_> {
                         slots,
                         revision,
                         events: self.events.clone(),
+                        guard: Some(guard),
                     }));
                 }
                 Ok(w) => w,
@@ -362,6 +269,7 @@ impl Run<'_> {
             cluster.join_slot(name, record, lease.id)?;
             if let Standing::Waiting {
                 ahead,
+                ahead_keys,
                 holders,
                 revision,
             } = cluster.slot_standing(name, *n, lease.id)?
@@ -375,11 +283,16 @@ impl Run<'_> {
                     ),
                     key: prefix.clone(),
                     holder: held_by.first().cloned(),
-                    watch: Some((
-                        prefix.clone(),
-                        Some(crate::lock::etcd::client::prefix_end(&prefix)),
+                    watch: Some(Watch {
+                        key: prefix.clone(),
+                        range_end: Some(crate::lock::etcd::client::prefix_end(&prefix)),
                         revision,
-                    )),
+                        ahead: Some(Ahead {
+                            keys: ahead_keys,
+                            need: (ahead + 1).saturating_sub(*n as usize).max(1),
+                            mine: cluster.slot_key(name, lease.id),
+                        }),
+                    }),
                     retry: DEFAULT_RETRY,
                 });
             }
@@ -410,7 +323,12 @@ impl Run<'_> {
                     reason: format!("{what} {key} on etcd is held by {who}"),
                     key: key.clone(),
                     holder: Some(who),
-                    watch: Some((key, None, revision)),
+                    watch: Some(Watch {
+                        key,
+                        range_end: None,
+                        revision,
+                        ahead: None,
+                    }),
                     retry,
                 })
             }
@@ -424,23 +342,24 @@ impl Run<'_> {
     fn wait_for(
         &self,
         cluster: &Arc<EtcdLocks>,
-        watch: Option<(String, Option<String>, i64)>,
+        watch: Option<Watch>,
         d: Duration,
         lease: Option<&Lease>,
     ) -> bool {
         let end = Instant::now() + d;
         let (tx, rx) = mpsc::channel();
         let watching = watch.is_some();
-        if let Some((key, range_end, revision)) = watch {
+        if let Some(mut w) = watch {
             let c = Arc::clone(cluster);
             let limit = d.min(MAX_WATCH);
+            let wake = waker(w.ahead.take());
             // The thread ends by itself at the latest when the watch times out.
             let _ = std::thread::Builder::new()
                 .name("etcd-watch".into())
                 .spawn(move || {
-                    let r = c
-                        .client
-                        .watch(&key, range_end.as_deref(), revision + 1, limit);
+                    let r =
+                        c.client
+                            .watch(&w.key, w.range_end.as_deref(), w.revision + 1, limit, wake);
                     let _ = tx.send(r);
                 });
         } else {
@@ -479,5 +398,29 @@ impl Run<'_> {
                 }
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_slot_waiter_wakes_for_its_turn_or_its_own_key_only() {
+        // 3 ahead, 2 places: its turn once 2 distinct keys ahead are gone.
+        let ahead = || Ahead {
+            keys: vec!["a".into(), "b".into(), "c".into()],
+            need: 2,
+            mine: "me".into(),
+        };
+        let mut wake = waker(Some(ahead()));
+        assert!(!wake("z"), "a key behind it");
+        assert!(!wake("a"));
+        assert!(!wake("a"), "the same key again");
+        assert!(wake("c"));
+        let mut wake = waker(Some(ahead()));
+        assert!(wake("me"), "its own key: queue again");
+        let mut any = waker(None);
+        assert!(any("whatever"));
     }
 }

@@ -22,6 +22,7 @@
 mod acquire;
 pub mod active;
 mod etcd;
+mod etcd_hold;
 mod held;
 mod hooks;
 pub mod log;
@@ -218,8 +219,8 @@ impl Run<'_> {
         if let Some(e) = etcd.as_mut() {
             e.release();
         }
-        if let Some(why) = lease_lost {
-            return Err(RunError::LeaseLost { why });
+        if let Some(e) = lease_lost {
+            return Err(e);
         }
         if lost {
             return Err(RunError::LockLost);

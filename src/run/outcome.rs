@@ -167,6 +167,10 @@ pub enum RunError {
     /// The run's etcd lease expired or went unconfirmed too long while it ran.
     #[error("the etcd lease of this run was lost while it ran: {why}")]
     LeaseLost { why: String },
+    /// One of the run's etcd keys was deleted (`locks break`), taken by another holder, or could
+    /// not be proven ours for half the lease TTL, while it ran.
+    #[error("etcd key {key} {why}; this run held it and was stopped")]
+    KeyLost { key: String, why: String },
     #[error(transparent)]
     Engine(#[from] EngineError),
     #[error("run cancelled")]
@@ -219,7 +223,9 @@ impl RunError {
             | RunError::CheckBlocker { source }
             | RunError::BreakStale { source }
             | RunError::Inspect { source, .. } => lock(source),
-            RunError::LockLost | RunError::LeaseLost { .. } => ErrorKind::LockLost,
+            RunError::LockLost | RunError::LeaseLost { .. } | RunError::KeyLost { .. } => {
+                ErrorKind::LockLost
+            }
             RunError::Etcd { .. } => ErrorKind::Transport,
             RunError::Engine(e) => match e {
                 EngineError::GuardRefused { .. } => ErrorKind::GuardRefused,

@@ -200,6 +200,20 @@ impl EtcdCluster {
         self.wait_healthy(&up);
     }
 
+    /// etcdctl `args` against every running member; panics unless it succeeds.
+    pub fn ctl(&self, args: &[&str]) -> String {
+        let up: Vec<usize> = (0..self.members.len())
+            .filter(|&j| self.members[j].child.is_some())
+            .collect();
+        let out = self.etcdctl(&up, args);
+        assert!(
+            out.status.success(),
+            "etcdctl {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
     /// Keys under `prefix`, via etcdctl.
     pub fn keys(&self, prefix: &str) -> Vec<String> {
         let up: Vec<usize> = (0..self.members.len())

@@ -382,13 +382,34 @@ impl Client {
 
     /// Watches `key` (to `range_end`) from `start_revision` until a deletion, the end of the
     /// watch, or `timeout`. Any event stream problem ends the watch (the caller re-checks).
+    /// Only deletions for which `wake` (given the deleted key) says true end it as
+    /// [`Watched::Deleted`].
     pub fn watch(
         &self,
         key: &str,
         range_end: Option<&str>,
         start_revision: i64,
         timeout: Duration,
+        wake: impl FnMut(&str) -> bool,
     ) -> Result<Watched, EtcdError> {
+        Ok(
+            match self.open_watch(key, range_end, start_revision, timeout)? {
+                Some(reader) => scan_watch(reader, wake),
+                None => Watched::Ended,
+            },
+        )
+    }
+
+    /// Opens a watch stream on `key` (to `range_end`) from `start_revision` on the first member
+    /// that accepts it; the stream ends by itself after `timeout`. `None` when opening it took
+    /// the whole `timeout`. The reader yields the gateway's JSON messages, one after another.
+    pub fn open_watch(
+        &self,
+        key: &str,
+        range_end: Option<&str>,
+        start_revision: i64,
+        timeout: Duration,
+    ) -> Result<Option<impl Read>, EtcdError> {
         let mut req = json!({"key": b64::encode(key.as_bytes()), "start_revision": start_revision.to_string()});
         if let Some(end) = range_end {
             req["range_end"] = json!(b64::encode(end.as_bytes()));
@@ -421,15 +442,14 @@ impl Client {
                     last = format!("{endpoint}: HTTP {}", resp.status());
                     continue;
                 }
-                Err(ureq::Error::Timeout(_)) => return Ok(Watched::Ended),
+                Err(ureq::Error::Timeout(_)) => return Ok(None),
                 Err(e) => {
                     last = format!("{endpoint}: {e}");
                     continue;
                 }
             };
             self.preferred.store(i, Ordering::Relaxed);
-            let reader = resp.into_body().into_reader();
-            return Ok(scan_watch(reader));
+            return Ok(Some(resp.into_body().into_reader()));
         }
         Err(EtcdError::Unavailable {
             endpoints: self.endpoints(),
@@ -474,8 +494,9 @@ enum Failure {
     Final(EtcdError),
 }
 
-/// Reads watch messages until a DELETE event (or the stream ends).
-fn scan_watch(reader: impl Read) -> Watched {
+/// Reads watch messages until a DELETE event that `wake` accepts (or the stream ends). A
+/// deleted key that cannot be read wakes the watcher (it checks again; never a missed wake-up).
+fn scan_watch(reader: impl Read, mut wake: impl FnMut(&str) -> bool) -> Watched {
     let stream = serde_json::Deserializer::from_reader(reader).into_iter::<Value>();
     for msg in stream {
         let Ok(msg) = msg else {
@@ -485,11 +506,22 @@ fn scan_watch(reader: impl Read) -> Watched {
         if r.get("canceled").and_then(Value::as_bool) == Some(true) || msg.get("error").is_some() {
             return Watched::Ended;
         }
-        if let Some(events) = r.get("events").and_then(Value::as_array) {
-            if events
-                .iter()
-                .any(|e| e.get("type").and_then(Value::as_str) == Some("DELETE"))
-            {
+        for e in r
+            .get("events")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+        {
+            if e.get("type").and_then(Value::as_str) != Some("DELETE") {
+                continue;
+            }
+            let key = e
+                .get("kv")
+                .and_then(|kv| kv.get("key"))
+                .and_then(Value::as_str)
+                .and_then(b64::decode)
+                .and_then(|b| String::from_utf8(b).ok());
+            if key.is_none_or(|k| wake(&k)) {
                 return Watched::Deleted;
             }
         }
@@ -507,7 +539,8 @@ pub fn int_field(v: &Value, key: &str) -> Option<i64> {
     }
 }
 
-fn parse_kv(kv: &Value) -> Option<Kv> {
+/// One key of a range answer or a watch event; `None` when a field does not parse.
+pub fn parse_kv(kv: &Value) -> Option<Kv> {
     let text = |k: &str| -> Option<String> {
         match kv.get(k) {
             None => Some(String::new()),
@@ -546,11 +579,15 @@ mod tests {
         let put = r#"{"result":{"header":{"revision":"6"},"events":[{"kv":{"key":"YQ=="}}]}}"#;
         let del = r#"{"result":{"header":{"revision":"7"},"events":[{"type":"DELETE","kv":{"key":"YQ=="}}]}}"#;
         let s = format!("{created}\n{put}\n{del}\n");
-        assert_eq!(scan_watch(s.as_bytes()), Watched::Deleted);
+        assert_eq!(scan_watch(s.as_bytes(), |_| true), Watched::Deleted);
+        // A deletion the watcher does not wait for ("a") is passed over.
+        assert_eq!(scan_watch(s.as_bytes(), |k| k != "a"), Watched::Ended);
         let s = format!("{created}\n{put}\n");
-        assert_eq!(scan_watch(s.as_bytes()), Watched::Ended);
+        assert_eq!(scan_watch(s.as_bytes(), |_| true), Watched::Ended);
         let cancel = r#"{"result":{"canceled":true,"compact_revision":"3"}}"#;
-        assert_eq!(scan_watch(cancel.as_bytes()), Watched::Ended);
+        assert_eq!(scan_watch(cancel.as_bytes(), |_| true), Watched::Ended);
+        let garbled = r#"{"result":{"events":[{"type":"DELETE","kv":{"key":"!!"}}]}}"#;
+        assert_eq!(scan_watch(garbled.as_bytes(), |_| false), Watched::Deleted);
     }
 
     #[test]

@@ -22,6 +22,7 @@
 
 pub mod b64;
 pub mod client;
+pub mod guard;
 pub mod lease;
 
 use std::time::Duration;
@@ -59,9 +60,11 @@ pub enum Acquire {
 pub enum Standing {
     Held,
     /// `ahead` keys come before ours and the slot admits only `n`; watch the slot from
-    /// `revision + 1`.
+    /// `revision + 1`. The slot is ours once `ahead - n + 1` of `ahead_keys` are gone (keys
+    /// only join behind us), so only their deletions need wake this run.
     Waiting {
         ahead: usize,
+        ahead_keys: Vec<String>,
         holders: Vec<Holder>,
         revision: i64,
     },
@@ -227,6 +230,7 @@ impl EtcdLocks {
         }
         Ok(Standing::Waiting {
             ahead: pos,
+            ahead_keys: kvs[..pos].iter().map(|kv| kv.key.clone()).collect(),
             holders: kvs[..n as usize]
                 .iter()
                 .map(|kv| holder_of_value(&kv.value))
@@ -261,14 +265,16 @@ impl EtcdLocks {
             .collect())
     }
 
-    /// Deletes `key` whoever holds it (the operator's `locks break`). Returns whether it existed.
-    pub fn break_key(&self, key: &str) -> Result<bool, EtcdError> {
-        let v = self.client.call(
-            "/v3/kv/deleterange",
-            "a delete",
-            &json!({"key": b64::encode(key.as_bytes())}),
+    /// Deletes `key` whoever holds it (the operator's `locks break`), but only while it is
+    /// unchanged since the operator saw it (`mod_revision`), so a key that changed hands after
+    /// the confirmation is left alone. Returns whether it deleted it.
+    pub fn break_key(&self, key: &str, mod_revision: i64) -> Result<bool, EtcdError> {
+        let (ok, _, _) = self.client.txn(
+            vec![json!({"key": b64::encode(key.as_bytes()), "target": "MOD", "result": "EQUAL", "mod_revision": mod_revision.to_string()})],
+            vec![json!({"request_delete_range": {"key": b64::encode(key.as_bytes())}})],
+            vec![],
         )?;
-        Ok(client::int_field(&v, "deleted").unwrap_or(0) > 0)
+        Ok(ok)
     }
 
     fn malformed(&self, what: &str, message: &str) -> EtcdError {
