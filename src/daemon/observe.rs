@@ -139,7 +139,62 @@ fn doing_after(now: &Doing, ev: &RunEvent, tz: &jiff::tz::TimeZone) -> Option<Do
                 since,
             }
         }
+        // Between whole-run tries nothing is held: say when the next one starts.
+        EventKind::RunRetrying {
+            attempt,
+            wait,
+            until,
+        } => Doing::Waiting {
+            reason: format!(
+                "retry: try {attempt} in {}s after a transient failure (tries until {})",
+                wait.as_secs(),
+                rfc3339(*until, tz)
+            ),
+            lock: None,
+            holder: None,
+            since,
+        },
         _ => return None,
     };
     Some(next)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    #[test]
+    fn between_tries_a_run_is_waiting_for_its_next_try() {
+        let tz = jiff::tz::TimeZone::UTC;
+        let at: Timestamp = "2026-11-29T12:00:00Z".parse().unwrap();
+        let ev = RunEvent {
+            job: "j".into(),
+            run_id: "r".into(),
+            at,
+            kind: EventKind::RunRetrying {
+                attempt: 2,
+                wait: Duration::from_secs(30),
+                until: "2026-11-29T13:00:00Z".parse().unwrap(),
+            },
+        };
+        let now = Doing::Running {
+            since: "2026-11-29T11:59:00Z".into(),
+        };
+        match doing_after(&now, &ev, &tz) {
+            Some(Doing::Waiting {
+                reason,
+                lock: None,
+                since,
+                ..
+            }) => {
+                assert_eq!(
+                    reason,
+                    "retry: try 2 in 30s after a transient failure (tries until 2026-11-29T13:00:00+00:00)"
+                );
+                assert_eq!(since, "2026-11-29T12:00:00+00:00");
+            }
+            other => panic!("{other:?}"),
+        }
+    }
 }
