@@ -5,6 +5,7 @@
 //! Reached from `commands/snapshots.rs` when the job keeps archives, with the same plan, run
 //! lock and exit codes; `prune` takes the job's run lock first.
 
+use std::fs;
 use std::path::Path;
 use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
@@ -230,7 +231,22 @@ pub fn restore(
             );
             exit::OK
         }
-        Err(ArchiveError::Cancelled) => exit::INTERRUPTED,
+        Err(ArchiveError::Cancelled) => {
+            let partial = fs::read_dir(to).is_ok_and(|mut d| d.next().is_some());
+            eprintln!(
+                "error: restore of {} cancelled (signal); tar was stopped{}",
+                target.id,
+                if partial {
+                    format!(
+                        ". {} holds an incomplete restore: remove it (or choose another empty directory) before restoring again",
+                        to.display()
+                    )
+                } else {
+                    String::new()
+                }
+            );
+            exit::INTERRUPTED
+        }
         Err(e) => fail(e),
     }
 }
