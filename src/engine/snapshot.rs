@@ -177,6 +177,7 @@ impl Engine for Snapshots {
             index,
             id: m.id.to_string(),
             series: s.series.where_(),
+            archive: None,
         });
         Ok(Some(m.id.to_string()))
     }
