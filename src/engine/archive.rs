@@ -220,6 +220,17 @@ impl Engine for Archives {
             .series
             .begin(ctx.started.timestamp(), parent.as_ref(), ext)
             .map_err(|e| Self::err(index, e))?;
+        if !pending.leftovers.is_empty() {
+            Self::say(
+                ctx,
+                index,
+                format!(
+                    "removed {} leftover file(s) of an interrupted run: {}",
+                    pending.leftovers.len(),
+                    pending.leftovers.join(", ")
+                ),
+            );
+        }
         let made = create::create(
             &s.series,
             &pending,
