@@ -171,7 +171,8 @@ fn a_killed_remote_run_commits_nothing_and_the_next_run_continues_the_chain() {
     assert_eq!(field(&committed, "event"), Some("archive_committed"));
     assert!(
         field(&committed, "message").is_some_and(|m| m
-            .contains(&format!("archive {good_stem} committed (level 0, ")) && m.contains("bytes")),
+            .contains(&format!("archive {good_stem} committed (level 0, "))
+            && m.contains("bytes")),
         "{committed}"
     );
     assert!(
@@ -191,7 +192,11 @@ fn a_killed_remote_run_commits_nothing_and_the_next_run_continues_the_chain() {
                 && e.metadata().is_ok_and(|m| m.len() > 0)
         })
     };
-    wait_until(Duration::from_secs(60), "the archive streaming there", writing);
+    wait_until(
+        Duration::from_secs(60),
+        "the archive streaming there",
+        writing,
+    );
     kill(Pid::from_raw(run.pid() as i32), Signal::SIGKILL).unwrap();
     run.wait(LONG);
 

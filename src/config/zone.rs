@@ -79,13 +79,22 @@ mod tests {
     #[test]
     fn names_come_from_the_path_after_zoneinfo() {
         let n = |p: &str| zoneinfo_name(Path::new(p));
-        assert_eq!(n("/usr/share/zoneinfo/Europe/Berlin").as_deref(), Some("Europe/Berlin"));
-        assert_eq!(n("/etc/../usr/share/zoneinfo/Etc/UTC").as_deref(), Some("Etc/UTC"));
+        assert_eq!(
+            n("/usr/share/zoneinfo/Europe/Berlin").as_deref(),
+            Some("Europe/Berlin")
+        );
+        assert_eq!(
+            n("/etc/../usr/share/zoneinfo/Etc/UTC").as_deref(),
+            Some("Etc/UTC")
+        );
         assert_eq!(
             n("/usr/share/zoneinfo/America/Argentina/Buenos_Aires").as_deref(),
             Some("America/Argentina/Buenos_Aires")
         );
-        assert_eq!(n("/usr/share/zoneinfo/Etc/GMT+5").as_deref(), Some("Etc/GMT+5"));
+        assert_eq!(
+            n("/usr/share/zoneinfo/Etc/GMT+5").as_deref(),
+            Some("Etc/GMT+5")
+        );
         assert_eq!(n("/usr/share/zoneinfo/posix/Europe/Berlin"), None);
         assert_eq!(n("/usr/share/zoneinfo/right/UTC"), None);
         assert_eq!(n("/usr/share/zoneinfo"), None);
@@ -98,7 +107,13 @@ mod tests {
         let ours = system();
         let jiffs = TimeZone::system();
         assert_eq!(ours.iana_name(), jiffs.iana_name());
-        for secs in [0i64, 1_700_000_000, 1_790_000_000, 1_800_000_000, 2_000_000_000] {
+        for secs in [
+            0i64,
+            1_700_000_000,
+            1_790_000_000,
+            1_800_000_000,
+            2_000_000_000,
+        ] {
             let t = jiff::Timestamp::from_second(secs).unwrap();
             assert_eq!(ours.to_offset(t), jiffs.to_offset(t), "at {t}");
         }

@@ -156,7 +156,9 @@ impl Engine for Archives {
             .map_err(|message| EngineError::GuardRefused { index, message })?;
         let mut v = self.tar_version.lock().unwrap_or_else(|e| e.into_inner());
         if v.is_none() {
-            *v = Some(crate::tar::version_cached(&self.runtime_dir).map_err(|e| Self::err(index, e))?);
+            *v = Some(
+                crate::tar::version_cached(&self.runtime_dir).map_err(|e| Self::err(index, e))?,
+            );
         }
         Ok(())
     }

@@ -66,7 +66,13 @@ pub fn version_cached(runtime_dir: &Path) -> Result<String, ProbeError> {
         // The binary may have changed while it was probed: then the key no longer fits it,
         // and the next run probes again.
         if Key::of(Path::new(&key.path)).as_ref() == Some(&key) {
-            let _ = write(&path, &Entry { key, version: v.clone() });
+            let _ = write(
+                &path,
+                &Entry {
+                    key,
+                    version: v.clone(),
+                },
+            );
         }
     }
     Ok(v)
