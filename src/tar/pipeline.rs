@@ -275,13 +275,10 @@ impl Group {
         use nix::sys::wait::{waitid, Id, WaitPidFlag};
         for c in &self.children {
             let pid = Pid::from_raw(c.id() as i32);
-            loop {
-                match waitid(Id::Pid(pid), WaitPidFlag::WEXITED | WaitPidFlag::WNOWAIT) {
-                    Err(nix::errno::Errno::EINTR) => continue,
-                    // Exited, or not waitable at all: `wait_all` reports it.
-                    _ => break,
-                }
-            }
+            // EINTR: again. Exited, or not waitable at all: `wait_all` reports it.
+            while let Err(nix::errno::Errno::EINTR) =
+                waitid(Id::Pid(pid), WaitPidFlag::WEXITED | WaitPidFlag::WNOWAIT)
+            {}
         }
     }
 
