@@ -2,7 +2,8 @@
 //! 127.0.0.1 and real signals: a restore stopped by Ctrl-C or SIGTERM while tar extracts stops
 //! tar at once and says so; a run killed with `kill -9` while it streams into a remote series
 //! commits nothing there, and the next run continues the chain and removes what the killed
-//! one left (in the series and in this host's temporary directory). The log words of an
+//! one left (in the series and in this host's temporary directory). `verify --read` stops on
+//! a signal the same way, without calling the chain broken. The log words of an
 //! archive run are checked on the way.
 mod support;
 
@@ -111,6 +112,21 @@ fn a_signal_during_restore_stops_tar_and_says_so() {
         }
         assert!(names_in(&to).is_empty(), "nothing was extracted");
     }
+    // `verify --read` reads through the same kind of pipeline: a signal stops it as promptly,
+    // and is not reported as a broken chain.
+    let mut bm = Bm::spawn_with_path(&cfg, &["verify", "arc", "--read"], &slow);
+    wait_until(Duration::from_secs(60), "tar listing", || {
+        !procfs::descendants_named(bm.pid(), "tar").is_empty()
+    });
+    let sent = Instant::now();
+    kill(Pid::from_raw(bm.pid() as i32), Signal::SIGTERM).unwrap();
+    assert_eq!(bm.wait(LONG), 130, "{}", bm.full_log());
+    assert!(sent.elapsed() < Duration::from_secs(30));
+    let log = bm.full_log();
+    assert!(
+        log.contains("verify cancelled") && !log.contains("error: cancelled"),
+        "{log}"
+    );
     // Without the slow medium the same restore completes.
     let to = t.p("back");
     let out = bm_json(

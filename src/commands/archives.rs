@@ -278,6 +278,14 @@ pub fn verify(job: &JobPlan, snapshot: Option<&str>, sync: Option<usize>, read: 
         for t in &targets {
             match chainops::verify(series, &list, t, read, &cancel) {
                 Ok(chain) => println!("ok      {}  ({} archive(s))", t.id, chain.len()),
+                // A signal is not a verdict on the chain: stop, and say the check is unfinished.
+                Err(ArchiveError::Cancelled) => {
+                    eprintln!(
+                        "error: verify cancelled (signal) at restore point {}; the check is not complete",
+                        t.id
+                    );
+                    return exit::INTERRUPTED;
+                }
                 Err(e) => {
                     println!("BROKEN  {}", t.id);
                     eprintln!("error: {e}");
