@@ -167,6 +167,8 @@ pub enum EventKind {
         series: String,
         kept: usize,
         removed: Vec<String>,
+        /// What the series holds: `snapshot` or `archive` (the log's word).
+        what: &'static str,
     },
     /// Retention could not run (every snapshot is still there).
     PruneFailed {

@@ -192,6 +192,11 @@ fn a_killed_remote_run_commits_nothing_and_the_next_run_continues_the_chain() {
         "{committed}"
     );
     assert!(
+        first.saw("retention kept 1 archive(s)"),
+        "{}",
+        first.full_log()
+    );
+    assert!(
         !first.saw(&format!("snapshot {good_stem}")),
         "{}",
         first.full_log()

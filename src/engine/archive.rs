@@ -318,7 +318,7 @@ impl Engine for Archives {
         let now = jiff::Timestamp::now();
         for (index, s) in self.syncs.iter().enumerate() {
             let result = archive_prune::prune(&s.series, &self.policy, &self.tz, now, false);
-            super::prune::report(ctx.events, index, s.series.where_(), result);
+            super::prune::report(ctx.events, index, s.series.where_(), "archive", result);
         }
         Ok(())
     }

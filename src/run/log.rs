@@ -295,12 +295,13 @@ impl Observer for LogObserver {
                 series,
                 kept,
                 removed,
+                what,
             } => info!(
                 phase = "prune",
                 event = "pruned",
                 sync = index,
                 removed = removed.len(),
-                "sync {index}: retention kept {kept} snapshot(s) in {series}, removed {}{}",
+                "sync {index}: retention kept {kept} {what}(s) in {series}, removed {}{}",
                 removed.len(),
                 if removed.is_empty() {
                     String::new()
@@ -572,8 +573,9 @@ pub fn text(ev: &RunEvent) -> Option<String> {
             series,
             kept,
             removed,
+            what,
         } => format!(
-            "sync {index}: retention kept {kept} snapshot(s) in {series}, removed {}",
+            "sync {index}: retention kept {kept} {what}(s) in {series}, removed {}",
             removed.len()
         ),
         EventKind::PruneFailed {
