@@ -183,7 +183,8 @@ pub enum Command {
     /// refused unless --overwrite; nothing in DIR is ever deleted. For an archive-mode job the
     /// whole chain is verified first (a missing or damaged archive is named and nothing is
     /// extracted), then level 0 and each incremental are extracted in order into an empty DIR
-    /// with their deletions applied (--overwrite is refused).
+    /// with their deletions applied (--overwrite is refused). Ctrl-C or SIGTERM stops an
+    /// archive restore at once (exit 130) and says whether DIR holds an incomplete restore.
     Restore {
         /// The job's id.
         #[arg(value_name = "JOB_ID")]

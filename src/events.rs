@@ -39,6 +39,35 @@ pub struct SyncReport {
     pub attempts: u32,
     pub stats: Option<RsyncStats>,
     pub duration: Duration,
+    /// What an archive sync wrote (archive mode only; `stats` is then `None`).
+    pub archive: Option<ArchiveFacts>,
+}
+
+/// One archive as events describe it: its level in its chain, the members tar listed and the
+/// compressed size written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ArchiveFacts {
+    pub level: u32,
+    pub files: u64,
+    pub bytes: u64,
+}
+
+impl ArchiveFacts {
+    /// "archive level N written (X files, Y bytes)": the log's words for a finished sync.
+    pub fn written(&self) -> String {
+        format!(
+            "archive level {} written ({} file(s), {} bytes)",
+            self.level, self.files, self.bytes
+        )
+    }
+
+    /// "archive ID committed (level N, X files, Y bytes) in SERIES".
+    pub fn committed(&self, id: &str, series: &str) -> String {
+        format!(
+            "archive {id} committed (level {}, {} file(s), {} bytes) in {series}",
+            self.level, self.files, self.bytes
+        )
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -125,11 +154,12 @@ pub enum EventKind {
     SyncDone {
         report: SyncReport,
     },
-    /// A snapshot became a restore point.
+    /// A snapshot (or, with `archive`, an archive) became a restore point.
     SnapshotCommitted {
         index: usize,
         id: String,
         series: String,
+        archive: Option<ArchiveFacts>,
     },
     /// Retention ran over a series after a successful run.
     Pruned {
@@ -137,6 +167,8 @@ pub enum EventKind {
         series: String,
         kept: usize,
         removed: Vec<String>,
+        /// What the series holds: `snapshot` or `archive` (the log's word).
+        what: &'static str,
     },
     /// Retention could not run (every snapshot is still there).
     PruneFailed {
@@ -192,6 +224,13 @@ pub enum EventKind {
     /// once its process group is gone, so a log shows when copying really ended.
     SyncStopped {
         index: usize,
+    },
+    /// A line about an archive sync (the level chosen and why, tar's warnings), logged with
+    /// `phase="archive"`; `Stderr` lines are warnings.
+    ArchiveOutput {
+        index: usize,
+        stream: Stream,
+        line: String,
     },
 }
 

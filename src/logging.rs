@@ -76,7 +76,7 @@ where
         mut w: Writer<'_>,
         event: &tracing::Event<'_>,
     ) -> std::fmt::Result {
-        let now = jiff::Zoned::now().strftime("%H:%M:%S");
+        let now = crate::config::zone::now().strftime("%H:%M:%S");
         let level = *event.metadata().level();
         if level == tracing::Level::INFO {
             write!(w, "{now} ")?;

@@ -266,6 +266,7 @@ fn build_job(config: &Config, job: &Job) -> Result<JobPlan, BuildError> {
                 policy.clone(),
                 job.archive.clone().expect("archive jobs have settings"),
                 config.timezone.tz.clone(),
+                &config.pid_file_dir,
             );
             archives = e.syncs.iter().map(|s| s.series.clone()).collect();
             Box::new(e)

@@ -96,11 +96,7 @@ struct Index(std::path::PathBuf);
 
 impl Index {
     fn new(p: &Pending) -> Index {
-        Index(std::env::temp_dir().join(format!(
-            "backupmanager-{}-{}.idx",
-            std::process::id(),
-            p.stem
-        )))
+        Index(super::scratch::path(&format!("{}.idx", p.stem)))
     }
 
     /// Members listed (one a line; tar escapes newlines in names).

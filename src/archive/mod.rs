@@ -4,7 +4,7 @@
 //! archive ([`create`]), committing, listing and removing them ([`series`]; on another host
 //! through `remote`, scripts and streams over the job's transport), chain decisions
 //! ([`chain`]: ancestors, continue or start a new chain), verification and restore
-//! ([`restore`]).
+//! ([`restore`]), and this host's temporary files ([`scratch`]).
 //!
 //! Must not: decide what to keep (the archive pruning plan in the engine does, over
 //! [`ArchiveSeries::list`]), or touch a name [`names::classify`] does not call ours.
@@ -18,6 +18,9 @@
 //! ...
 //! DEST/.incomplete-<stem>.tar.zst, .snar, .json            being written, or left by a failure
 //! ```
+//! Files left by a failed or killed run are never listed (only a committed manifest makes an
+//! archive count); the job's next run removes them before it writes (locally and in a remote
+//! series alike) and says so, and `snapshots` and `verify` ignore them.
 //! A level N is made from a **copy** of its parent's `.snar`; the parent's file is never
 //! written again, so a failed run cannot damage the chain it extends.
 
@@ -28,6 +31,7 @@ pub mod manifest;
 pub mod names;
 mod remote;
 pub mod restore;
+mod scratch;
 mod series;
 
 pub use error::ArchiveError;

@@ -70,6 +70,9 @@ pub fn verify<'a>(
         )
     })?;
     for (i, m) in chain.iter().enumerate() {
+        if cancel.load(std::sync::atomic::Ordering::SeqCst) {
+            return Err(ArchiveError::Cancelled);
+        }
         let expected_parent = i.checked_sub(1).map(|j| &chain[j].stem);
         if m.parent.as_ref() != expected_parent || m.stem.level as usize != i {
             return Err(broken(
@@ -105,8 +108,10 @@ pub fn verify<'a>(
                     .chain(tar::list_args())
                     .collect(),
             )?;
-            let ends = pipeline::run(&stages, input, None, cancel)
-                .map_err(|e| ArchiveError::Tar(format!("reading {}: {e}", m.archive_file())))?;
+            let ends = pipeline::run(&stages, input, None, cancel).map_err(|e| match e {
+                pipeline::PipelineError::Cancelled => ArchiveError::Cancelled,
+                e => ArchiveError::Tar(format!("reading {}: {e}", m.archive_file())),
+            })?;
             if let Some(bad) = ends.iter().find(|e| e.code != Some(0)) {
                 return Err(broken(
                     &m.stem,

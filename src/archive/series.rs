@@ -54,6 +54,10 @@ pub struct Pending {
     /// `.incomplete-<stem>.snar`: a copy of the parent's, or empty for a level 0. For a
     /// remote series a local temporary file, uploaded before the commit.
     pub snar: PathBuf,
+    /// What [`ArchiveSeries::begin`] removed first: `.incomplete-` files in the series (a
+    /// failed or killed run's) and this host's temporary files of killed runs
+    /// ([`super::scratch`]).
+    pub leftovers: Vec<String>,
 }
 
 impl Pending {
@@ -225,14 +229,16 @@ impl ArchiveSeries {
 
     /// Removes leftovers of failed or killed runs: `.incomplete-` files (never anything under
     /// a committed name, see the module doc).
-    pub fn cleanup(&self) -> Result<(), ArchiveError> {
+    /// Returns the names removed.
+    pub fn cleanup(&self) -> Result<Vec<String>, ArchiveError> {
         let leftovers: Vec<String> = self
             .names()?
             .into_iter()
             .filter(|(_, f)| matches!(f, File::Incomplete { .. }))
             .map(|(n, _)| n)
             .collect();
-        self.remove_names(&leftovers)
+        self.remove_names(&leftovers)?;
+        Ok(leftovers)
     }
 
     /// Makes room for a new archive: the series directory, a stem later than every one there.
@@ -246,7 +252,12 @@ impl ArchiveSeries {
             Some(r) => r.mkdir()?,
             None => fs::create_dir_all(&self.dest).map_err(|e| ArchiveError::io(&self.dest, e))?,
         }
-        self.cleanup()?;
+        let mut leftovers = self.cleanup()?;
+        leftovers.extend(
+            super::scratch::sweep()
+                .into_iter()
+                .map(|p| p.display().to_string()),
+        );
         let newest = self
             .names()?
             .into_iter()
@@ -274,14 +285,11 @@ impl ArchiveSeries {
             },
         };
         let snar = match &self.remote {
-            Some(_) => std::env::temp_dir().join(format!(
-                "backupmanager-{}-{}{stem}.snar",
-                std::process::id(),
-                names::INCOMPLETE
-            )),
+            Some(_) => super::scratch::path(&format!("{}{stem}.snar", names::INCOMPLETE)),
             None => self.incomplete(&stem, "snar"),
         };
         Ok(Pending {
+            leftovers,
             archive: self.incomplete(&stem, ext),
             snar,
             stem,

@@ -5,6 +5,7 @@
 //! Reached from `commands/snapshots.rs` when the job keeps archives, with the same plan, run
 //! lock and exit codes; `prune` takes the job's run lock first.
 
+use std::fs;
 use std::path::Path;
 use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
@@ -230,7 +231,22 @@ pub fn restore(
             );
             exit::OK
         }
-        Err(ArchiveError::Cancelled) => exit::INTERRUPTED,
+        Err(ArchiveError::Cancelled) => {
+            let partial = fs::read_dir(to).is_ok_and(|mut d| d.next().is_some());
+            eprintln!(
+                "error: restore of {} cancelled (signal); tar was stopped{}",
+                target.id,
+                if partial {
+                    format!(
+                        ". {} holds an incomplete restore: remove it (or choose another empty directory) before restoring again",
+                        to.display()
+                    )
+                } else {
+                    String::new()
+                }
+            );
+            exit::INTERRUPTED
+        }
         Err(e) => fail(e),
     }
 }
@@ -262,6 +278,14 @@ pub fn verify(job: &JobPlan, snapshot: Option<&str>, sync: Option<usize>, read: 
         for t in &targets {
             match chainops::verify(series, &list, t, read, &cancel) {
                 Ok(chain) => println!("ok      {}  ({} archive(s))", t.id, chain.len()),
+                // A signal is not a verdict on the chain: stop, and say the check is unfinished.
+                Err(ArchiveError::Cancelled) => {
+                    eprintln!(
+                        "error: verify cancelled (signal) at restore point {}; the check is not complete",
+                        t.id
+                    );
+                    return exit::INTERRUPTED;
+                }
                 Err(e) => {
                     println!("BROKEN  {}", t.id);
                     eprintln!("error: {e}");

@@ -40,7 +40,7 @@ fn place(config_path: &Path, state_dir: Option<&Path>) -> Result<Place, i32> {
             );
             Ok(Place {
                 state_dir: dir.to_path_buf(),
-                tz: TimeZone::system(),
+                tz: crate::config::zone::system(),
             })
         }
         (None, None) => {

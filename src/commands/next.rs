@@ -20,7 +20,7 @@ pub fn run(
     let loaded = config::load(path);
     let tz = match &loaded.config {
         Some(c) => c.timezone.tz.clone(),
-        None if expr.is_some() => TimeZone::system(),
+        None if expr.is_some() => crate::config::zone::system(),
         None => {
             eprintln!("{}", loaded.render());
             eprintln!("{}: invalid: {} error(s)", path.display(), loaded.errors());

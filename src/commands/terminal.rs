@@ -154,11 +154,23 @@ pub fn summary(outcome: &RunOutcome, syncs: &[(String, String)]) -> String {
                     human_bytes((st.transferred_size as f64 / secs) as u64)
                 ));
             }
-            None => s.push_str(&format!(" (exit {}, no statistics)\n", r.exit_code)),
+            None => match &r.archive {
+                Some(a) => s.push_str(&format!(
+                    "\n    {}, in {}\n",
+                    a.written(),
+                    human_duration(r.duration)
+                )),
+                None => s.push_str(&format!(" (exit {}, no statistics)\n", r.exit_code)),
+            },
         }
     }
+    let what = if outcome.syncs.iter().any(|r| r.archive.is_some()) {
+        "archive"
+    } else {
+        "snapshot"
+    };
     for p in &outcome.restore_points {
-        s.push_str(&format!("  snapshot {p}\n"));
+        s.push_str(&format!("  {what} {p}\n"));
     }
     let msg = outcome.message();
     if !msg.is_empty() {

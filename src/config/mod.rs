@@ -25,6 +25,7 @@ pub mod retention;
 pub mod retry;
 pub mod words;
 pub mod yaml;
+pub mod zone;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -98,7 +99,7 @@ impl Zone {
     pub fn system() -> Zone {
         Zone {
             name: None,
-            tz: jiff::tz::TimeZone::system(),
+            tz: zone::system(),
         }
     }
 }

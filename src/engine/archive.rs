@@ -4,7 +4,8 @@
 //! breaking a chain ([`super::archive_prune`]).
 //!
 //! Per sync: `preflight` refuses a missing or empty source (it would become the newest restore
-//! point) and anything but GNU tar; `transfer` decides the level ([`chain::decide`]: full_every,
+//! point) and anything but GNU tar (probed once per tar binary: [`crate::tar::probe`] caches the
+//! answer in `pid_file_dir`); `transfer` decides the level ([`chain::decide`]: full_every,
 //! max_chain_length, a changed source device, a chain kept only as parents, a broken chain),
 //! then runs `tar | compressor` into a pending file; `commit` renames it into place with its
 //! manifest. A dry run says what the next archive would be and writes nothing.
@@ -12,6 +13,7 @@
 //! Must not: take or look at locks, or remove anything but what the pruning plan names.
 
 use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
@@ -22,7 +24,7 @@ use crate::archive::chain::{self, Next, Seen};
 use crate::archive::create::{self, Made};
 use crate::archive::{ArchiveError, ArchiveManifest, ArchiveSeries, Pending};
 use crate::config::{ArchiveSettings, Sync};
-use crate::events::{EventKind, SyncReport};
+use crate::events::{ArchiveFacts, EventKind, SyncReport};
 use crate::retention::Policy;
 use crate::rsync::Stream;
 use crate::transport::Transport;
@@ -52,6 +54,8 @@ pub struct Archives {
     pub settings: ArchiveSettings,
     /// The zone retention counts days, weeks, ... in.
     pub tz: TimeZone,
+    /// Where the GNU tar probe's answer is cached across runs (`pid_file_dir`).
+    runtime_dir: PathBuf,
     tar_version: Mutex<Option<String>>,
     pending: Mutex<Vec<Option<Written>>>,
 }
@@ -63,6 +67,7 @@ impl Archives {
         policy: Policy,
         settings: ArchiveSettings,
         tz: TimeZone,
+        runtime_dir: &Path,
     ) -> Archives {
         Archives {
             syncs: syncs
@@ -75,6 +80,7 @@ impl Archives {
             policy,
             settings,
             tz,
+            runtime_dir: runtime_dir.to_path_buf(),
             tar_version: Mutex::new(None),
             pending: Mutex::new((0..syncs.len()).map(|_| None).collect()),
         }
@@ -87,15 +93,14 @@ impl Archives {
         }
     }
 
-    /// A line of the sync's output: warnings on stderr (logged as warnings), the rest on
-    /// stdout.
+    /// A line about the archive: one starting with `warning: ` is logged as a warning
+    /// (without that prefix, which the logs add back their own way), the rest as information.
     fn say(ctx: &SyncCtx, index: usize, line: String) {
-        let stream = if line.starts_with("warning: ") {
-            Stream::Stderr
-        } else {
-            Stream::Stdout
+        let (stream, line) = match line.strip_prefix("warning: ") {
+            Some(rest) => (Stream::Stderr, rest.to_string()),
+            None => (Stream::Stdout, line),
         };
-        ctx.events.emit(EventKind::SyncOutput {
+        ctx.events.emit(EventKind::ArchiveOutput {
             index,
             stream,
             line,
@@ -151,7 +156,9 @@ impl Engine for Archives {
             .map_err(|message| EngineError::GuardRefused { index, message })?;
         let mut v = self.tar_version.lock().unwrap_or_else(|e| e.into_inner());
         if v.is_none() {
-            *v = Some(crate::tar::version().map_err(|e| Self::err(index, e))?);
+            *v = Some(
+                crate::tar::version_cached(&self.runtime_dir).map_err(|e| Self::err(index, e))?,
+            );
         }
         Ok(())
     }
@@ -197,15 +204,16 @@ impl Engine for Archives {
                 Some(parent.clone())
             }
         };
-        let report = |exit_code| SyncReport {
+        let report = |exit_code, archive| SyncReport {
             index,
             exit_code,
             attempts: 1,
             stats: None,
             duration: start.elapsed(),
+            archive,
         };
         if ctx.dry_run {
-            let r = report(0);
+            let r = report(0, None);
             ctx.events.emit(EventKind::SyncDone { report: r.clone() });
             return Ok(r);
         }
@@ -214,6 +222,17 @@ impl Engine for Archives {
             .series
             .begin(ctx.started.timestamp(), parent.as_ref(), ext)
             .map_err(|e| Self::err(index, e))?;
+        if !pending.leftovers.is_empty() {
+            Self::say(
+                ctx,
+                index,
+                format!(
+                    "removed {} leftover file(s) of an interrupted run: {}",
+                    pending.leftovers.len(),
+                    pending.leftovers.join(", ")
+                ),
+            );
+        }
         let made = create::create(
             &s.series,
             &pending,
@@ -240,7 +259,7 @@ impl Engine for Archives {
                 );
             }
         }
-        let r = report(made.tar_exit);
+        let r = report(made.tar_exit, Some(facts(&pending, &made)));
         self.pending.lock().unwrap_or_else(|e| e.into_inner())[index] = Some(Written {
             pending,
             made,
@@ -260,6 +279,7 @@ impl Engine for Archives {
             return Ok(None);
         };
         let s = &self.syncs[index];
+        let archive = Some(facts(&w.pending, &w.made));
         let m = ArchiveManifest {
             stem: w.pending.stem.clone(),
             time: crate::snapshot::manifest::start_time(ctx.started),
@@ -289,6 +309,7 @@ impl Engine for Archives {
             index,
             id: m.stem.to_string(),
             series: s.series.where_(),
+            archive,
         });
         Ok(Some(m.stem.to_string()))
     }
@@ -297,8 +318,17 @@ impl Engine for Archives {
         let now = jiff::Timestamp::now();
         for (index, s) in self.syncs.iter().enumerate() {
             let result = archive_prune::prune(&s.series, &self.policy, &self.tz, now, false);
-            super::prune::report(ctx.events, index, s.series.where_(), result);
+            super::prune::report(ctx.events, index, s.series.where_(), "archive", result);
         }
         Ok(())
+    }
+}
+
+/// What the events say about an archive just written.
+fn facts(pending: &Pending, made: &Made) -> ArchiveFacts {
+    ArchiveFacts {
+        level: pending.stem.level,
+        files: made.files,
+        bytes: made.size,
     }
 }

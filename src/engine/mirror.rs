@@ -139,6 +139,7 @@ pub fn run_with_retries(
             exit_code: res.exit_code,
             attempts: attempt,
             stats: res.stats.clone(),
+            archive: None,
             duration: res.duration,
         };
         match res.class {

@@ -103,6 +103,7 @@ pub fn report<E: std::fmt::Display>(
     events: &crate::events::Emitter,
     index: usize,
     series: String,
+    what: &'static str,
     result: Result<Vec<Verdict>, E>,
 ) {
     use crate::events::EventKind;
@@ -116,6 +117,7 @@ pub fn report<E: std::fmt::Display>(
                 .filter(|v| !v.keep)
                 .map(|v| v.id.clone())
                 .collect(),
+            what,
         }),
         Err(e) => events.emit(EventKind::PruneFailed {
             index,

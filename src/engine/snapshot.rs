@@ -164,6 +164,7 @@ impl Engine for Snapshots {
             index,
             id: m.id.to_string(),
             series: s.series.where_(),
+            archive: None,
         });
         Ok(Some(m.id.to_string()))
     }
@@ -172,7 +173,7 @@ impl Engine for Snapshots {
         let now = jiff::Timestamp::now();
         for (index, s) in self.syncs.iter().enumerate() {
             let result = prune::prune(&s.series, &self.policy, &self.tz, now, false);
-            super::prune::report(ctx.events, index, s.series.where_(), result);
+            super::prune::report(ctx.events, index, s.series.where_(), "snapshot", result);
         }
         Ok(())
     }

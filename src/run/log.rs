@@ -196,6 +196,14 @@ impl Observer for LogObserver {
                 Stream::Stdout => info!(phase = "rsync", sync = index, channel = "stdout", "{line}"),
                 Stream::Stderr => warn!(phase = "rsync", sync = index, channel = "stderr", "{line}"),
             },
+            EventKind::ArchiveOutput {
+                index,
+                stream,
+                line,
+            } => match stream {
+                Stream::Stdout => info!(phase = "archive", sync = index, channel = "stdout", "{line}"),
+                Stream::Stderr => warn!(phase = "archive", sync = index, channel = "stderr", "{line}"),
+            },
             EventKind::SyncVanished { index } => warn!(
                 phase = "sync",
                 event = "sync_vanished",
@@ -222,6 +230,23 @@ impl Observer for LogObserver {
                 "sync {index} failed transiently: {message}; retrying in {}s",
                 backoff.as_secs()
             ),
+            EventKind::SyncDone { report } if report.archive.is_some() => {
+                let a = report.archive.expect("checked");
+                let i = report.index;
+                info!(
+                    phase = "archive",
+                    event = "sync_done",
+                    sync = i,
+                    result = "ok",
+                    exit_code = report.exit_code,
+                    duration_ms = report.duration.as_millis() as u64,
+                    level = a.level,
+                    files = a.files,
+                    bytes = a.bytes,
+                    "sync {i} done: {}",
+                    a.written()
+                );
+            }
             EventKind::SyncDone { report } => {
                 let (files, bytes) = report
                     .stats
@@ -240,7 +265,25 @@ impl Observer for LogObserver {
                     "sync {i} done: {files} file(s) transferred, {bytes} bytes in the tree"
                 );
             }
-            EventKind::SnapshotCommitted { index, id, series } => info!(
+            EventKind::SnapshotCommitted {
+                index,
+                id,
+                series,
+                archive: Some(a),
+            } => info!(
+                phase = "archive",
+                event = "archive_committed",
+                sync = index,
+                snapshot = id,
+                level = a.level,
+                files = a.files,
+                bytes = a.bytes,
+                "sync {index}: {}",
+                a.committed(id, series)
+            ),
+            EventKind::SnapshotCommitted {
+                index, id, series, ..
+            } => info!(
                 phase = "snapshot",
                 event = "snapshot_committed",
                 sync = index,
@@ -252,12 +295,13 @@ impl Observer for LogObserver {
                 series,
                 kept,
                 removed,
+                what,
             } => info!(
                 phase = "prune",
                 event = "pruned",
                 sync = index,
                 removed = removed.len(),
-                "sync {index}: retention kept {kept} snapshot(s) in {series}, removed {}{}",
+                "sync {index}: retention kept {kept} {what}(s) in {series}, removed {}{}",
                 removed.len(),
                 if removed.is_empty() {
                     String::new()
@@ -473,6 +517,14 @@ pub fn text(ev: &RunEvent) -> Option<String> {
                 Stream::Stderr => format!("warning: sync {index} (rsync): {line}"),
             }
         }
+        EventKind::ArchiveOutput {
+            index,
+            stream,
+            line,
+        } => match stream {
+            Stream::Stdout => format!("sync {index}: {line}"),
+            Stream::Stderr => format!("warning: sync {index} (archive): {line}"),
+        },
         EventKind::SyncStopped { index } => format!(
             "warning: sync {index} stopped: the run was cancelled and rsync has ended"
         ),
@@ -488,6 +540,12 @@ pub fn text(ev: &RunEvent) -> Option<String> {
             "warning: sync {index} failed transiently: {message}; retrying in {}s",
             backoff.as_secs()
         ),
+        EventKind::SyncDone { report } if report.archive.is_some() => format!(
+            "sync {} done: {}, {:.1}s",
+            report.index,
+            report.archive.expect("checked").written(),
+            report.duration.as_secs_f64()
+        ),
         EventKind::SyncDone { report } => {
             let (files, bytes) = report
                 .stats
@@ -499,7 +557,15 @@ pub fn text(ev: &RunEvent) -> Option<String> {
                 report.duration.as_secs_f64()
             )
         }
-        EventKind::SnapshotCommitted { index, id, series } => {
+        EventKind::SnapshotCommitted {
+            index,
+            id,
+            series,
+            archive: Some(a),
+        } => format!("sync {index}: {}", a.committed(id, series)),
+        EventKind::SnapshotCommitted {
+            index, id, series, ..
+        } => {
             format!("sync {index}: snapshot {id} complete in {series}")
         }
         EventKind::Pruned {
@@ -507,8 +573,9 @@ pub fn text(ev: &RunEvent) -> Option<String> {
             series,
             kept,
             removed,
+            what,
         } => format!(
-            "sync {index}: retention kept {kept} snapshot(s) in {series}, removed {}",
+            "sync {index}: retention kept {kept} {what}(s) in {series}, removed {}",
             removed.len()
         ),
         EventKind::PruneFailed {

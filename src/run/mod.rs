@@ -120,7 +120,7 @@ fn run_once(
     let mut run = Run {
         plan,
         ctx,
-        started: jiff::Zoned::now(),
+        started: crate::config::zone::now(),
         run_id: run_id.clone(),
         me: Identity::current(),
         cancel,
@@ -174,7 +174,7 @@ fn run_once(
 }
 
 fn new_run_id() -> String {
-    let now = jiff::Zoned::now();
+    let now = crate::config::zone::now();
     format!("{}-{}", now.strftime("%Y%m%dT%H%M%S"), random::hex(3))
 }
 

@@ -116,7 +116,7 @@ impl Writer {
         };
         let time = ev
             .at
-            .to_zoned(jiff::tz::TimeZone::system())
+            .to_zoned(crate::config::zone::system())
             .strftime("%Y-%m-%d %H:%M:%S");
         if let Err(e) = writeln!(f, "{time} {line}") {
             self.files.remove(&ev.run_id);

@@ -37,6 +37,11 @@ impl Observer for Doing {
                 ..
             } => format!("sync {index} ({source} -> {dest}) was running"),
             EventKind::SyncDone { report } => format!("sync {} had finished", report.index),
+            EventKind::SnapshotCommitted {
+                index,
+                archive: Some(_),
+                ..
+            } => format!("sync {index}'s archive had been committed"),
             EventKind::SnapshotCommitted { index, .. } => {
                 format!("sync {index}'s snapshot had been committed")
             }

@@ -266,7 +266,7 @@ pub fn snapshot(
 ) -> Status {
     let tz = config
         .map(|c| c.timezone.tz.clone())
-        .unwrap_or(jiff::tz::TimeZone::system());
+        .unwrap_or_else(crate::config::zone::system);
     let (pid_file_dir, state_dir) = match (live, config) {
         (Some(l), _) => (l.pid_file_dir.clone(), l.state_dir.clone()),
         (None, Some(c)) => (c.pid_file_dir.clone(), c.state_dir.clone()),

@@ -7,6 +7,7 @@
 //! <pid_file_dir>/jobs/<job id>.run     a job's run lock (flock while a run of it goes)
 //! <pid_file_dir>/ssh/                  ControlMaster sockets (0700)
 //! <pid_file_dir>/daemon.json           the daemon's live state (`store::live`)
+//! <pid_file_dir>/tar-probe.json        the GNU tar probe's cached answer (`tar::probe`)
 //! ```
 //!
 //! Why the rules: another user who creates `pid_file_dir` or `state_dir` first (both are often

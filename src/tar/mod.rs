@@ -1,5 +1,5 @@
 //! GNU tar for archive mode: the argument vectors of a level 0 / level N archive and of an
-//! incremental extraction, the compressor's, tar's exit classes and the version probe.
+//! incremental extraction, the compressor's, and tar's exit classes; [`probe`] checks for GNU tar.
 //!
 //! Owns: every word passed to `tar`, `zstd` and `gzip`, and what their exit codes mean.
 //! [`pipeline`] runs them as a pipeline of child processes (no shell).
@@ -22,10 +22,12 @@
 //!   directory.
 
 pub mod pipeline;
+pub mod probe;
+
+pub use probe::{version, version_cached, ProbeError};
 
 use std::ffi::OsString;
 use std::path::Path;
-use std::process::Command;
 
 use crate::config::Compression;
 
@@ -167,34 +169,6 @@ pub fn classify(code: i32) -> TarExit {
     }
 }
 
-#[derive(Debug, thiserror::Error)]
-pub enum ProbeError {
-    #[error("could not run `tar --version`: {0}; install GNU tar")]
-    Spawn(#[source] std::io::Error),
-    #[error("`tar` is not GNU tar ({0}); archive mode needs GNU tar's --listed-incremental")]
-    NotGnu(String),
-}
-
-/// `tar --version`'s first line, e.g. `tar (GNU tar) 1.34`, refusing anything but GNU tar.
-pub fn version() -> Result<String, ProbeError> {
-    let out = Command::new(TAR)
-        .arg("--version")
-        .env("LC_ALL", "C")
-        .output()
-        .map_err(ProbeError::Spawn)?;
-    let text = String::from_utf8_lossy(&out.stdout);
-    let first = text.lines().next().unwrap_or("").trim().to_string();
-    parse_version(&first)
-}
-
-fn parse_version(first: &str) -> Result<String, ProbeError> {
-    if first.contains("GNU tar") {
-        Ok(first.to_string())
-    } else {
-        Err(ProbeError::NotGnu(first.to_string()))
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -237,12 +211,6 @@ mod tests {
         assert_eq!(classify(0), TarExit::Ok);
         assert_eq!(classify(1), TarExit::Changed);
         assert_eq!(classify(2), TarExit::Fatal);
-    }
-
-    #[test]
-    fn only_gnu_tar_is_accepted() {
-        assert!(parse_version("tar (GNU tar) 1.34").is_ok());
-        assert!(parse_version("bsdtar 3.6.2 - libarchive 3.6.2").is_err());
     }
 
     #[test]

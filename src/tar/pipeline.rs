@@ -175,7 +175,13 @@ pub fn run(
         });
         let r = match (sink, prev_out.take()) {
             (Some(sink), Some(out)) => pump(out, sink),
-            _ => Ok(()),
+            // No output to pump (an extraction, a listing): wait here until every stage has
+            // exited, without reaping any, so the watcher keeps answering a cancel (and
+            // Ctrl-Z) for as long as the pipeline runs, and may still signal the group.
+            _ => {
+                group.wait_exited();
+                Ok(())
+            }
         };
         if r.is_err() {
             // The sink failed: stop the producers, which would block on a full pipe.
@@ -264,6 +270,18 @@ struct Group {
 }
 
 impl Group {
+    /// Blocks until every stage has exited, leaving them unreaped (`WNOWAIT`).
+    fn wait_exited(&self) {
+        use nix::sys::wait::{waitid, Id, WaitPidFlag};
+        for c in &self.children {
+            let pid = Pid::from_raw(c.id() as i32);
+            // EINTR: again. Exited, or not waitable at all: `wait_all` reports it.
+            while let Err(nix::errno::Errno::EINTR) =
+                waitid(Id::Pid(pid), WaitPidFlag::WEXITED | WaitPidFlag::WNOWAIT)
+            {}
+        }
+    }
+
     /// Waits for every stage, the leader last (its pid is the group id, so the group can be
     /// signalled until then).
     fn wait_all(&mut self) -> Result<Vec<std::process::ExitStatus>, PipelineError> {
@@ -349,5 +367,39 @@ mod tests {
         assert!(matches!(r, Err(PipelineError::Cancelled)), "{r:?}");
         // Wide margin: only "not after sleep 60 ran out".
         assert!(start.elapsed() < Duration::from_secs(30));
+    }
+
+    /// An extraction has no output sink: the watcher must still be there for a cancel.
+    #[test]
+    fn cancel_stops_a_pipeline_without_a_sink() {
+        let cancel = AtomicBool::new(false);
+        let start = Instant::now();
+        let r = std::thread::scope(|s| {
+            s.spawn(|| {
+                std::thread::sleep(Duration::from_millis(200));
+                cancel.store(true, Ordering::SeqCst);
+            });
+            run(
+                &[argv(&["sleep", "60"]), argv(&["cat"])],
+                Input::Null,
+                None,
+                &cancel,
+            )
+        });
+        assert!(matches!(r, Err(PipelineError::Cancelled)), "{r:?}");
+        assert!(start.elapsed() < Duration::from_secs(30));
+    }
+
+    #[test]
+    fn a_pipeline_without_a_sink_reports_every_end() {
+        let ends = run(
+            &[argv(&["true"]), argv(&["false"])],
+            Input::Null,
+            None,
+            &AtomicBool::new(false),
+        )
+        .unwrap();
+        assert_eq!(ends[0].code, Some(0));
+        assert_eq!(ends[1].code, Some(1));
     }
 }

@@ -335,8 +335,14 @@ impl History {
                     at,
                     s.exit_code,
                     s.attempts,
-                    s.stats.as_ref().map(|x| x.files_transferred as i64),
-                    s.stats.as_ref().map(|x| x.transferred_size as i64),
+                    s.stats
+                        .as_ref()
+                        .map(|x| x.files_transferred as i64)
+                        .or(s.archive.map(|a| a.files as i64)),
+                    s.stats
+                        .as_ref()
+                        .map(|x| x.transferred_size as i64)
+                        .or(s.archive.map(|a| a.bytes as i64)),
                 ],
             )
             .map(drop)
