@@ -141,6 +141,7 @@ mod tests {
                 attempts: 1,
                 stats: None,
                 duration: std::time::Duration::ZERO,
+                archive: None,
             }),
         }
         .to_string()
