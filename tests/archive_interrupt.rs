@@ -9,7 +9,7 @@ mod support;
 
 use std::fs;
 use std::os::unix::fs::PermissionsExt;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use nix::sys::signal::{kill, Signal};
@@ -22,15 +22,6 @@ fn field<'a>(e: &'a Value, key: &str) -> Option<&'a str> {
     e.get(key)
         .or_else(|| e.get("fields").and_then(|f| f.get(key)))
         .and_then(Value::as_str)
-}
-
-fn names_in(dir: &Path) -> Vec<String> {
-    let mut v: Vec<String> = fs::read_dir(dir)
-        .unwrap()
-        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-        .collect();
-    v.sort();
-    v
 }
 
 /// The first directory of `PATH` holding an executable `name`.

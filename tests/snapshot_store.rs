@@ -131,15 +131,6 @@ fn ids(list: &[Manifest]) -> Vec<String> {
     list.iter().map(|m| m.id.to_string()).collect()
 }
 
-fn names_in(dir: &Path) -> Vec<String> {
-    let mut v: Vec<String> = fs::read_dir(dir)
-        .unwrap()
-        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-        .collect();
-    v.sort();
-    v
-}
-
 fn restore_req(snapshot: &str, to: &Path) -> RestoreRequest {
     RestoreRequest {
         snapshot: snapshot.into(),

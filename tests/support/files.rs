@@ -1,5 +1,6 @@
 //! Files tests write for a run to work on: a large incompressible file (so `rsync --bwlimit`
-//! paces a copy for a predictable while) and a backdated mtime (for stale lock files).
+//! paces a copy for a predictable while) and a backdated mtime (for stale lock files); and
+//! what a directory holds, by name.
 use std::fs;
 use std::path::Path;
 use std::time::{Duration, SystemTime};
@@ -28,4 +29,14 @@ pub fn set_mtime_ago(path: &Path, ago: Duration) {
         .unwrap_or_else(|e| panic!("open {}: {e}", path.display()))
         .set_modified(SystemTime::now() - ago)
         .unwrap();
+}
+
+/// The names in `dir`, sorted.
+pub fn names_in(dir: &Path) -> Vec<String> {
+    let mut v: Vec<String> = fs::read_dir(dir)
+        .unwrap_or_else(|e| panic!("read {}: {e}", dir.display()))
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    v.sort();
+    v
 }

@@ -7,7 +7,7 @@
 //! - [`curl`]: HTTP requests with curl (TCP or unix socket); [`browser`]: a headless Chromium driven over the DevTools pipe;
 //! - [`gate`]: an sshd whose key is restricted by `backupmanager gate`, with its syslog;
 //! - [`bm`]: a running backupmanager owned by the test; [`master`]: closes the ssh
-//!   ControlMaster a run leaves; [`files`]: big incompressible files, backdated mtimes;
+//!   ControlMaster a run leaves; [`files`]: big incompressible files, backdated mtimes, a directory's names;
 //! - here: `wait_until`, the tool check, and hostile file trees with a tree comparison.
 //!
 //! Must not: kill anything by name, touch the system's sshd or root namespace, or silently skip
@@ -39,7 +39,7 @@ pub use bm::{bm_json, bm_ok, snapshots_json, Bm, BIN, BLOCKED, FAILED, LONG, OK}
 #[allow(unused_imports)]
 pub use builder::{Blocker, ConfigBuilder, JobBuilder, LockFile, Remote, SyncEntry};
 #[allow(unused_imports)]
-pub use files::{big_file, set_mtime_ago};
+pub use files::{big_file, names_in, set_mtime_ago};
 #[allow(unused_imports)]
 pub use http::HttpRecorder;
 #[allow(unused_imports)]
