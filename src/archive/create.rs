@@ -95,8 +95,10 @@ fn file_name(p: &std::path::Path) -> String {
 struct Index(std::path::PathBuf);
 
 impl Index {
-    fn new(p: &Pending) -> Index {
-        Index(super::scratch::path(&format!("{}.idx", p.stem)))
+    fn new(p: &Pending) -> Result<Index, ArchiveError> {
+        let path = super::scratch::path(&format!("{}.idx", p.stem));
+        super::scratch::claim(&path).map_err(|e| ArchiveError::io(&path, e))?;
+        Ok(Index(path))
     }
 
     /// Members listed (one a line; tar escapes newlines in names).
@@ -230,6 +232,8 @@ fn create_remote(
     cancel: &AtomicBool,
 ) -> Result<Made, ArchiveError> {
     let remote = series.remote().expect("a remote series");
+    // The state file is built here, in the temporary directory (an empty one is a level 0).
+    super::scratch::claim(&p.snar).map_err(|e| ArchiveError::io(&p.snar, e))?;
     if let Some(parent) = &p.parent {
         series.fetch(&format!("{parent}.snar"), &p.snar)?;
     }
@@ -307,7 +311,7 @@ fn stream<W: Write>(
         hasher: Sha256::new(),
         size: 0,
     };
-    let index = Index::new(p);
+    let index = Index::new(p)?;
     let (stages, args) = stages(source, &p.snar, &index, compression);
     let ends = pipeline::run(&stages, pipeline::Input::Null, Some(&mut sink), cancel).map_err(
         |e| match e {

@@ -11,6 +11,7 @@
 //! since), a file of another user, or anything not named like ours.
 
 use std::fs;
+use std::io;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
@@ -19,6 +20,41 @@ const PREFIX: &str = "backupmanager-";
 /// The temporary file `<tmp>/backupmanager-<our pid>-<rest>`.
 pub fn path(rest: &str) -> PathBuf {
     std::env::temp_dir().join(format!("{PREFIX}{}-{rest}", std::process::id()))
+}
+
+/// Creates `p` (a name from [`path`]) empty with mode 0600, never through anything already
+/// there: in a shared temporary directory another user can put a symlink at a name they can
+/// guess (our pid, a timestamp), and tar or our writer would write through it. A regular file
+/// of ours already there (left by a killed process that had our pid) is replaced; anything
+/// else is refused. Once created, the file is ours in a sticky directory: nobody else can
+/// swap it, so tar may open it by name.
+pub fn claim(p: &Path) -> io::Result<()> {
+    use std::os::unix::fs::OpenOptionsExt;
+    // SAFETY: geteuid has no preconditions and cannot fail.
+    let me = unsafe { nix::libc::geteuid() };
+    for _ in 0..2 {
+        let made = fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .custom_flags(nix::libc::O_NOFOLLOW)
+            .open(p);
+        match made {
+            Ok(_) => return Ok(()),
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
+                let m = fs::symlink_metadata(p)?;
+                if !(m.file_type().is_file() && m.uid() == me) {
+                    break;
+                }
+                fs::remove_file(p)?;
+            }
+            Err(e) => return Err(e),
+        }
+    }
+    Err(io::Error::new(
+        io::ErrorKind::AlreadyExists,
+        "something else is already there (a symlink, or another user's file); refusing to write through it",
+    ))
 }
 
 /// The pid in one of our names, if it is one of ours.
@@ -90,6 +126,36 @@ mod tests {
         ] {
             assert_eq!(pid_of(&n), None, "{n}");
         }
+    }
+
+    #[test]
+    fn a_claim_never_writes_through_what_is_already_there() {
+        use std::os::unix::fs::PermissionsExt;
+        let d = std::env::temp_dir().join(format!("bm-claim-{}", std::process::id()));
+        let _ = fs::remove_dir_all(&d);
+        fs::create_dir_all(&d).unwrap();
+        // New: created empty, private.
+        let fresh = d.join("fresh");
+        claim(&fresh).unwrap();
+        let m = fs::metadata(&fresh).unwrap();
+        assert_eq!((m.len(), m.permissions().mode() & 0o777), (0, 0o600));
+        // A stale regular file of ours: replaced (emptied).
+        fs::write(&fresh, "stale").unwrap();
+        claim(&fresh).unwrap();
+        assert_eq!(fs::read(&fresh).unwrap(), b"");
+        // A symlink planted at the name (dangling or not): refused, its target untouched.
+        let target = d.join("precious");
+        fs::write(&target, "keep").unwrap();
+        let planted = d.join("planted");
+        std::os::unix::fs::symlink(&target, &planted).unwrap();
+        let e = claim(&planted).unwrap_err();
+        assert!(e.to_string().contains("refusing"), "{e}");
+        assert_eq!(fs::read_to_string(&target).unwrap(), "keep");
+        let dangling = d.join("dangling");
+        std::os::unix::fs::symlink(d.join("nowhere"), &dangling).unwrap();
+        assert!(claim(&dangling).is_err());
+        assert!(!d.join("nowhere").exists());
+        fs::remove_dir_all(&d).unwrap();
     }
 
     #[test]
