@@ -133,6 +133,11 @@ fn every_restore_point_of_a_chain_gives_back_its_tree_exactly() {
 
     bm_ok(&cfg, &["run-job", "arc"]);
     keep_copy(&src, &expect(0));
+    // The run history counts what the archive wrote (no rsync numbers for archives).
+    let runs: Value =
+        serde_json::from_str(&bm_ok(&cfg, &["history", "arc", "--format", "json"])).unwrap();
+    assert!(runs[0]["files"].as_i64().unwrap() > 10, "{runs}");
+    assert!(runs[0]["bytes"].as_i64().unwrap() > 0, "{runs}");
 
     // Level 1: added, grown, same size and mtime but new content, deleted, renamed (file and
     // directory), a directory removed, a mode changed, a symlink retargeted.

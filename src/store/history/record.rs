@@ -271,11 +271,9 @@ impl History {
                 for s in syncs {
                     self.put_step(&ev.run_id, s, at)?;
                 }
-                let sum = |f: fn(&crate::rsync::RsyncStats) -> u64| -> Option<i64> {
-                    let v: Vec<u64> = syncs
-                        .iter()
-                        .filter_map(|s| s.stats.as_ref().map(f))
-                        .collect();
+                // rsync's numbers, or what an archive sync wrote (its files and bytes).
+                let sum = |f: fn(&SyncReport) -> Option<u64>| -> Option<i64> {
+                    let v: Vec<u64> = syncs.iter().filter_map(f).collect();
                     (!v.is_empty()).then(|| v.iter().sum::<u64>() as i64)
                 };
                 let waited_ms = waited.as_millis() as i64;
@@ -305,9 +303,9 @@ impl History {
                         exit_code,
                         waited_ms,
                         acquired.is_some(),
-                        sum(|s| s.files_transferred),
-                        sum(|s| s.transferred_size),
-                        sum(|s| s.total_size),
+                        sum(|s| moved(s).0),
+                        sum(|s| moved(s).1),
+                        sum(|s| s.stats.as_ref().map(|x| x.total_size)),
                     ],
                 )?;
                 if was_running {
@@ -335,16 +333,19 @@ impl History {
                     at,
                     s.exit_code,
                     s.attempts,
-                    s.stats
-                        .as_ref()
-                        .map(|x| x.files_transferred as i64)
-                        .or(s.archive.map(|a| a.files as i64)),
-                    s.stats
-                        .as_ref()
-                        .map(|x| x.transferred_size as i64)
-                        .or(s.archive.map(|a| a.bytes as i64)),
+                    moved(s).0.map(|n| n as i64),
+                    moved(s).1.map(|n| n as i64),
                 ],
             )
             .map(drop)
+    }
+}
+
+/// Files and bytes a sync moved: rsync's transferred counts, or what an archive wrote.
+fn moved(s: &SyncReport) -> (Option<u64>, Option<u64>) {
+    match (&s.stats, s.archive) {
+        (Some(x), _) => (Some(x.files_transferred), Some(x.transferred_size)),
+        (None, Some(a)) => (Some(a.files), Some(a.bytes)),
+        (None, None) => (None, None),
     }
 }
