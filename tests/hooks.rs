@@ -274,6 +274,46 @@ fn a_hook_past_its_timeout_is_stopped_with_everything_it_started() {
 }
 
 #[test]
+fn a_remote_hook_past_its_timeout_is_stopped_there_too() {
+    let t = tmp();
+    recorder(&t);
+    let sshd = Sshd::start();
+    let _master = Master::of(&sshd, t.p("r/ssh"));
+    let pidfile = t.p("remote-bg.pid");
+    // On the remote host (the test sshd, so this machine): a background child that ignores
+    // SIGTERM, as a stuck dump would. Ending the ssh session alone leaves it running.
+    let hooks = format!(
+        "{{before: [{{where: remote, shell: \"trap '' TERM; sleep 600 & echo $! > {}; wait\", timeout: 1s}}]}}",
+        pidfile.display()
+    );
+    let j = JobBuilder::new("remote_slow")
+        .identity_file(sshd.client_key())
+        .known_hosts_file(sshd.known_hosts())
+        .remote(&Remote::new("root", "127.0.0.1", sshd.port()))
+        .lock_local(t.p("lock"))
+        .yaml("hooks", &hooks)
+        .sync(t.p("src/"), t.s("dst"), &["-a"]);
+    let (code, bm) = run(&t, "remote_slow", j);
+    assert_eq!(code, FAILED, "{}", bm.log());
+    assert!(
+        bm.saw("did not finish within 1s and was stopped"),
+        "{}",
+        bm.log()
+    );
+    let pid: u32 = fs::read_to_string(&pidfile)
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    wait_until(
+        Duration::from_secs(20),
+        "the remote hook's background child is gone",
+        || !pid_alive(pid),
+    );
+    assert!(!t.p("lock").exists());
+}
+
+#[test]
 fn remote_hooks_run_on_the_jobs_host_with_each_word_quoted() {
     let t = tmp();
     recorder(&t);

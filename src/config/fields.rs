@@ -319,7 +319,7 @@ pub static HOOK: Section = Section {
         f("run", Ty::StrList, None, "The program and its arguments, started without a shell (nothing is expanded), e.g. `[/usr/local/bin/dump-db, --fast]`."),
         f("shell", Ty::Str, None, "A script given to `/bin/sh -c`: pipes, redirections and variables work. The only place backupmanager uses a shell."),
         f("where", Ty::Enum(&["local", "remote"]), Some("local"), "`local`: on this host. `remote`: on the job's `host`, over the job's ssh connection (each word quoted for the remote POSIX shell; the environment is passed with `env`). A remote hook must not exit 255, which is ssh's own failure code."),
-        f("timeout", Ty::Duration, Some("1h"), "A hook still running after this long is stopped (its whole process group gets SIGTERM, then SIGKILL) and counts as failed. Remote: the ssh session is ended."),
+        f("timeout", Ty::Duration, Some("1h"), "A hook still running after this long is stopped (its whole process group gets SIGTERM, then SIGKILL) and counts as failed. Remote: the ssh session is ended, and the host's own `timeout` (coreutils, when it has one) stops the command's process group there."),
         f("on_error", Ty::Enum(&["abort", "continue"]), Some("abort"), "`before` hooks only. `abort`: a failing hook fails the run without syncing (`after_failure` and `finally` still run). `continue`: a warning; the run goes on."),
     ],
 };
@@ -335,7 +335,7 @@ pub static DUMP: Section = Section {
         f("options", Ty::StrList, Some("[]"), "`postgresql` and `mysql` only: extra arguments before the database, e.g. `[--host=127.0.0.1, --port=5432, --username=backup, --format=custom]`."),
         req("to", Ty::AbsPath, "Absolute path of the finished dump (on the job's host with `where: remote`). Put it inside a sync's source so the syncs copy it."),
         f("where", Ty::Enum(&["local", "remote"]), Some("local"), "`local`: dump on this host. `remote`: on the job's `host`, over its ssh connection."),
-        f("timeout", Ty::Duration, Some("1h"), "A dump still running after this long is stopped (its process group killed; remote: the ssh session ended) and the run fails."),
+        f("timeout", Ty::Duration, Some("1h"), "A dump still running after this long is stopped (its process group killed; remote: the ssh session ended and the host's own `timeout`, when it has one, stops it there) and the run fails."),
     ],
 };
 

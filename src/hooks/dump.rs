@@ -82,11 +82,13 @@ pub fn describe(dump: &Dump) -> String {
     format!("{} dump to {}", dump.kind.name(), dump.to)
 }
 
-/// The remote script: umask 077, the variables, the program, then rename or clean up.
+/// The remote script: umask 077, the variables, the program (under the remote host's own
+/// enforcement of the dump's timeout, [`super::remote_limit`]), then rename or clean up.
 pub fn remote_script(dump: &Dump, vars: &[(&'static str, String)]) -> String {
     let tmp = partial_path(&dump.to);
     let q = |s: &str| shell_quote(s);
-    let mut s = String::from("umask 077; ");
+    let mut s = super::remote_limit(dump.timeout);
+    s.push_str("umask 077; ");
     for (k, v) in vars {
         s.push_str(&format!("{k}={}; export {k}; ", q(v)));
     }
@@ -100,7 +102,7 @@ pub fn remote_script(dump: &Dump, vars: &[(&'static str, String)]) -> String {
         _ => String::new(),
     };
     s.push_str(&format!(
-        "rm -f -- {t}; if {cmd}{redirect}; then mv -f -- {t} {to}; else st=$?; rm -f -- {t}; exit $st; fi",
+        "rm -f -- {t}; if $bm_t {cmd}{redirect}; then mv -f -- {t} {to}; else st=$?; rm -f -- {t}; exit $st; fi",
         t = q(&tmp),
         to = q(&dump.to),
     ));
@@ -317,7 +319,8 @@ mod tests {
         let s = remote_script(&d, &[]);
         assert_eq!(
             s,
-            "umask 077; rm -f -- '/var/backups/.app db.sql.bm-partial'; if /bin/echo '$(x)' > '/var/backups/.app db.sql.bm-partial'; \
+            "if command -v timeout >/dev/null 2>&1; then bm_t='timeout -k 3 60'; else bm_t=; fi; \
+             umask 077; rm -f -- '/var/backups/.app db.sql.bm-partial'; if $bm_t /bin/echo '$(x)' > '/var/backups/.app db.sql.bm-partial'; \
              then mv -f -- '/var/backups/.app db.sql.bm-partial' '/var/backups/app db.sql'; \
              else st=$?; rm -f -- '/var/backups/.app db.sql.bm-partial'; exit $st; fi"
         );

@@ -264,14 +264,33 @@ pub fn timed_out(e: TransportError, limit: Duration) -> HookError {
     }
 }
 
+/// The start of a remote script that sets `$bm_t` to the prefix that makes the remote host
+/// enforce `limit` itself: `timeout -k GRACE N` when the host has `timeout` (GNU coreutils
+/// signals the command's whole process group, then SIGKILLs it after the grace period), else
+/// nothing. Ending our ssh session at the limit does not stop what it started there (no
+/// terminal, no hangup), so without this a stuck remote hook or dump would run on.
+pub fn remote_limit(limit: Duration) -> String {
+    let secs = limit.as_secs() + u64::from(limit.subsec_nanos() > 0);
+    format!(
+        "if command -v timeout >/dev/null 2>&1; then bm_t='timeout -k {} {}'; else bm_t=; fi; ",
+        process::GRACE.as_secs(),
+        secs.max(1)
+    )
+}
+
 /// The script a remote hook runs in the login shell: the variables exported, then the
-/// command by `exec` (every word through [`shell_quote`]).
-pub fn remote_script(command: &HookCommand, vars: &[(&'static str, String)]) -> String {
-    let mut s = String::new();
+/// command by `exec` (every word through [`shell_quote`]) under the remote host's own
+/// enforcement of `limit` ([`remote_limit`]).
+pub fn remote_script(
+    command: &HookCommand,
+    vars: &[(&'static str, String)],
+    limit: Duration,
+) -> String {
+    let mut s = remote_limit(limit);
     for (k, v) in vars {
         s.push_str(&format!("{k}={}; export {k}; ", shell_quote(v)));
     }
-    s.push_str("exec ");
+    s.push_str("exec $bm_t ");
     s.push_str(&match command {
         HookCommand::Run(argv) => argv
             .iter()
@@ -291,7 +310,7 @@ fn run_remote(
     mut on_line: impl FnMut(Stream, &str),
 ) -> Result<(), HookError> {
     let out = t
-        .run_script(&remote_script(command, vars), timeout)
+        .run_script(&remote_script(command, vars, timeout), timeout)
         .map_err(|e| timed_out(e, timeout))?;
     for (stream, bytes) in [(Stream::Stdout, &out.stdout), (Stream::Stderr, &out.stderr)] {
         for line in String::from_utf8_lossy(bytes).lines() {
@@ -318,14 +337,27 @@ mod tests {
         let s = remote_script(
             &HookCommand::Run(vec!["/bin/echo".into(), "a b".into(), "$(id)".into()]),
             &env.vars("after_failure"),
+            Duration::from_millis(1500),
+        );
+        assert!(
+            s.starts_with("if command -v timeout >/dev/null 2>&1; then bm_t='timeout -k 3 2'; else bm_t=; fi; "),
+            "{s}"
         );
         assert!(
             s.contains("BACKUPMANAGER_ERROR='it'\\''s $HOME; `x`'; export BACKUPMANAGER_ERROR;"),
             "{s}"
         );
-        assert!(s.ends_with("exec /bin/echo 'a b' '$(id)'"), "{s}");
-        let s = remote_script(&HookCommand::Shell("echo ok | logger".into()), &[]);
-        assert_eq!(s, "exec /bin/sh -c 'echo ok | logger'");
+        assert!(s.ends_with("exec $bm_t /bin/echo 'a b' '$(id)'"), "{s}");
+        let s = remote_script(
+            &HookCommand::Shell("echo ok | logger".into()),
+            &[],
+            Duration::from_secs(3600),
+        );
+        assert_eq!(
+            s,
+            "if command -v timeout >/dev/null 2>&1; then bm_t='timeout -k 3 3600'; else bm_t=; fi; \
+             exec $bm_t /bin/sh -c 'echo ok | logger'"
+        );
     }
 
     #[test]
