@@ -57,6 +57,24 @@ pub enum HistoryError {
     Missing { path: PathBuf },
 }
 
+impl HistoryError {
+    /// SQLite said the database is busy or locked (another process holds it, in a way its
+    /// busy handler does not wait for: switching a new file to WAL, a read snapshot that a
+    /// writer overtook): worth trying again with a fresh connection.
+    pub fn is_busy(&self) -> bool {
+        matches!(
+            self,
+            HistoryError::Sqlite {
+                source: rusqlite::Error::SqliteFailure(e, _),
+                ..
+            } if matches!(
+                e.code,
+                rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked
+            )
+        )
+    }
+}
+
 /// An open history database.
 pub struct History {
     conn: Connection,

@@ -9,7 +9,7 @@ use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 use std::sync::mpsc::{self, Receiver, Sender};
 use std::sync::Mutex;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use rusqlite::{params, OptionalExtension};
 
@@ -17,6 +17,9 @@ use super::{ms, History, HistoryError};
 use crate::events::{EventKind, Observer, RunEvent, SyncReport};
 use crate::store::runlog;
 use crate::sys::procfs;
+
+/// How long a message is tried again while SQLite says the database is busy.
+const BUSY_RETRY: Duration = Duration::from_secs(10);
 
 enum Msg {
     Event(Box<RunEvent>),
@@ -135,7 +138,7 @@ impl Writer {
 
     fn serve(&mut self, rx: Receiver<Msg>) {
         for msg in rx {
-            if let Err(e) = self.handle(msg) {
+            if let Err(e) = self.handle_retrying(msg) {
                 if !self.warned {
                     tracing::warn!("{e}; runs are not recorded in the history while this lasts (further errors are not logged)");
                     self.warned = true;
@@ -146,7 +149,10 @@ impl Writer {
         }
     }
 
-    fn handle(&mut self, msg: Msg) -> Result<(), HistoryError> {
+    /// [`Writer::handle`], tried again with a fresh connection while SQLite says busy (many
+    /// processes starting at once on a new database: seen with 20 concurrent `run-job`s), for
+    /// up to [`BUSY_RETRY`]; a run's record is not given up at the first collision.
+    fn handle_retrying(&mut self, msg: Msg) -> Result<(), HistoryError> {
         let msg = match msg {
             Msg::Then(f) => {
                 f();
@@ -154,7 +160,22 @@ impl Writer {
             }
             m => m,
         };
-        if let Msg::Event(ev) = &msg {
+        let deadline = Instant::now() + BUSY_RETRY;
+        let mut nap = Duration::from_millis(5);
+        loop {
+            match self.handle(&msg) {
+                Err(e) if e.is_busy() && Instant::now() + nap < deadline => {
+                    self.db = None;
+                    std::thread::sleep(nap);
+                    nap = (nap * 2).min(Duration::from_millis(200));
+                }
+                r => return r,
+            }
+        }
+    }
+
+    fn handle(&mut self, msg: &Msg) -> Result<(), HistoryError> {
+        if let Msg::Event(ev) = msg {
             if let EventKind::Started { dry_run: true, .. } = ev.kind {
                 self.dry.insert(ev.run_id.clone());
                 return Ok(());
@@ -171,13 +192,11 @@ impl Writer {
         }
         let db = self.db.as_ref().expect("opened above");
         match msg {
-            Msg::Event(ev) => db.record(&ev, &self.me),
-            // Handled above, before the database is opened.
-            Msg::Then(f) => {
-                f();
-                Ok(())
-            }
+            Msg::Event(ev) => db.record(ev, &self.me),
+            // Handled by the caller, before the database is opened.
+            Msg::Then(_) => Ok(()),
             Msg::Maintain { keep } => {
+                let keep = *keep;
                 let n = db.sweep_interrupted()?;
                 if n > 0 {
                     tracing::warn!(

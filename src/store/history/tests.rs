@@ -7,7 +7,7 @@ use std::time::Duration;
 use jiff::{SignedDuration, Timestamp};
 use rusqlite::{params, Connection};
 
-use super::{path, schema, History, Recorder};
+use super::{path, schema, History, HistoryError, Recorder};
 use crate::events::{EventKind, Observer, RunEvent, Trigger};
 
 fn ev(job: &str, run_id: &str, at: Timestamp, kind: EventKind) -> RunEvent {
@@ -200,4 +200,23 @@ fn a_run_swept_as_interrupted_is_counted_once() {
     assert_eq!(h.sweep_interrupted().unwrap(), 1);
     assert_eq!(h.sweep_interrupted().unwrap(), 0);
     assert_eq!(counts(&h, "j"), [("interrupted".to_string(), 1)]);
+}
+
+#[test]
+fn a_write_refused_while_another_connection_holds_the_lock_is_busy() {
+    let dir = tempfile::tempdir().unwrap();
+    let h = History::open(dir.path()).unwrap();
+    let p = dir.path().join("history.sqlite");
+    let holder = Connection::open(&p).unwrap();
+    holder.execute_batch("BEGIN IMMEDIATE").unwrap();
+    // A second writer that does not wait: SQLite's own busy error, as the writer sees it.
+    h.conn.busy_timeout(Duration::ZERO).unwrap();
+    let source = h.conn.execute_batch("BEGIN IMMEDIATE").unwrap_err();
+    let e = HistoryError::Sqlite {
+        path: p.clone(),
+        source,
+    };
+    assert!(e.is_busy(), "{e}");
+    holder.execute_batch("ROLLBACK").unwrap();
+    assert!(!HistoryError::Missing { path: p }.is_busy());
 }
