@@ -61,6 +61,14 @@ fn job(t: &Scratch, id: &str, hooks: &str) -> JobBuilder {
         .sync(t.p("src/"), t.p("dst"), &["-a"])
 }
 
+/// [`job`] on the test sshd's host (for `where: remote` hooks).
+fn remote_job(t: &Scratch, sshd: &Sshd, id: &str, hooks: &str) -> JobBuilder {
+    job(t, id, hooks)
+        .identity_file(sshd.client_key())
+        .known_hosts_file(sshd.known_hosts())
+        .remote(&Remote::new("root", "127.0.0.1", sshd.port()))
+}
+
 /// `run-job ID` to its end, with `j` the only job.
 fn run(t: &Scratch, id: &str, j: JobBuilder) -> (i32, Bm) {
     let cfg = ConfigBuilder::in_scratch(t).job(j).write(t.p("bm.yaml"));
@@ -286,13 +294,7 @@ fn a_remote_hook_past_its_timeout_is_stopped_there_too() {
         "{{before: [{{where: remote, shell: \"trap '' TERM; sleep 600 & echo $! > {}; wait\", timeout: 1s}}]}}",
         pidfile.display()
     );
-    let j = JobBuilder::new("remote_slow")
-        .identity_file(sshd.client_key())
-        .known_hosts_file(sshd.known_hosts())
-        .remote(&Remote::new("root", "127.0.0.1", sshd.port()))
-        .lock_local(t.p("lock"))
-        .yaml("hooks", &hooks)
-        .sync(t.p("src/"), t.s("dst"), &["-a"]);
+    let j = remote_job(&t, &sshd, "remote_slow", &hooks);
     let (code, bm) = run(&t, "remote_slow", j);
     assert_eq!(code, FAILED, "{}", bm.log());
     assert!(
@@ -326,13 +328,7 @@ fn remote_hooks_run_on_the_jobs_host_with_each_word_quoted() {
          finally: [{{where: remote, shell: 'echo remote says $BACKUPMANAGER_PHASE; exit 4'}}]}}",
         out = out.display()
     );
-    let j = JobBuilder::new("remote_hooked")
-        .identity_file(sshd.client_key())
-        .known_hosts_file(sshd.known_hosts())
-        .remote(&Remote::new("root", "127.0.0.1", sshd.port()))
-        .lock_local(t.p("lock"))
-        .yaml("hooks", &hooks)
-        .sync(t.p("src/"), t.s("dst"), &["-a"]);
+    let j = remote_job(&t, &sshd, "remote_hooked", &hooks);
     let (code, bm) = run(&t, "remote_hooked", j);
     assert_eq!(code, OK, "{}", bm.log());
     let got = fs::read_to_string(&out).unwrap();

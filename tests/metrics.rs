@@ -5,8 +5,6 @@ mod support;
 
 use std::collections::BTreeMap;
 use std::fs;
-use std::io::Write;
-use std::process::{Command, Stdio};
 
 use support::*;
 
@@ -18,25 +16,6 @@ fn tmp() -> Scratch {
     fs::create_dir(t.p("src")).unwrap();
     fs::write(t.p("src/f"), "data").unwrap();
     t
-}
-
-/// `promtool check metrics` on `text`: panics with its complaint.
-fn promtool_check(text: &str) {
-    let mut c = Command::new("promtool")
-        .args(["check", "metrics"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("promtool (Debian package `prometheus`; scripts/deps.sh installs it)");
-    c.stdin.take().unwrap().write_all(text.as_bytes()).unwrap();
-    let out = c.wait_with_output().unwrap();
-    assert!(
-        out.status.success(),
-        "promtool check metrics failed:\n{}{}\n{text}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
 }
 
 /// Sample lines `name{labels} value` → value.

@@ -650,24 +650,3 @@ fn under_load_a_scheduled_run_starts_on_time_and_memory_stays_bounded() {
     );
     drop(d);
 }
-
-/// `promtool check metrics` on `text` (Debian package `prometheus`): panics with its complaint.
-fn promtool_check(text: &str) {
-    use std::io::Write;
-    use std::process::Stdio;
-    let mut c = std::process::Command::new("promtool")
-        .args(["check", "metrics"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("promtool (Debian package `prometheus`; scripts/deps.sh installs it)");
-    c.stdin.take().unwrap().write_all(text.as_bytes()).unwrap();
-    let out = c.wait_with_output().unwrap();
-    assert!(
-        out.status.success(),
-        "promtool check metrics failed:\n{}{}\n{text}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-}

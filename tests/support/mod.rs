@@ -30,6 +30,7 @@ pub mod http;
 pub mod master;
 pub mod netns;
 pub mod procfs;
+pub mod promtool;
 pub mod scratch;
 pub mod sshd;
 
@@ -46,6 +47,8 @@ pub use http::HttpRecorder;
 pub use master::Master;
 #[allow(unused_imports)]
 pub use procfs::{children_of, descendants, group_members, pid_alive};
+#[allow(unused_imports)]
+pub use promtool::promtool_check;
 #[allow(unused_imports)]
 pub use scratch::Scratch;
 #[allow(unused_imports)]
