@@ -26,4 +26,5 @@ pub mod store;
 pub mod sys;
 pub mod tar;
 pub mod transport;
+pub mod units;
 pub mod web;

@@ -12,13 +12,13 @@ use std::sync::Arc;
 
 use serde::Serialize;
 
-use super::terminal::human_bytes;
 use crate::archive::restore as chainops;
 use crate::archive::{ArchiveError, ArchiveSeries};
 use crate::cli::Format;
 use crate::engine::archive_prune;
 use crate::exit;
 use crate::plan::{JobPlan, Plan};
+use crate::units::human_bytes;
 
 #[derive(Serialize)]
 struct Listed {

@@ -10,11 +10,11 @@ use std::time::Duration;
 use jiff::tz::TimeZone;
 use jiff::Timestamp;
 
-use super::terminal::human_bytes;
 use crate::cli::Format;
 use crate::config::{self, duration};
 use crate::exit;
 use crate::store::history::{Filter, History, HistoryError, RunRow};
+use crate::units::human_bytes;
 
 /// Where the history is, and the zone to show times in.
 struct Place {

@@ -11,13 +11,13 @@ use std::sync::Arc;
 
 use serde::Serialize;
 
-use super::terminal::human_bytes;
 use crate::cli::Format;
 use crate::engine::prune;
 use crate::exit;
 use crate::plan::{self, JobPlan, Plan};
 use crate::rsync::Stream;
 use crate::snapshot::{self, RestoreRequest};
+use crate::units::human_bytes;
 
 /// A plan and its snapshot-mode job, or the exit code after saying why not.
 fn snapshot_job(path: &Path, id: &str, doing: &str) -> Result<(Plan, Arc<JobPlan>), i32> {

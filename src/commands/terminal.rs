@@ -16,6 +16,7 @@ use crate::events::{EventKind, Observer, RunEvent};
 use crate::rsync::Stream;
 use crate::run::log::is_progress;
 use crate::run::RunOutcome;
+use crate::units::human_bytes;
 
 /// Draws rsync's progress on stderr.
 #[derive(Default)]
@@ -82,22 +83,6 @@ impl Line {
             self.rate,
             self.eta
         )
-    }
-}
-
-/// Bytes in binary units: `512 B`, `1.5 KiB`, `3.0 MiB`.
-pub fn human_bytes(n: u64) -> String {
-    const UNITS: [&str; 6] = ["B", "KiB", "MiB", "GiB", "TiB", "PiB"];
-    let mut v = n as f64;
-    let mut u = 0;
-    while v >= 1024.0 && u + 1 < UNITS.len() {
-        v /= 1024.0;
-        u += 1;
-    }
-    if u == 0 {
-        format!("{n} B")
-    } else {
-        format!("{v:.1} {}", UNITS[u])
     }
 }
 

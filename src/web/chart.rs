@@ -3,6 +3,8 @@
 //!
 //! Must not: read anything; callers pass the values.
 
+use crate::units::human_bytes;
+
 /// Escapes text for HTML content and attribute values.
 pub fn esc(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
@@ -25,22 +27,6 @@ pub struct Point {
     pub duration_ms: u64,
     pub bytes: u64,
     pub ok: bool,
-}
-
-/// Bytes in binary units, short.
-pub fn human_bytes(n: u64) -> String {
-    const UNITS: [&str; 6] = ["B", "KiB", "MiB", "GiB", "TiB", "PiB"];
-    let mut v = n as f64;
-    let mut u = 0;
-    while v >= 1024.0 && u + 1 < UNITS.len() {
-        v /= 1024.0;
-        u += 1;
-    }
-    if u == 0 {
-        format!("{n} B")
-    } else {
-        format!("{v:.1} {}", UNITS[u])
-    }
 }
 
 /// A `width`×`height` SVG of `points` (oldest first): duration as a blue line, bytes as an

@@ -217,7 +217,7 @@ pub fn job(ctx: &Ctx, id: &str) -> Response {
                     .map(|d| format!("{:.1} s", d as f64 / 1000.0))
                     .unwrap_or_default(),
                 r.bytes
-                    .map(|b| esc(&chart::human_bytes(b.max(0) as u64)))
+                    .map(|b| esc(&crate::units::human_bytes(b.max(0) as u64)))
                     .unwrap_or_default(),
             )
         })
@@ -292,7 +292,9 @@ pub fn run(ctx: &Ctx, id: &str) -> Response {
                     .map(|c| c.to_string())
                     .unwrap_or_else(|| "-".into()),
                 s.files.unwrap_or(0),
-                esc(&chart::human_bytes(s.bytes.unwrap_or(0).max(0) as u64))
+                esc(&crate::units::human_bytes(
+                    s.bytes.unwrap_or(0).max(0) as u64
+                ))
             )
         })
         .chain(run.hooks.iter().flatten().map(|h| {
